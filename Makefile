@@ -1,0 +1,36 @@
+GO ?= go
+
+.PHONY: build test deps lint bench bench-decode fuzz demo
+
+build:
+	$(GO) build -o bin/sluice ./cmd/sluice
+
+# The tests start throwaway mariadbd and NATS servers of their own; deps only
+# installs the packages when they are missing.
+test: deps
+	$(GO) test ./...
+
+deps:
+	@./scripts/deps.sh
+
+lint:
+	@test -z "$$(gofmt -l .)" || (gofmt -l . && exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@latest ./...
+
+# Micro-benchmarks of the hot paths.
+bench: deps
+	$(GO) test ./... -run '^$$' -bench . -benchmem
+
+# sluice dump against mariadb-binlog -v on the same 200+ MB binlog.
+bench-decode: deps
+	$(GO) test ./cmd/sluice -run '^$$' -bench DumpVsMariadbBinlog -benchtime 1x
+
+# A source and a target MariaDB on throwaway ports, a pipeline, a write
+# load, a kill -9 of sluice, and sluice verify. DEMO_SECONDS=N sets the load's
+# length (default 30), DEMO_KEEP=1 keeps everything running until Ctrl-C.
+demo: deps
+	DEMO_SECONDS=$${DEMO_SECONDS:-30} $(GO) test ./internal/demo -run TestDemo -count=1 -v -timeout 30m
+
+fuzz:
+	$(GO) test ./binlog -run '^$$' -fuzz FuzzDecodeFile -fuzztime 60s

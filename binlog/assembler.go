@@ -1,0 +1,693 @@
+package binlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/google/uuid"
+
+	"github.com/sluice-cdc/sluice/binlog/schema"
+)
+
+// MariaDB GTID event flags go-mysql does not name.
+const (
+	mariaFlPreparedXA  = 0x40
+	mariaFlCompletedXA = 0x80
+)
+
+// eventXAPrepare is MySQL's XA_PREPARE_LOG_EVENT, which go-mysql leaves
+// undecoded.
+const eventXAPrepare replication.EventType = 38
+
+// DecodeOptions configure how events become transactions.
+type DecodeOptions struct {
+	// Filter selects the tables whose changes are kept (nil keeps all but
+	// the server's own schemas). Transactions left empty are not emitted
+	// unless EmitEmpty is set.
+	Filter *Filter
+	// Catalog is the schema at the start position. Nil starts empty and
+	// learns tables from the CREATE TABLE statements of the stream.
+	Catalog *schema.Catalog
+	// StrictColumns makes a table whose columns cannot be named an error
+	// rather than naming them @1, @2, ... (an applier needs names).
+	StrictColumns bool
+	// SkipDDL lists statements that the schema tracker cannot parse and the
+	// operator chose to skip, each named by its GTID or "file:pos" end
+	// position.
+	SkipDDL []string
+	// SpillBytes is the in-memory budget per transaction before changes go
+	// to a temporary file in SpillDir. Zero means DefaultSpillBytes;
+	// negative means never spill.
+	SpillBytes int64
+	SpillDir   string
+	// StartSet: transactions in this set were already processed and are
+	// not emitted (the reader resumes after a checkpoint with it).
+	StartSet GTIDSet
+	// SkipUntil: transactions ending at or before this position are not
+	// emitted (used to start at a file position while still reading the
+	// file from its start, to learn the exact executed GTID set).
+	SkipUntil Position
+	// EmitEmpty emits transactions whose changes were all filtered out (an
+	// applier needs them to advance its checkpoint).
+	EmitEmpty bool
+	Logger    *slog.Logger
+}
+
+// assembler turns a stream of binlog events into committed transactions.
+// It is the one place that knows how each flavor frames a transaction:
+// BEGIN/GTID ... XID or COMMIT, ROLLBACK, XA PREPARE ... XA COMMIT, DDL.
+type assembler struct {
+	opts DecodeOptions
+	dec  *decoder
+	log  *slog.Logger
+
+	file    string // current binlog file
+	lastPos uint32 // end of the last event seen
+
+	// The transaction being read, and what preceded it.
+	cur        *Txn
+	curSize    int64
+	savepoints map[string]changeMark
+	// ddlMarks are the sluice marks a server thread logged for the next
+	// DDL it runs (see DDLMarkStatement).
+	ddlMarks   map[uint32]Mark
+	pending    GTID // GTID event seen, transaction not started yet
+	pendingTS  time.Time
+	pendingSrv uint32
+	pendingAt  uint32 // where the pending GTID event starts
+	maria      byte   // flags of the pending MariaDB GTID event
+	hasPending bool
+
+	held     map[string]*Txn // XA transactions prepared and not yet committed, by xid
+	executed GTIDSet
+
+	out []*Txn // transactions completed by the last event
+}
+
+type changeMark struct{ n int }
+
+func newAssembler(opts DecodeOptions) *assembler {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	switch {
+	case opts.SpillBytes == 0:
+		opts.SpillBytes = DefaultSpillBytes
+	case opts.SpillBytes < 0:
+		opts.SpillBytes = 0
+	}
+	cat := opts.Catalog
+	if cat == nil {
+		cat = schema.NewCatalog("")
+	}
+	a := &assembler{opts: opts, log: log, dec: newDecoder(cat, opts.StrictColumns, log), held: map[string]*Txn{}, ddlMarks: map[uint32]Mark{}}
+	a.executed = opts.StartSet.Clone()
+	return a
+}
+
+// Catalog returns the current schema.
+func (a *assembler) Catalog() *schema.Catalog { return a.dec.catalog }
+
+// EventError locates a decoding error in the binlog.
+type EventError struct {
+	Pos  Position
+	GTID GTID
+	Err  error
+}
+
+func (e *EventError) Error() string {
+	where := "at " + e.Pos.String()
+	if !e.GTID.IsZero() {
+		where += " (GTID " + e.GTID.String() + ")"
+	}
+	return fmt.Sprintf("binlog %s: %v", where, e.Err)
+}
+
+func (e *EventError) Unwrap() error { return e.Err }
+
+// handle processes one event whose end position is endPos.
+func (a *assembler) handle(ev *replication.BinlogEvent, endPos uint32) error {
+	if err := a.event(ev, endPos); err != nil {
+		g := a.pending
+		if a.cur != nil {
+			g = a.cur.GTID
+		}
+		return &EventError{Pos: Position{a.file, endPos}, GTID: g, Err: err}
+	}
+	return nil
+}
+
+func (a *assembler) event(ev *replication.BinlogEvent, endPos uint32) error {
+	h := ev.Header
+	if endPos != 0 {
+		a.lastPos = endPos
+	}
+	if a.cur != nil {
+		a.curSize += int64(h.EventSize)
+	}
+	switch e := ev.Event.(type) {
+	case *replication.RotateEvent:
+		a.file = string(e.NextLogName)
+		a.lastPos = uint32(e.Position)
+	case *replication.FormatDescriptionEvent:
+		// A new file, or a server restart within the stream: a transaction
+		// left open was never committed (the server crashed mid-write).
+		clear(a.ddlMarks) // thread ids start again after a restart
+		if a.cur != nil && h.LogPos != 0 {
+			a.log.Warn("binlog transaction without commit dropped at server restart", "gtid", a.cur.GTID.String(), "pos", a.position())
+			a.dropCurrent()
+		}
+	case *replication.PreviousGTIDsEvent:
+		if e.GTIDSets != "" {
+			prev, err := ParseGTIDSet(e.GTIDSets)
+			if err != nil {
+				return fmt.Errorf("PREVIOUS_GTIDS: %w", err)
+			}
+			a.executed.Union(prev)
+		}
+	case *replication.MariadbGTIDListEvent:
+		for _, g := range e.GTIDs {
+			if g.SequenceNumber > 0 {
+				a.executed.AdvanceTo(GTID{MariaDB: true, Domain: g.DomainID, Server: g.ServerID, Seq: g.SequenceNumber})
+			}
+		}
+	case *replication.GtidTaggedLogEvent:
+		a.setPendingMySQL(&e.GTIDEvent, e.Tag.String(), h)
+		a.pendingAt = startOf(endPos, h)
+	case *replication.GTIDEvent:
+		a.setPendingMySQL(e, "", h)
+		a.pendingAt = startOf(endPos, h)
+	case *replication.MariadbGTIDEvent:
+		a.pendingAt = startOf(endPos, h)
+		a.setPending(GTID{MariaDB: true, Domain: e.GTID.DomainID, Server: h.ServerID, Seq: e.GTID.SequenceNumber}, time.Unix(int64(h.Timestamp), 0), h.ServerID)
+		a.maria = e.Flags
+		if e.Flags&(replication.BINLOG_MARIADB_FL_STANDALONE|mariaFlCompletedXA) == 0 {
+			a.begin(h) // MariaDB's GTID event is the BEGIN
+		}
+	case *replication.QueryEvent:
+		return a.query(e, h, endPos)
+	case *replication.TableMapEvent:
+		if !a.keep(string(e.Schema), string(e.Table)) {
+			return nil
+		}
+		if _, err := a.dec.tableFor(e); err != nil {
+			return err
+		}
+	case *replication.RowsEvent:
+		if a.cur == nil {
+			a.begin(h) // rows without BEGIN (a few DDL-with-rows forms)
+		}
+		if e.Table != nil && isMarkTable(string(e.Table.Schema), string(e.Table.Table)) {
+			return a.mark(e, h.EventType)
+		}
+		if e.Table == nil || !a.keep(string(e.Table.Schema), string(e.Table.Table)) {
+			return nil
+		}
+		changes, err := a.dec.decodeRows(e, h.EventType)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			if err := a.cur.changes.add(c); err != nil {
+				return err
+			}
+		}
+	case *replication.XIDEvent:
+		if a.cur == nil {
+			return nil
+		}
+		return a.commit(h, endPos)
+	case *replication.TransactionPayloadEvent:
+		// MySQL 8 compressed transaction: the inner events have no positions
+		// of their own; the transaction ends where the payload event ends.
+		for _, inner := range e.Events {
+			if err := a.event(inner, 0); err != nil {
+				return err
+			}
+		}
+	case *replication.HeartbeatEvent, *replication.MariadbBinlogCheckPointEvent, *replication.RowsQueryEvent,
+		*replication.MariadbAnnotateRowsEvent, *replication.IntVarEvent, *replication.BeginLoadQueryEvent:
+	case *replication.ExecuteLoadQueryEvent:
+		return fmt.Errorf("LOAD DATA logged as a statement (EXECUTE_LOAD_QUERY): statement-based events are not supported; set binlog_format=ROW on the source")
+	case *replication.GenericEvent:
+		return a.generic(h, e.Data)
+	}
+	return nil
+}
+
+// position is the current position: the end of the last event seen.
+func (a *assembler) position() Position { return Position{a.file, a.lastPos} }
+
+func (a *assembler) generic(h *replication.EventHeader, body []byte) error {
+	switch h.EventType {
+	case eventXAPrepare:
+		if a.cur == nil {
+			return nil
+		}
+		if a.cur.XID == "" {
+			a.cur.XID = xidOfPrepare(body)
+		}
+		if len(body) > 0 && body[0] != 0 { // one_phase: committed here
+			return a.commit(h, a.lastPos)
+		}
+		a.hold(h)
+		return nil
+	case replication.INCIDENT_EVENT:
+		return errors.New("INCIDENT event: the source reports that changes may be missing from its binlog (e.g. a failed non-transactional statement); " +
+			"the replica must be re-seeded from a snapshot")
+	case replication.STOP_EVENT, replication.UNKNOWN_EVENT, replication.SLAVE_EVENT, replication.IGNORABLE_EVENT,
+		replication.RAND_EVENT, replication.USER_VAR_EVENT, replication.APPEND_BLOCK_EVENT, replication.DELETE_FILE_EVENT,
+		replication.MARIADB_START_ENCRYPTION_EVENT, replication.VIEW_CHANGE_EVENT:
+		if h.EventType == replication.MARIADB_START_ENCRYPTION_EVENT {
+			return errors.New("the binlog is encrypted (START_ENCRYPTION_EVENT); read it from the live server, which decrypts it, instead of from the file")
+		}
+		return nil
+	}
+	if h.Flags&replication.LOG_EVENT_IGNORABLE_F != 0 {
+		return nil // e.g. Aurora's padding: the server marks it safe to skip
+	}
+	return fmt.Errorf("unsupported event type %d (%s) that is not marked ignorable; upgrade sluice or report it", byte(h.EventType), h.EventType)
+}
+
+func (a *assembler) setPendingMySQL(e *replication.GTIDEvent, tag string, h *replication.EventHeader) {
+	g := GTID{}
+	if e.GNO > 0 && !bytes.Equal(e.SID, make([]byte, 16)) {
+		if u, err := uuid.FromBytes(e.SID); err == nil {
+			g = GTID{UUID: u.String(), Tag: tag, Seq: uint64(e.GNO)}
+		}
+	}
+	ts := time.Unix(int64(h.Timestamp), 0)
+	if e.OriginalCommitTimestamp > 0 {
+		ts = e.OriginalCommitTime()
+	}
+	a.setPending(g, ts, h.ServerID)
+	a.maria = 0
+}
+
+func (a *assembler) setPending(g GTID, ts time.Time, server uint32) {
+	if a.cur != nil {
+		// A new transaction starts while one is open: the open one was
+		// never committed (a truncated binlog after a crash).
+		a.log.Warn("binlog transaction without commit dropped", "gtid", a.cur.GTID.String(), "pos", a.position())
+		a.dropCurrent()
+	}
+	a.pending, a.pendingTS, a.pendingSrv, a.hasPending = g, ts, server, true
+}
+
+func (a *assembler) begin(h *replication.EventHeader) {
+	if a.cur != nil {
+		return
+	}
+	t := &Txn{changes: newChangeBuffer(a.opts.SpillBytes, a.opts.SpillDir), ServerID: h.ServerID, Timestamp: time.Unix(int64(h.Timestamp), 0)}
+	if a.hasPending {
+		t.GTID, t.Timestamp, t.ServerID = a.pending, a.pendingTS, a.pendingSrv
+	}
+	t.StartPos = Position{a.file, startOf(a.lastPos, h)}
+	if a.hasPending && a.pendingAt != 0 {
+		t.StartPos.Pos = a.pendingAt
+	}
+	a.cur, a.curSize = t, int64(h.EventSize)
+	a.savepoints = nil
+}
+
+// startOf is where an event ending at end begins.
+func startOf(end uint32, h *replication.EventHeader) uint32 {
+	if end >= h.EventSize {
+		return end - h.EventSize
+	}
+	return 0
+}
+
+func (a *assembler) dropCurrent() {
+	if a.cur != nil {
+		a.cur.Close()
+	}
+	a.cur = nil
+	a.hasPending = false
+}
+
+var (
+	reXAStart    = regexp.MustCompile(`(?is)^\s*XA\s+(?:START|BEGIN)\s+(.+?)\s*(?:JOIN|RESUME)?\s*$`)
+	reXAPrepare  = regexp.MustCompile(`(?is)^\s*XA\s+PREPARE\s+(.+?)\s*$`)
+	reXACommit   = regexp.MustCompile(`(?is)^\s*XA\s+COMMIT\s+(.+?)(\s+ONE\s+PHASE)?\s*$`)
+	reXARollback = regexp.MustCompile(`(?is)^\s*XA\s+ROLLBACK\s+(.+?)\s*$`)
+	reXAEnd      = regexp.MustCompile(`(?is)^\s*XA\s+END\b`)
+	reSavepoint  = regexp.MustCompile("(?is)^\\s*SAVEPOINT\\s+`?([^`]+?)`?\\s*$")
+	reRollbackTo = regexp.MustCompile("(?is)^\\s*ROLLBACK\\s+(?:WORK\\s+)?TO\\s+(?:SAVEPOINT\\s+)?`?([^`]+?)`?\\s*$")
+)
+
+// xidOfPrepare reads the XA id of an XA_PREPARE_LOG_EVENT (one_phase,
+// formatID, gtrid length, bqual length, data) in the form the server logs
+// XA COMMIT with: X'gtrid',X'bqual',formatID.
+func xidOfPrepare(b []byte) string {
+	if len(b) < 13 {
+		return ""
+	}
+	format := binary.LittleEndian.Uint32(b[1:5])
+	gl := binary.LittleEndian.Uint32(b[5:9])
+	bl := binary.LittleEndian.Uint32(b[9:13])
+	if uint64(len(b)) < 13+uint64(gl)+uint64(bl) {
+		return ""
+	}
+	data := b[13:]
+	return normalizeXID(fmt.Sprintf("X'%x',X'%x',%d", data[:gl], data[gl:gl+bl], format))
+}
+
+// normalizeXID makes the two spellings of an XA id comparable:
+// MySQL logs X'..',X'..',1 and MariaDB logs the id as the user typed it.
+func normalizeXID(s string) string {
+	return strings.Join(strings.Fields(strings.ToLower(s)), "")
+}
+
+func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader, endPos uint32) error {
+	q := strings.TrimSpace(string(e.Query))
+	upper := strings.ToUpper(q)
+	switch {
+	case upper == "BEGIN" || upper == "START TRANSACTION":
+		a.begin(h)
+		return nil
+	case upper == "COMMIT":
+		if a.cur == nil {
+			return nil
+		}
+		return a.commit(h, endPos)
+	case upper == "ROLLBACK":
+		// Only logged when non-transactional tables were changed; the
+		// transactional part never happened. Dropped, as a replica would.
+		a.dropCurrent()
+		return nil
+	case strings.HasPrefix(upper, "XA "):
+		return a.xa(q, h, endPos)
+	}
+	if m := reSavepoint.FindStringSubmatch(q); m != nil && a.cur != nil {
+		if a.savepoints == nil {
+			a.savepoints = map[string]changeMark{}
+		}
+		a.savepoints[strings.ToLower(m[1])] = changeMark{n: a.cur.changes.n}
+		return nil
+	}
+	if m := reRollbackTo.FindStringSubmatch(q); m != nil && a.cur != nil {
+		mk, ok := a.savepoints[strings.ToLower(m[1])]
+		if !ok {
+			return fmt.Errorf("ROLLBACK TO SAVEPOINT %s without its SAVEPOINT", m[1])
+		}
+		return a.cur.changes.truncate(mk.n)
+	}
+
+	db := string(e.Schema)
+	if a.cur != nil && !schema.ChangesSchema(q) {
+		// A statement inside a transaction: statement-based DML.
+		a.cur.Statements = append(a.cur.Statements, q)
+		return nil
+	}
+	// A DDL or other statement: applied to the tracked schema at once, so
+	// the rows that follow decode with the new definition.
+	ddlTxn := a.cur
+	if ddlTxn == nil {
+		a.begin(h)
+		ddlTxn = a.cur
+	}
+	ddlTxn.DDL = &DDL{Schema: db, SQL: q}
+	if m, ok := a.ddlMarks[e.SlaveProxyID]; ok {
+		ddlTxn.Marks = append(ddlTxn.Marks, m)
+		delete(a.ddlMarks, e.SlaveProxyID)
+	}
+	if m := reDDLMark.FindStringSubmatch(q); m != nil {
+		mark := Mark{Pipeline: m[1], Source: m[2]}
+		ddlTxn.Marks = append(ddlTxn.Marks, mark)
+		if len(a.ddlMarks) > 1000 { // marks whose DDL never came (a crash)
+			clear(a.ddlMarks)
+		}
+		a.ddlMarks[e.SlaveProxyID] = mark
+	}
+	if err := a.applyDDL(db, q, endPos); err != nil {
+		return err
+	}
+	if a.maria&replication.BINLOG_MARIADB_FL_STANDALONE != 0 || a.maria == 0 && ddlTxn.Len() == 0 {
+		return a.commit(h, endPos)
+	}
+	return nil // CREATE TABLE ... SELECT: rows and a commit follow
+}
+
+func (a *assembler) applyDDL(db, q string, endPos uint32) error {
+	changed, err := a.dec.catalog.Apply(db, q)
+	if len(changed) > 0 && a.cur != nil {
+		a.cur.Catalog = a.dec.catalog.Clone()
+	}
+	if err != nil {
+		var me *schema.MismatchError
+		if errors.As(err, &me) {
+			// Tables this DDL touches may decode as @1, @2, ... (or, for an
+			// applier, fail) until a definition matches the binlog again.
+			a.log.Warn("DDL does not fit the tracked schema, which is newer than this point of the stream; definition kept",
+				"sql", q, "reason", me.Msg, "pos", Position{a.file, endPos}.String())
+			return nil
+		}
+		var pe *schema.ParseError
+		if !errors.As(err, &pe) {
+			return err
+		}
+		if a.skipDDL(endPos) {
+			a.log.Warn("DDL the schema tracker cannot parse skipped as configured; rows of the table it changes may decode with the old columns",
+				"sql", q, "pos", Position{a.file, endPos}.String())
+			return nil
+		}
+		if sdb, table, ok := schema.TableOf(db, q); ok && !a.keep(sdb, table) {
+			a.log.Debug("DDL on a filtered-out table not parsed", "sql", q)
+			return nil
+		}
+		id := Position{a.file, endPos}.String()
+		if !a.pending.IsZero() {
+			id = a.pending.String()
+		}
+		return fmt.Errorf("%w; if this statement does not change a table you replicate, skip it with --skip-ddl %s (or skip_ddl in the pipeline)", err, id)
+	}
+	return nil
+}
+
+func (a *assembler) skipDDL(endPos uint32) bool {
+	id := Position{a.file, endPos}.String()
+	for _, s := range a.opts.SkipDDL {
+		if s == id || (!a.pending.IsZero() && s == a.pending.String()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *assembler) xa(q string, h *replication.EventHeader, endPos uint32) error {
+	switch {
+	case reXAStart.MatchString(q):
+		a.begin(h)
+		a.cur.XID = normalizeXID(reXAStart.FindStringSubmatch(q)[1])
+	case reXAEnd.MatchString(q):
+		// MariaDB logs no XA START: the id comes with XA END.
+		if a.cur != nil && a.cur.XID == "" {
+			a.cur.XID = normalizeXID(strings.TrimSpace(q[strings.Index(strings.ToUpper(q), "END")+3:]))
+		}
+	case reXAPrepare.MatchString(q):
+		if a.cur != nil {
+			if a.cur.XID == "" {
+				a.cur.XID = normalizeXID(reXAPrepare.FindStringSubmatch(q)[1])
+			}
+			a.hold(h)
+		}
+	case reXACommit.MatchString(q):
+		m := reXACommit.FindStringSubmatch(q)
+		xid := normalizeXID(m[1])
+		if a.cur != nil && m[2] != "" { // XA COMMIT ... ONE PHASE
+			return a.commit(h, endPos)
+		}
+		t, ok := a.held[xid]
+		if !ok {
+			a.log.Warn("XA COMMIT for a transaction prepared before the start position: its rows were not read", "xid", xid, "pos", Position{a.file, endPos}.String())
+			a.dropCurrent()
+			a.recordExecuted(a.pending, GTID{})
+			a.hasPending = false
+			return nil
+		}
+		delete(a.held, xid)
+		t.PrepareGTID = t.GTID
+		if a.hasPending {
+			t.GTID = a.pending
+			t.Timestamp = a.pendingTS
+		}
+		t.Size += int64(h.EventSize)
+		a.dropCurrent()
+		a.cur = t
+		return a.commit(h, endPos)
+	case reXARollback.MatchString(q):
+		xid := normalizeXID(reXARollback.FindStringSubmatch(q)[1])
+		if t, ok := a.held[xid]; ok {
+			delete(a.held, xid)
+			t.Close()
+			a.recordExecuted(t.GTID, GTID{})
+		}
+		if a.cur != nil && a.cur.XID == xid {
+			a.dropCurrent()
+			return nil
+		}
+		// The rollback is a transaction of its own (with a GTID).
+		g := a.pending
+		a.dropCurrent()
+		a.recordExecuted(g, GTID{})
+	}
+	return nil
+}
+
+var reDDLMark = regexp.MustCompile(`^/\* sluice: pipeline=(\S+) source=(\S+) \*/`)
+
+func isMarkTable(schema, table string) bool { return schema == MarkSchema && table == MarkTable }
+
+// mark records the sluice pipelines whose checkpoint row a transaction
+// writes.
+func (a *assembler) mark(e *replication.RowsEvent, et replication.EventType) error {
+	strict := a.dec.strict
+	a.dec.strict = false // the mark table's names need not be known: positions suffice
+	changes, err := a.dec.decodeRows(e, et)
+	a.dec.strict = strict
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		img := c.Image()
+		if len(img) < 2 {
+			continue
+		}
+		p, _ := img[0].(string)
+		s, _ := img[1].(string)
+		m := Mark{Pipeline: p, Source: s}
+		if !slices.Contains(a.cur.Marks, m) {
+			a.cur.Marks = append(a.cur.Marks, m)
+		}
+	}
+	return nil
+}
+
+// hold parks an XA transaction at XA PREPARE until XA COMMIT or ROLLBACK.
+func (a *assembler) hold(h *replication.EventHeader) {
+	t := a.cur
+	t.Size = a.curSize
+	a.held[t.XID] = t
+	a.cur = nil
+	a.hasPending = false
+	// The prepared transaction's GTID is not recorded as executed: until it
+	// commits downstream, a restart must read it again.
+}
+
+func (a *assembler) commit(h *replication.EventHeader, endPos uint32) error {
+	t := a.cur
+	a.cur = nil
+	a.hasPending = false
+	if endPos == 0 {
+		endPos = a.lastPos
+	}
+	t.Pos = Position{a.file, endPos}
+	if t.Size == 0 {
+		t.Size = a.curSize
+	}
+	if t.Timestamp.IsZero() || t.Timestamp.Unix() == 0 {
+		t.Timestamp = time.Unix(int64(h.Timestamp), 0)
+	}
+	already := a.opts.StartSet.Contains(t.GTID) || (!a.opts.SkipUntil.IsZero() && t.Pos.Compare(a.opts.SkipUntil) <= 0)
+	a.recordExecuted(t.GTID, t.PrepareGTID)
+	t.Executed = a.executed.Clone()
+	if already || (t.Len() == 0 && t.DDL == nil && len(t.Statements) == 0 && !a.opts.EmitEmpty) {
+		t.Close()
+		return nil
+	}
+	if t.DDL != nil && t.Len() == 0 && !a.ddlKept(t.DDL) {
+		if !a.opts.EmitEmpty {
+			t.Close()
+			return nil
+		}
+		t.DDL = nil // an empty transaction: it only advances the checkpoint
+	}
+	a.out = append(a.out, t)
+	return nil
+}
+
+// recordExecuted adds a finished transaction's GTIDs to the executed set.
+func (a *assembler) recordExecuted(g, prepare GTID) {
+	a.executed.Add(prepare)
+	if g.IsZero() {
+		return
+	}
+	if g.MariaDB && a.heldInDomain(g.Domain) {
+		a.executed.Add(g) // keep the held prepare's hole open
+		return
+	}
+	a.executed.AdvanceTo(g)
+}
+
+func (a *assembler) heldInDomain(d uint32) bool {
+	for _, t := range a.held {
+		if t.GTID.MariaDB && t.GTID.Domain == d {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *assembler) keep(db, table string) bool { return a.opts.Filter.Match(db, table) }
+
+// ddlKept reports whether a statement concerns a table (or database) the
+// filter keeps.
+func (a *assembler) ddlKept(d *DDL) bool {
+	if db, table, ok := schema.TableOf(d.Schema, d.SQL); ok {
+		return a.keep(db, table)
+	}
+	return d.Schema == "" || a.keep(d.Schema, "")
+}
+
+// resume prepares for a stream restarted after the last returned
+// transaction: partial state is dropped, and with GTIDs the transactions
+// in set are skipped when the server sends them again.
+func (a *assembler) resume(set GTIDSet, useGTID bool) {
+	a.dropCurrent()
+	for _, t := range a.out {
+		t.Close()
+	}
+	a.out = nil
+	if useGTID {
+		a.executed = set.Clone()
+		a.opts.StartSet = set.Clone()
+		// Prepared XA transactions are re-read: their GTIDs are not in set.
+		for x, t := range a.held {
+			t.Close()
+			delete(a.held, x)
+		}
+	}
+}
+
+// take returns and clears the transactions completed so far.
+func (a *assembler) take() []*Txn {
+	out := a.out
+	a.out = nil
+	return out
+}
+
+// inTxn reports whether a transaction is open or pending.
+func (a *assembler) inTxn() bool { return a.cur != nil || a.hasPending }
+
+// close releases held and open transactions.
+func (a *assembler) close() {
+	a.dropCurrent()
+	for _, t := range a.held {
+		t.Close()
+	}
+	a.held = map[string]*Txn{}
+	for _, t := range a.out {
+		t.Close()
+	}
+	a.out = nil
+}

@@ -1,0 +1,629 @@
+package binlog
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strings"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+	"github.com/pingcap/tidb/pkg/parser/charset"
+
+	"github.com/sluice-cdc/sluice/binlog/schema"
+)
+
+// ErrPartialJSON is returned for PARTIAL_UPDATE_ROWS_EVENT: with
+// binlog_row_value_options=PARTIAL_JSON the server logs only a diff of JSON
+// columns, which cannot be turned into a row without the full before image.
+var ErrPartialJSON = errors.New("partial JSON update (PARTIAL_UPDATE_ROWS_EVENT): the source logs JSON changes as diffs; " +
+	"set binlog_row_value_options='' (the default) on the source so that full JSON values are logged")
+
+// UnknownColumnsError is returned in strict mode when a table's columns
+// cannot be named.
+type UnknownColumnsError struct {
+	Schema, Table string
+	Reason        string
+}
+
+func (e *UnknownColumnsError) Error() string {
+	return fmt.Sprintf("cannot name the columns of %s.%s: %s", e.Schema, e.Table, e.Reason)
+}
+
+// decoder turns TABLE_MAP and row events into Tables and Changes.
+type decoder struct {
+	catalog *schema.Catalog
+	strict  bool // fail instead of naming columns @1, @2, ...
+	log     *slog.Logger
+	tables  map[uint64]*tableDecoder // by table id
+	warned  map[string]bool
+	// goMySQLRows decodes every row with go-mysql, for the differential
+	// test of sluice's own row decoder.
+	goMySQLRows bool
+}
+
+// tableDecoder is a Table with one value decoder per column.
+type tableDecoder struct {
+	tm    *replication.TableMapEvent
+	def   *schema.Table
+	table *Table
+	dec   []colDecoder
+	// goMySQL: the table has MySQL binary JSON columns, whose rows go-mysql
+	// decodes; conv then converts its values.
+	goMySQL bool
+	conv    []func(Value) (Value, error)
+}
+
+func newDecoder(cat *schema.Catalog, strict bool, log *slog.Logger) *decoder {
+	if cat == nil {
+		cat = schema.NewCatalog("")
+	}
+	return &decoder{catalog: cat, strict: strict, log: log, tables: map[uint64]*tableDecoder{}, warned: map[string]bool{}}
+}
+
+// tableFor returns the decoder for a TABLE_MAP, reusing the previous one
+// when neither the map nor the tracked definition changed. TABLE_MAP events
+// precede every row event, so this is on the hot path.
+func (d *decoder) tableFor(tm *replication.TableMapEvent) (*tableDecoder, error) {
+	def := d.catalog.Table(string(tm.Schema), string(tm.Table))
+	if td := d.tables[tm.TableID]; td != nil && td.def == def && sameTableMap(td.tm, tm) {
+		return td, nil
+	}
+	td, err := d.buildTable(tm, def)
+	if err != nil {
+		return nil, err
+	}
+	d.tables[tm.TableID] = td
+	return td, nil
+}
+
+func sameTableMap(a, b *replication.TableMapEvent) bool {
+	if a == b {
+		return true
+	}
+	if !bytes.Equal(a.Schema, b.Schema) || !bytes.Equal(a.Table, b.Table) || !bytes.Equal(a.ColumnType, b.ColumnType) ||
+		len(a.ColumnMeta) != len(b.ColumnMeta) || len(a.ColumnName) != len(b.ColumnName) {
+		return false
+	}
+	for i := range a.ColumnMeta {
+		if a.ColumnMeta[i] != b.ColumnMeta[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// realType resolves the type a STRING column really has (ENUM, SET) from
+// its metadata, as the server's table_def::type does.
+func realType(tm *replication.TableMapEvent, i int) byte {
+	t := tm.ColumnType[i]
+	if t == mysql.MYSQL_TYPE_STRING && tm.ColumnMeta[i] >= 256 {
+		b0 := byte(tm.ColumnMeta[i] >> 8)
+		if b0&0x30 != 0x30 {
+			return b0 | 0x30
+		}
+		return b0
+	}
+	if t == mysql.MYSQL_TYPE_DATE {
+		return mysql.MYSQL_TYPE_NEWDATE
+	}
+	return t
+}
+
+func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (*tableDecoder, error) {
+	n := int(tm.ColumnCount)
+	t := &Table{Schema: string(tm.Schema), Name: string(tm.Table), Columns: make([]Column, n)}
+	for i := range n {
+		t.Columns[i].Type = realType(tm, i)
+		switch t.Columns[i].Type {
+		case mysql.MYSQL_TYPE_TIME2, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIMESTAMP2:
+			t.Columns[i].FSP = int(tm.ColumnMeta[i])
+		}
+		if ok, null := tm.Nullable(i); ok {
+			t.Columns[i].Nullable = null
+		}
+	}
+
+	// Names from the server's own metadata (binlog_row_metadata=FULL) win.
+	names := tm.ColumnNameString()
+	useDef := def != nil && len(def.Columns) == n
+	reason := ""
+	if useDef {
+		if i, ok := compatible(def, t); !ok {
+			useDef = false
+			reason = fmt.Sprintf("column %d (%s) is %s in the tracked schema but the binlog logs binlog type %d; "+
+				"the tracked schema does not match this position", i+1, def.Columns[i].Name, def.Columns[i].SQLType, t.Columns[i].Type)
+		}
+	} else if def == nil {
+		reason = "the table is not in the tracked schema (created before the start position and not in information_schema)"
+	} else {
+		reason = fmt.Sprintf("the binlog has %d columns but the tracked schema has %d; the tracked schema does not match this position", n, len(def.Columns))
+	}
+	switch {
+	case len(names) == n:
+		t.NamesKnown = true
+		for i, nm := range names {
+			t.Columns[i].Name = nm
+		}
+	case useDef:
+		t.NamesKnown = true
+		for i := range def.Columns {
+			t.Columns[i].Name = def.Columns[i].Name
+		}
+	default:
+		for i := range t.Columns {
+			t.Columns[i].Name = unknownColumnName(i)
+		}
+		if d.strict {
+			return nil, &UnknownColumnsError{Schema: t.Schema, Table: t.Name, Reason: reason}
+		}
+		key := t.QualifiedName() + "|" + reason
+		if !d.warned[key] && d.log != nil {
+			d.warned[key] = true
+			d.log.Warn("column names unknown, using @1, @2, ...", "table", t.QualifiedName(), "reason", reason)
+		}
+	}
+
+	// Per-column attributes: the tracked definition first, then what the
+	// server's optional metadata states.
+	if useDef {
+		for i, c := range def.Columns {
+			col := &t.Columns[i]
+			col.SQLType, col.Unsigned, col.Charset, col.Elems = c.SQLType, c.Unsigned, c.Charset, c.Elems
+			col.Binary = c.Charset == "binary" && !c.JSON
+			col.JSON, col.Generated, col.Invisible, col.Length = c.JSON, c.Generated, c.Invisible, c.Length
+			col.Nullable = c.Nullable
+		}
+		for _, name := range def.RowKey() {
+			if i := def.ColumnIndex(name); i >= 0 {
+				t.PK = append(t.PK, i)
+			}
+		}
+	}
+	for i, u := range tm.UnsignedMap() {
+		t.Columns[i].Unsigned = u
+	}
+	for i, coll := range tm.CollationMap() {
+		setCollation(&t.Columns[i], coll)
+	}
+	for i, coll := range tm.EnumSetCollationMap() {
+		setCollation(&t.Columns[i], coll)
+	}
+	for i, e := range tm.EnumStrValueMap() {
+		t.Columns[i].Elems = e
+	}
+	for i, e := range tm.SetStrValueMap() {
+		t.Columns[i].Elems = e
+	}
+	for i, vis := range tm.VisibilityMap() {
+		t.Columns[i].Invisible = !vis
+	}
+	if len(tm.PrimaryKey) > 0 {
+		t.PK = t.PK[:0]
+		for _, k := range tm.PrimaryKey {
+			if int(k) < n {
+				t.PK = append(t.PK, int(k))
+			}
+		}
+	}
+	for i := range t.Columns {
+		if t.Columns[i].Type == mysql.MYSQL_TYPE_JSON {
+			t.Columns[i].JSON, t.Columns[i].Binary = true, false
+		}
+	}
+
+	td := &tableDecoder{tm: tm, def: def, table: t, conv: make([]func(Value) (Value, error), n), dec: make([]colDecoder, n)}
+	for i := range t.Columns {
+		td.conv[i] = converter(&t.Columns[i])
+		if t.Columns[i].Type == mysql.MYSQL_TYPE_JSON {
+			td.goMySQL = true
+			continue
+		}
+		var err error
+		if td.dec[i], err = decoderFor(tm, i, &t.Columns[i]); err != nil {
+			return nil, fmt.Errorf("%s: %w", t.QualifiedName(), err)
+		}
+	}
+	return td, nil
+}
+
+func setCollation(c *Column, id uint64) {
+	if id == 63 {
+		c.Charset, c.Binary = "binary", true
+		return
+	}
+	if coll, err := charset.GetCollationByID(int(id)); err == nil {
+		c.Charset = coll.CharsetName
+	}
+	c.Binary = false
+}
+
+// compatible checks that the tracked definition has the types the binlog
+// shows, so that a stale definition is never used to name columns. It
+// returns the first mismatching column.
+func compatible(def *schema.Table, t *Table) (int, bool) {
+	for i, c := range def.Columns {
+		if !typeMatches(c.Type, t.Columns[i].Type) {
+			return i, false
+		}
+	}
+	return 0, true
+}
+
+func typeMatches(sqlType string, bt byte) bool {
+	switch sqlType {
+	case "tinyint", "bool", "boolean":
+		return bt == mysql.MYSQL_TYPE_TINY
+	case "smallint":
+		return bt == mysql.MYSQL_TYPE_SHORT
+	case "mediumint":
+		return bt == mysql.MYSQL_TYPE_INT24
+	case "int", "integer":
+		return bt == mysql.MYSQL_TYPE_LONG
+	case "bigint", "serial":
+		return bt == mysql.MYSQL_TYPE_LONGLONG
+	case "float":
+		return bt == mysql.MYSQL_TYPE_FLOAT
+	case "double", "real", "double precision":
+		return bt == mysql.MYSQL_TYPE_DOUBLE
+	case "decimal", "numeric":
+		return bt == mysql.MYSQL_TYPE_NEWDECIMAL || bt == mysql.MYSQL_TYPE_DECIMAL
+	case "date":
+		return bt == mysql.MYSQL_TYPE_NEWDATE || bt == mysql.MYSQL_TYPE_DATE
+	case "datetime":
+		return bt == mysql.MYSQL_TYPE_DATETIME || bt == mysql.MYSQL_TYPE_DATETIME2
+	case "timestamp":
+		return bt == mysql.MYSQL_TYPE_TIMESTAMP || bt == mysql.MYSQL_TYPE_TIMESTAMP2
+	case "time":
+		return bt == mysql.MYSQL_TYPE_TIME || bt == mysql.MYSQL_TYPE_TIME2
+	case "year":
+		return bt == mysql.MYSQL_TYPE_YEAR
+	case "bit":
+		return bt == mysql.MYSQL_TYPE_BIT
+	case "char", "binary", "uuid", "inet6", "inet4":
+		return bt == mysql.MYSQL_TYPE_STRING
+	case "varchar", "varbinary":
+		return bt == mysql.MYSQL_TYPE_VARCHAR || bt == mysql.MYSQL_TYPE_VAR_STRING
+	case "enum":
+		return bt == mysql.MYSQL_TYPE_ENUM
+	case "set":
+		return bt == mysql.MYSQL_TYPE_SET
+	case "tinytext", "text", "mediumtext", "longtext", "tinyblob", "blob", "mediumblob", "longblob":
+		return bt == mysql.MYSQL_TYPE_BLOB
+	case "json":
+		return bt == mysql.MYSQL_TYPE_JSON || bt == mysql.MYSQL_TYPE_BLOB
+	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection":
+		return bt == mysql.MYSQL_TYPE_GEOMETRY
+	case "vector":
+		return bt == mysql.MYSQL_TYPE_VECTOR
+	}
+	return true // a type this check does not know: trust the definition
+}
+
+// converter returns the function that turns go-mysql's decoded value for a
+// column into a Value (see Value for the types).
+func converter(c *Column) func(Value) (Value, error) {
+	switch c.Type {
+	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG:
+		unsigned := c.Unsigned
+		return func(v Value) (Value, error) { return normalizeInt(v, unsigned), nil }
+	case mysql.MYSQL_TYPE_INT24:
+		unsigned := c.Unsigned
+		return func(v Value) (Value, error) {
+			// go-mysql decodes MEDIUMINT into an int32 sign-extended from 24 bits.
+			if x, ok := v.(int32); ok && unsigned {
+				return uint64(uint32(x) & 0xFFFFFF), nil
+			}
+			return normalizeInt(v, unsigned), nil
+		}
+	case mysql.MYSQL_TYPE_TIME2, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIMESTAMP2:
+		fsp := c.FSP
+		return func(v Value) (Value, error) {
+			if s, ok := v.(string); ok {
+				return padFraction(s, fsp), nil
+			}
+			return v, nil
+		}
+	case mysql.MYSQL_TYPE_YEAR:
+		return func(v Value) (Value, error) { return normalizeInt(v, false), nil }
+	case mysql.MYSQL_TYPE_BIT:
+		return func(v Value) (Value, error) {
+			if i, ok := v.(int64); ok {
+				return uint64(i), nil
+			}
+			return v, nil
+		}
+	case mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DECIMAL:
+		return func(v Value) (Value, error) {
+			if s, ok := v.(string); ok {
+				return Decimal(s), nil
+			}
+			return v, nil
+		}
+	case mysql.MYSQL_TYPE_ENUM:
+		elems := c.Elems
+		return func(v Value) (Value, error) {
+			i, ok := v.(int64)
+			if !ok {
+				return v, nil
+			}
+			if i == 0 {
+				return "", nil // the "invalid value" member
+			}
+			if elems == nil {
+				return i, nil // names unknown: keep the index, as mysqlbinlog does
+			}
+			if int(i) > len(elems) {
+				return nil, fmt.Errorf("ENUM index %d out of range for %d members", i, len(elems))
+			}
+			return elems[i-1], nil
+		}
+	case mysql.MYSQL_TYPE_SET:
+		elems := c.Elems
+		return func(v Value) (Value, error) {
+			bits, ok := v.(int64)
+			if !ok || elems == nil {
+				return v, nil
+			}
+			var b strings.Builder
+			for i, e := range elems {
+				if uint64(bits)&(1<<uint(i)) != 0 {
+					if b.Len() > 0 {
+						b.WriteByte(',')
+					}
+					b.WriteString(e)
+				}
+			}
+			return b.String(), nil
+		}
+	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
+		switch {
+		case c.JSON:
+			return func(v Value) (Value, error) { return toJSON(v), nil }
+		case c.Binary:
+			pad := 0
+			if c.Type == mysql.MYSQL_TYPE_STRING {
+				pad = c.Length
+			}
+			return func(v Value) (Value, error) {
+				var b []byte
+				switch x := v.(type) {
+				case string:
+					b = []byte(x)
+				case []byte:
+					b = x
+				default:
+					return v, nil
+				}
+				// BINARY(n) is stored padded with zero bytes; the binlog drops
+				// the padding, SELECT shows it.
+				if len(b) < pad {
+					p := make([]byte, pad)
+					copy(p, b)
+					b = p
+				}
+				return b, nil
+			}
+		default:
+			dec := textDecoder(c.Charset)
+			return func(v Value) (Value, error) {
+				switch x := v.(type) {
+				case string:
+					if dec != nil {
+						return dec([]byte(x)), nil
+					}
+					return x, nil
+				case []byte:
+					if dec != nil {
+						return dec(x), nil
+					}
+					if c.Charset == "" && c.Type == mysql.MYSQL_TYPE_BLOB {
+						return x, nil // TEXT or BLOB unknown: keep the bytes
+					}
+					return string(x), nil
+				}
+				return v, nil
+			}
+		}
+	case mysql.MYSQL_TYPE_JSON:
+		return func(v Value) (Value, error) {
+			if _, ok := v.(*replication.JsonDiff); ok {
+				return nil, ErrPartialJSON
+			}
+			return toJSON(v), nil
+		}
+	case mysql.MYSQL_TYPE_VECTOR:
+		return func(v Value) (Value, error) {
+			b, ok := v.([]byte)
+			if !ok {
+				return v, nil
+			}
+			if len(b)%4 != 0 {
+				return nil, fmt.Errorf("VECTOR value of %d bytes is not a list of float32", len(b))
+			}
+			vec := make([]float32, len(b)/4)
+			for i := range vec {
+				vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[i*4:]))
+			}
+			return vec, nil
+		}
+	}
+	return func(v Value) (Value, error) { return v, nil }
+}
+
+// padFraction gives a temporal value exactly fsp fractional digits, as the
+// server prints it: go-mysql drops an all-zero fraction of TIME(n).
+func padFraction(s string, fsp int) string {
+	if fsp <= 0 {
+		return s
+	}
+	dot := strings.LastIndexByte(s, '.')
+	if dot < 0 || strings.IndexByte(s[dot:], ':') >= 0 || strings.IndexByte(s[dot:], ' ') >= 0 {
+		return s + "." + strings.Repeat("0", fsp)
+	}
+	if have := len(s) - dot - 1; have < fsp {
+		return s + strings.Repeat("0", fsp-have)
+	}
+	return s
+}
+
+func toJSON(v Value) Value {
+	switch x := v.(type) {
+	case string:
+		if x == "" {
+			return JSON("null")
+		}
+		return JSON(x)
+	case []byte:
+		if len(x) == 0 {
+			// An empty document (INSERT IGNORE of NULL into NOT NULL): MySQL
+			// reads it as JSON null.
+			return JSON("null")
+		}
+		return JSON(x)
+	}
+	return v
+}
+
+// normalizeInt turns go-mysql's sized integers into int64 or uint64. Without
+// signedness metadata (MariaDB, MySQL before 8.0.2) go-mysql decodes
+// unsigned columns as signed (go-mysql#26, #338, #768); the tracked schema
+// says which are unsigned, and the bits are reinterpreted here.
+func normalizeInt(v Value, unsigned bool) Value {
+	switch x := v.(type) {
+	case int8:
+		if unsigned {
+			return uint64(uint8(x))
+		}
+		return int64(x)
+	case int16:
+		if unsigned {
+			return uint64(uint16(x))
+		}
+		return int64(x)
+	case int32:
+		if unsigned {
+			return uint64(uint32(x))
+		}
+		return int64(x)
+	case int64:
+		if unsigned {
+			return uint64(x)
+		}
+		return x
+	case int:
+		return int64(x)
+	case uint8:
+		return uint64(x)
+	case uint16:
+		return uint64(x)
+	case uint32:
+		return uint64(x)
+	case uint64:
+		return x
+	}
+	return v
+}
+
+// decodeRows decodes one row event into changes.
+func (d *decoder) decodeRows(e *replication.RowsEvent, eventType replication.EventType) (out []*Change, err error) {
+	if e.Table == nil || len(e.Rows) == 0 {
+		return nil, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, fmt.Errorf("corrupt row event for %s.%s: %v", e.Table.Schema, e.Table.Table, r)
+		}
+	}()
+	td, err := d.tableFor(e.Table)
+	if err != nil {
+		return nil, err
+	}
+	if eventType == replication.PARTIAL_UPDATE_ROWS_EVENT {
+		return nil, ErrPartialJSON
+	}
+	if len(e.Rows[0]) == 1 {
+		if dr, ok := e.Rows[0][0].(deferredRows); ok {
+			if td.goMySQL || d.goMySQLRows {
+				e.Rows = nil
+				if err := e.DecodeData(dr.pos, dr.data); err != nil {
+					return nil, err
+				}
+			} else {
+				data := dr.data[dr.pos:]
+				switch eventType {
+				case replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1, replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1,
+					replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+					if data, err = mysql.DecompressMariadbData(data); err != nil {
+						return nil, fmt.Errorf("decompress row event: %w", err)
+					}
+				}
+				return td.decodeDeferred(e, data, rowOp(e))
+			}
+		}
+	}
+	op := rowOp(e)
+	if op == 0 {
+		return nil, fmt.Errorf("unsupported row event %s", eventType)
+	}
+	step := 1
+	if op == Update {
+		step = 2
+	}
+	out = make([]*Change, 0, len(e.Rows)/step)
+	for r := 0; r+step <= len(e.Rows); r += step {
+		c := &Change{Table: td.table, Op: op}
+		img, err := td.image(e.Rows[r], e.SkippedColumns[r])
+		if err != nil {
+			return nil, err
+		}
+		switch op {
+		case Insert:
+			c.After = img
+		case Delete:
+			c.Before = img
+		case Update:
+			c.Before = img
+			if c.After, err = td.image(e.Rows[r+1], e.SkippedColumns[r+1]); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func rowOp(e *replication.RowsEvent) Op {
+	switch e.Type() {
+	case replication.EnumRowsEventTypeInsert:
+		return Insert
+	case replication.EnumRowsEventTypeUpdate:
+		return Update
+	case replication.EnumRowsEventTypeDelete:
+		return Delete
+	}
+	return 0
+}
+
+func (td *tableDecoder) image(row []any, skipped []int) ([]Value, error) {
+	for _, i := range skipped {
+		row[i] = Absent
+	}
+	for i, v := range row {
+		if v == nil || i >= len(td.conv) {
+			continue
+		}
+		if _, ok := v.(AbsentValue); ok {
+			continue
+		}
+		nv, err := td.conv[i](v)
+		if err != nil {
+			return nil, fmt.Errorf("%s column %s: %w", td.table.QualifiedName(), td.table.Columns[i].Name, err)
+		}
+		row[i] = nv
+	}
+	return row, nil
+}

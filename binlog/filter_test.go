@@ -1,0 +1,45 @@
+package binlog
+
+import "testing"
+
+func TestFilter(t *testing.T) {
+	tests := []struct {
+		include, exclude []string
+		schema, table    string
+		want             bool
+	}{
+		{nil, nil, "shop", "orders", true},
+		{nil, nil, "mysql", "user", false}, // the server's own schemas need an explicit include
+		{[]string{"*"}, nil, "mysql", "user", true},
+		{[]string{"shop.*"}, nil, "shop", "orders", true},
+		{[]string{"shop.*"}, nil, "shop2", "orders", false},
+		{[]string{"shop"}, nil, "shop", "orders", true},
+		{[]string{"shop_?.orders_*"}, nil, "shop_1", "orders_2024", true},
+		{[]string{"shop_?.orders_*"}, nil, "shop_12", "orders_2024", false},
+		{[]string{"*.orders"}, nil, "any", "orders", true},
+		{[]string{`~^shop_[0-9]+\.orders$`}, nil, "shop_15", "orders", true},
+		{[]string{`~^shop_[0-9]+\.orders$`}, nil, "shop_x", "orders", false},
+		{[]string{"shop.*"}, []string{"shop.tmp_*"}, "shop", "tmp_1", false},
+		{[]string{"shop.*"}, []string{"shop.tmp_*"}, "shop", "orders", true},
+		{nil, []string{"shop"}, "shop", "orders", false},
+		// Statements on a whole schema (table "").
+		{[]string{"shop.*"}, nil, "shop", "", true},
+		{[]string{"shop.orders"}, nil, "shop", "", true},
+		{nil, []string{"shop.tmp_*"}, "shop", "", true},
+		{nil, []string{"shop.*"}, "shop", "", false},
+	}
+	for _, tt := range tests {
+		f, err := NewFilter(tt.include, tt.exclude)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := f.Match(tt.schema, tt.table); got != tt.want {
+			t.Errorf("include %v exclude %v: Match(%q, %q) = %v", tt.include, tt.exclude, tt.schema, tt.table, got)
+		}
+	}
+	for _, bad := range []string{"~(", "", "shop.[a"} {
+		if _, err := NewFilter([]string{bad}, nil); err == nil {
+			t.Errorf("pattern %q accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,260 @@
+package binlog
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// AppendJSON appends the transaction as one JSON object (no newline), the
+// format of `sluice dump --format json`:
+//
+//	{"gtid":"...","server_id":1,"timestamp":"RFC3339","file":"bin.000001","pos":1234,
+//	 "changes":[{"schema":"shop","table":"orders","type":"insert","pk":["id"],"before":{...},"after":{...}}]}
+//
+// A statement transaction has "ddl":{"schema":"...","sql":"..."} instead of
+// changes. Integers are exact JSON numbers, DECIMAL a string, temporal values
+// strings in MySQL's text form, JSON columns embedded JSON, binary values
+// base64, NULL null; columns missing from the row image are left out.
+//
+// It is hand-written rather than built on encoding/json because it is the
+// hot path of `sluice dump` and of the NATS sink: it writes straight from
+// the column slices without building maps or reflecting.
+func AppendJSON(dst []byte, t *Txn) ([]byte, error) {
+	dst = AppendTxnHeader(dst, t)
+	if t.DDL != nil {
+		dst = append(dst, `,"ddl":{"schema":`...)
+		dst = appendString(dst, t.DDL.Schema)
+		dst = append(dst, `,"sql":`...)
+		dst = appendString(dst, t.DDL.SQL)
+		dst = append(dst, '}')
+	}
+	if len(t.Statements) > 0 {
+		dst = append(dst, `,"statements":[`...)
+		for i, s := range t.Statements {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, s)
+		}
+		dst = append(dst, ']')
+	}
+	if t.Len() > 0 || t.DDL == nil {
+		dst = append(dst, `,"changes":[`...)
+		i := 0
+		for c, err := range t.Changes() {
+			if err != nil {
+				return dst, err
+			}
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = AppendChangeJSON(dst, c)
+			i++
+		}
+		dst = append(dst, ']')
+	}
+	return append(dst, '}'), nil
+}
+
+// AppendTxnHeader appends the opening brace and the transaction's own
+// fields (gtid, server_id, timestamp, file, pos, xid), for callers that
+// write the changes themselves.
+func AppendTxnHeader(dst []byte, t *Txn) []byte {
+	dst = append(dst, `{"gtid":`...)
+	dst = appendString(dst, t.GTID.String())
+	dst = append(dst, `,"server_id":`...)
+	dst = strconv.AppendUint(dst, uint64(t.ServerID), 10)
+	dst = append(dst, `,"timestamp":"`...)
+	dst = t.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","file":`...)
+	dst = appendString(dst, t.Pos.File)
+	dst = append(dst, `,"pos":`...)
+	dst = strconv.AppendUint(dst, uint64(t.Pos.Pos), 10)
+	if t.XID != "" {
+		dst = append(dst, `,"xid":`...)
+		dst = appendString(dst, t.XID)
+	}
+	return dst
+}
+
+// AppendChangeJSON appends one change object.
+func AppendChangeJSON(dst []byte, c *Change) []byte {
+	dst = append(dst, `{"schema":`...)
+	dst = appendString(dst, c.Table.Schema)
+	dst = append(dst, `,"table":`...)
+	dst = appendString(dst, c.Table.Name)
+	dst = append(dst, `,"type":"`...)
+	dst = append(dst, c.Op.String()...)
+	dst = append(dst, `","pk":[`...)
+	for i, k := range c.Table.PK {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, c.Table.Columns[k].Name)
+	}
+	dst = append(dst, ']')
+	if c.Before != nil {
+		dst = append(dst, `,"before":`...)
+		dst = AppendImageJSON(dst, c.Table, c.Before)
+	}
+	if c.After != nil {
+		dst = append(dst, `,"after":`...)
+		dst = AppendImageJSON(dst, c.Table, c.After)
+	}
+	return append(dst, '}')
+}
+
+// AppendImageJSON appends a row image as an object keyed by column name.
+func AppendImageJSON(dst []byte, t *Table, img []Value) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i, v := range img {
+		if _, absent := v.(AbsentValue); absent {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		if i < len(t.Columns) {
+			dst = appendString(dst, t.Columns[i].Name)
+		} else {
+			dst = appendString(dst, unknownColumnName(i))
+		}
+		dst = append(dst, ':')
+		dst = AppendValueJSON(dst, v)
+	}
+	return append(dst, '}')
+}
+
+// AppendValueJSON appends one value as JSON.
+func AppendValueJSON(dst []byte, v Value) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "null"...)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case uint64:
+		return strconv.AppendUint(dst, x, 10)
+	case float32:
+		return appendFloat(dst, float64(x), 32)
+	case float64:
+		return appendFloat(dst, x, 64)
+	case Decimal:
+		return appendString(dst, string(x))
+	case string:
+		return appendString(dst, x)
+	case []byte:
+		dst = append(dst, '"')
+		dst = base64.StdEncoding.AppendEncode(dst, x)
+		return append(dst, '"')
+	case JSON:
+		// JSON values are valid JSON: rendered by the JSON decoder, or
+		// checked when read from MariaDB's text JSON columns.
+		if len(x) == 0 {
+			return append(dst, "null"...)
+		}
+		return append(dst, x...)
+	case []float32:
+		dst = append(dst, '[')
+		for i, f := range x {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendFloat(dst, float64(f), 32)
+		}
+		return append(dst, ']')
+	}
+	b, _ := json.Marshal(v)
+	return append(dst, b...)
+}
+
+func appendFloat(dst []byte, f float64, bits int) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "null"...)
+	}
+	return strconv.AppendFloat(dst, f, 'g', -1, bits)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as a JSON string; invalid UTF-8 becomes
+// U+FFFD as with encoding/json.
+func AppendJSONString(dst []byte, s string) []byte { return appendString(dst, s) }
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plain8 reports whether none of the 8 bytes of x needs escaping in a JSON
+// string: no control character, quote, backslash or non-ASCII byte.
+func plain8(x uint64) bool {
+	hasLess := (x - lsb*0x20) & ^x & msb
+	q := x ^ (lsb * '"')
+	b := x ^ (lsb * '\\')
+	hasQuote := (q - lsb) & ^q & msb
+	hasBackslash := (b - lsb) & ^b & msb
+	return hasLess|hasQuote|hasBackslash|(x&msb) == 0
+}
+
+// appendString appends s as a JSON string, replacing invalid UTF-8 as
+// encoding/json does. Plain ASCII is skipped eight bytes at a time.
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		for i+8 <= len(s) && plain8(binary.LittleEndian.Uint64([]byte(s[i:i+8]))) {
+			i += 8
+		}
+		if i >= len(s) {
+			break
+		}
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				dst = append(dst, '\\', c)
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,601 @@
+package binlog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/go-mysql-org/go-mysql/replication"
+)
+
+// Row images are decoded here rather than by go-mysql for two reasons:
+//
+//   - correctness: go-mysql decodes unsigned columns as signed without the
+//     server's signedness metadata (MariaDB never sends it), drops the
+//     fraction of a zero TIME(n), and hands ENUM/SET back as numbers; the
+//     column types the schema tracker knows fix all three at the source.
+//   - speed: go-mysql allocates a map per row (UnsignedMap), boxes every
+//     value twice (its own type, then ours) and formats temporal values
+//     with fmt. This decoder writes each value once, in its final type. It
+//     is the hot path of every sluice command.
+//
+// Tables with MySQL's binary JSON type are still decoded by go-mysql, whose
+// JSON renderer is used as it is (see decodeRows).
+
+// deferredRows is what rowsDecodeFunc leaves in RowsEvent.Rows: the row
+// data, decoded later by the assembler with the schema of that point in the
+// stream. (go-mysql's parser may run ahead of the assembler, in its own
+// goroutine, so decoding at parse time could use a stale schema.)
+type deferredRows struct {
+	data []byte
+	pos  int
+}
+
+var errShort = errors.New("row data ends inside a value")
+
+// colDecoder decodes one non-NULL value from the start of b, returning it
+// and the bytes it used.
+type colDecoder func(b []byte) (Value, int, error)
+
+// decoderFor builds the decoder of column i of a table map.
+func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, error) {
+	meta := tm.ColumnMeta[i]
+	switch c.Type {
+	case mysql.MYSQL_TYPE_TINY:
+		return intDecoder(1, c.Unsigned), nil
+	case mysql.MYSQL_TYPE_SHORT:
+		return intDecoder(2, c.Unsigned), nil
+	case mysql.MYSQL_TYPE_INT24:
+		return intDecoder(3, c.Unsigned), nil
+	case mysql.MYSQL_TYPE_LONG:
+		return intDecoder(4, c.Unsigned), nil
+	case mysql.MYSQL_TYPE_LONGLONG:
+		return intDecoder(8, c.Unsigned), nil
+	case mysql.MYSQL_TYPE_YEAR:
+		return func(b []byte) (Value, int, error) {
+			if len(b) < 1 {
+				return nil, 0, errShort
+			}
+			if b[0] == 0 {
+				return int64(0), 1, nil
+			}
+			return int64(b[0]) + 1900, 1, nil
+		}, nil
+	case mysql.MYSQL_TYPE_FLOAT:
+		return func(b []byte) (Value, int, error) {
+			if len(b) < 4 {
+				return nil, 0, errShort
+			}
+			return math.Float32frombits(binary.LittleEndian.Uint32(b)), 4, nil
+		}, nil
+	case mysql.MYSQL_TYPE_DOUBLE:
+		return func(b []byte) (Value, int, error) {
+			if len(b) < 8 {
+				return nil, 0, errShort
+			}
+			return math.Float64frombits(binary.LittleEndian.Uint64(b)), 8, nil
+		}, nil
+	case mysql.MYSQL_TYPE_NEWDECIMAL:
+		prec, scale := int(meta>>8), int(meta&0xff)
+		if prec == 0 || prec > 65 || scale > 30 || scale > prec {
+			return nil, fmt.Errorf("DECIMAL(%d,%d) metadata out of range", prec, scale)
+		}
+		return func(b []byte) (Value, int, error) { return decodeDecimal(b, prec, scale) }, nil
+	case mysql.MYSQL_TYPE_BIT:
+		nbits := int(meta>>8)*8 + int(meta&0xff)
+		n := (nbits + 7) / 8
+		if n > 8 {
+			return nil, fmt.Errorf("BIT(%d) metadata out of range", nbits)
+		}
+		return func(b []byte) (Value, int, error) {
+			if len(b) < n {
+				return nil, 0, errShort
+			}
+			var v uint64
+			for _, x := range b[:n] {
+				v = v<<8 | uint64(x)
+			}
+			return v, n, nil
+		}, nil
+	case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
+		return func(b []byte) (Value, int, error) {
+			if len(b) < 3 {
+				return nil, 0, errShort
+			}
+			v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
+			var buf [10]byte
+			return string(appendDate(buf[:0], int(v>>9), int(v>>5&15), int(v&31))), 3, nil
+		}, nil
+	case mysql.MYSQL_TYPE_DATETIME:
+		return func(b []byte) (Value, int, error) {
+			if len(b) < 8 {
+				return nil, 0, errShort
+			}
+			v := binary.LittleEndian.Uint64(b)
+			d, t := v/1000000, v%1000000
+			var buf [19]byte
+			out := appendDate(buf[:0], int(d/10000), int(d%10000/100), int(d%100))
+			out = append(out, ' ')
+			return string(appendClock(out, int(t/10000), int(t%10000/100), int(t%100))), 8, nil
+		}, nil
+	case mysql.MYSQL_TYPE_DATETIME2:
+		return datetime2Decoder(int(meta)), nil
+	case mysql.MYSQL_TYPE_TIMESTAMP:
+		return func(b []byte) (Value, int, error) {
+			if len(b) < 4 {
+				return nil, 0, errShort
+			}
+			return formatTimestamp(int64(binary.LittleEndian.Uint32(b)), 0, 0), 4, nil
+		}, nil
+	case mysql.MYSQL_TYPE_TIMESTAMP2:
+		dec := int(meta)
+		n := 4 + (dec+1)/2
+		return func(b []byte) (Value, int, error) {
+			if len(b) < n {
+				return nil, 0, errShort
+			}
+			sec := int64(binary.BigEndian.Uint32(b))
+			return formatTimestamp(sec, fracMicros(b[4:n], dec), dec), n, nil
+		}, nil
+	case mysql.MYSQL_TYPE_TIME:
+		return func(b []byte) (Value, int, error) {
+			if len(b) < 3 {
+				return nil, 0, errShort
+			}
+			v := int32(uint32(b[0])|uint32(b[1])<<8|uint32(b[2])<<16) << 8 >> 8
+			neg := v < 0
+			if neg {
+				v = -v
+			}
+			return formatTime(neg, int64(v/10000), int64(v%10000/100), int64(v%100), 0, 0), 3, nil
+		}, nil
+	case mysql.MYSQL_TYPE_TIME2:
+		return time2Decoder(int(meta)), nil
+	case mysql.MYSQL_TYPE_ENUM:
+		size := int(meta & 0xff)
+		if size != 1 && size != 2 {
+			return nil, fmt.Errorf("ENUM pack length %d", size)
+		}
+		elems := c.Elems
+		return func(b []byte) (Value, int, error) {
+			if len(b) < size {
+				return nil, 0, errShort
+			}
+			idx := int(b[0])
+			if size == 2 {
+				idx = int(binary.LittleEndian.Uint16(b))
+			}
+			switch {
+			case idx == 0:
+				return "", size, nil // the "invalid value" member
+			case elems == nil:
+				return int64(idx), size, nil // names unknown: the index, as mysqlbinlog prints it
+			case idx > len(elems):
+				return nil, 0, fmt.Errorf("ENUM index %d out of range for %d members", idx, len(elems))
+			}
+			return elems[idx-1], size, nil
+		}, nil
+	case mysql.MYSQL_TYPE_SET:
+		size := int(meta & 0xff)
+		if size < 1 || size > 8 {
+			return nil, fmt.Errorf("SET pack length %d", size)
+		}
+		elems := c.Elems
+		return func(b []byte) (Value, int, error) {
+			if len(b) < size {
+				return nil, 0, errShort
+			}
+			var v uint64
+			for i := size - 1; i >= 0; i-- {
+				v = v<<8 | uint64(b[i])
+			}
+			if elems == nil {
+				return int64(v), size, nil
+			}
+			out := make([]byte, 0, 32)
+			for i, e := range elems {
+				if v&(1<<uint(i)) != 0 {
+					if len(out) > 0 {
+						out = append(out, ',')
+					}
+					out = append(out, e...)
+				}
+			}
+			return string(out), size, nil
+		}, nil
+	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING:
+		maxLen := int(meta)
+		if c.Type == mysql.MYSQL_TYPE_STRING && meta >= 256 {
+			// The length's high bits are folded into the type byte.
+			b0, b1 := int(meta>>8), int(meta&0xff)
+			maxLen = b1 | ((b0&0x30)^0x30)<<4
+		}
+		prefix := 1
+		if maxLen >= 256 {
+			prefix = 2
+		}
+		return stringDecoder(prefix, c), nil
+	case mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_GEOMETRY, mysql.MYSQL_TYPE_VECTOR, mysql.MYSQL_TYPE_TINY_BLOB,
+		mysql.MYSQL_TYPE_MEDIUM_BLOB, mysql.MYSQL_TYPE_LONG_BLOB:
+		prefix := int(meta)
+		if prefix < 1 || prefix > 4 {
+			return nil, fmt.Errorf("BLOB pack length %d", prefix)
+		}
+		return stringDecoder(prefix, c), nil
+	}
+	return nil, fmt.Errorf("column %s has binlog type %d, which sluice cannot decode", c.Name, c.Type)
+}
+
+func intDecoder(size int, unsigned bool) colDecoder {
+	return func(b []byte) (Value, int, error) {
+		if len(b) < size {
+			return nil, 0, errShort
+		}
+		var u uint64
+		for i := size - 1; i >= 0; i-- {
+			u = u<<8 | uint64(b[i])
+		}
+		if unsigned {
+			return u, size, nil
+		}
+		shift := uint(64 - 8*size)
+		return int64(u<<shift) >> shift, size, nil
+	}
+}
+
+// stringDecoder reads a length-prefixed value and makes it text, bytes,
+// JSON or a vector according to the column.
+func stringDecoder(prefix int, c *Column) colDecoder {
+	pad := 0
+	if c.Type == mysql.MYSQL_TYPE_STRING && c.Binary {
+		pad = c.Length
+	}
+	text := textDecoder(c.Charset)
+	kind := 0 // 0 text, 1 bytes, 2 JSON text, 3 vector
+	switch {
+	case c.Type == mysql.MYSQL_TYPE_VECTOR:
+		kind = 3
+	case c.JSON:
+		kind = 2
+	case c.Binary || c.Type == mysql.MYSQL_TYPE_GEOMETRY:
+		kind = 1
+	case c.Charset == "" && c.Type != mysql.MYSQL_TYPE_STRING && c.Type != mysql.MYSQL_TYPE_VARCHAR && c.Type != mysql.MYSQL_TYPE_VAR_STRING:
+		kind = 1 // a BLOB or TEXT whose character set is unknown: keep the bytes
+	}
+	return func(b []byte) (Value, int, error) {
+		if len(b) < prefix {
+			return nil, 0, errShort
+		}
+		var n int
+		for i := prefix - 1; i >= 0; i-- {
+			n = n<<8 | int(b[i])
+		}
+		if n > len(b)-prefix {
+			return nil, 0, errShort
+		}
+		raw := b[prefix : prefix+n]
+		used := prefix + n
+		switch kind {
+		case 1:
+			out := make([]byte, max(n, pad))
+			copy(out, raw) // BINARY(n) loses its zero padding in the binlog
+			return out, used, nil
+		case 2:
+			// MariaDB's JSON is LONGTEXT with a json_valid() check, which is
+			// how the schema tracker knows the column is JSON: the text is
+			// valid JSON.
+			if n == 0 {
+				return JSON("null"), used, nil
+			}
+			return JSON(append([]byte(nil), raw...)), used, nil
+		case 3:
+			if n%4 != 0 {
+				return nil, 0, fmt.Errorf("VECTOR value of %d bytes", n)
+			}
+			vec := make([]float32, n/4)
+			for i := range vec {
+				vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[i*4:]))
+			}
+			return vec, used, nil
+		}
+		if text != nil {
+			return text(raw), used, nil
+		}
+		return string(raw), used, nil
+	}
+}
+
+var decimalDigitBytes = [10]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
+
+// decodeDecimal decodes MySQL's packed DECIMAL into its exact text form,
+// e.g. "-12.340" for DECIMAL(5,3).
+func decodeDecimal(b []byte, prec, scale int) (Value, int, error) {
+	intg := prec - scale
+	intFull, intRest := intg/9, intg%9
+	fracFull, fracRest := scale/9, scale%9
+	size := intFull*4 + decimalDigitBytes[intRest] + fracFull*4 + decimalDigitBytes[fracRest]
+	if len(b) < size {
+		return nil, 0, errShort
+	}
+	var tmp [32]byte
+	d := append(tmp[:0], b[:size]...)
+	neg := d[0]&0x80 == 0
+	d[0] ^= 0x80
+	if neg {
+		for i := range d {
+			d[i] = ^d[i]
+		}
+	}
+	out := make([]byte, 0, prec+3)
+	if neg {
+		out = append(out, '-')
+	}
+	read := func(n int) uint32 {
+		var v uint32
+		for _, x := range d[:n] {
+			v = v<<8 | uint32(x)
+		}
+		d = d[n:]
+		return v
+	}
+	started := false
+	if n := decimalDigitBytes[intRest]; n > 0 {
+		if v := read(n); v != 0 {
+			out = strconv.AppendUint(out, uint64(v), 10)
+			started = true
+		}
+	}
+	for range intFull {
+		v := read(4)
+		if started {
+			out = appendPadded(out, uint64(v), 9)
+		} else if v != 0 {
+			out = strconv.AppendUint(out, uint64(v), 10)
+			started = true
+		}
+	}
+	if !started {
+		out = append(out, '0')
+	}
+	if scale > 0 {
+		out = append(out, '.')
+		for range fracFull {
+			out = appendPadded(out, uint64(read(4)), 9)
+		}
+		if n := decimalDigitBytes[fracRest]; n > 0 {
+			out = appendPadded(out, uint64(read(n)), fracRest)
+		}
+	}
+	if neg && isZeroDecimal(out[1:]) {
+		out = out[1:] // -0.00 prints as 0.00
+	}
+	return Decimal(out), size, nil
+}
+
+func isZeroDecimal(s []byte) bool {
+	for _, c := range s {
+		if c != '0' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func appendPadded(dst []byte, v uint64, width int) []byte {
+	var buf [20]byte
+	s := strconv.AppendUint(buf[:0], v, 10)
+	for i := len(s); i < width; i++ {
+		dst = append(dst, '0')
+	}
+	return append(dst, s...)
+}
+
+func append2(dst []byte, v int) []byte { return append(dst, byte('0'+v/10%10), byte('0'+v%10)) }
+
+func appendDate(dst []byte, y, m, d int) []byte {
+	dst = append(dst, byte('0'+y/1000%10), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-')
+	dst = append2(dst, m)
+	dst = append(dst, '-')
+	return append2(dst, d)
+}
+
+func appendClock(dst []byte, h, m, s int) []byte {
+	dst = append2(dst, h)
+	dst = append(dst, ':')
+	dst = append2(dst, m)
+	dst = append(dst, ':')
+	return append2(dst, s)
+}
+
+// appendFrac appends ".ffffff" cut to dec digits.
+func appendFrac(dst []byte, micros int64, dec int) []byte {
+	if dec <= 0 {
+		return dst
+	}
+	var buf [6]byte
+	for i := 5; i >= 0; i-- {
+		buf[i] = byte('0' + micros%10)
+		micros /= 10
+	}
+	dst = append(dst, '.')
+	return append(dst, buf[:dec]...)
+}
+
+// fracMicros reads the fractional-seconds bytes of a temporal2 value.
+func fracMicros(b []byte, dec int) int64 {
+	switch dec {
+	case 1, 2:
+		return int64(b[0]) * 10000
+	case 3, 4:
+		return int64(binary.BigEndian.Uint16(b)) * 100
+	case 5, 6:
+		return int64(b[0])<<16 | int64(b[1])<<8 | int64(b[2])
+	}
+	return 0
+}
+
+func formatTimestamp(sec, micros int64, dec int) string {
+	var buf [26]byte
+	var out []byte
+	if sec == 0 {
+		out = append(buf[:0], "0000-00-00 00:00:00"...)
+	} else {
+		t := time.Unix(sec, 0).UTC()
+		y, mo, d := t.Date()
+		h, mi, s := t.Clock()
+		out = appendDate(buf[:0], y, int(mo), d)
+		out = append(out, ' ')
+		out = appendClock(out, h, mi, s)
+	}
+	return string(appendFrac(out, micros, dec))
+}
+
+func datetime2Decoder(dec int) colDecoder {
+	n := 5 + (dec+1)/2
+	return func(b []byte) (Value, int, error) {
+		if len(b) < n {
+			return nil, 0, errShort
+		}
+		v := int64(b[0])<<32 | int64(b[1])<<24 | int64(b[2])<<16 | int64(b[3])<<8 | int64(b[4])
+		ip := v - 0x8000000000
+		if ip < 0 {
+			ip = -ip
+		}
+		ymd, hms := ip>>17, ip%(1<<17)
+		ym := ymd >> 5
+		var buf [26]byte
+		out := appendDate(buf[:0], int(ym/13), int(ym%13), int(ymd%(1<<5)))
+		out = append(out, ' ')
+		out = appendClock(out, int(hms>>12), int(hms>>6%(1<<6)), int(hms%(1<<6)))
+		return string(appendFrac(out, fracMicros(b[5:n], dec), dec)), n, nil
+	}
+}
+
+// time2Decoder decodes TIME(n) (MySQL 5.6.4+), including negative values
+// and hours beyond 24, whose fractional part is stored complemented.
+func time2Decoder(dec int) colDecoder {
+	n := 3 + (dec+1)/2
+	return func(b []byte) (Value, int, error) {
+		if len(b) < n {
+			return nil, 0, errShort
+		}
+		var packed int64 // microsecond-scaled packed value: intpart<<24 | micros
+		ip := int64(b[0])<<16 | int64(b[1])<<8 | int64(b[2])
+		switch dec {
+		case 0:
+			packed = (ip - 0x800000) << 24
+		case 1, 2:
+			intPart, frac := ip-0x800000, int64(b[3])
+			if intPart < 0 && frac != 0 {
+				intPart++
+				frac -= 0x100
+			}
+			packed = intPart<<24 + frac*10000
+		case 3, 4:
+			intPart, frac := ip-0x800000, int64(binary.BigEndian.Uint16(b[3:]))
+			if intPart < 0 && frac != 0 {
+				intPart++
+				frac -= 0x10000
+			}
+			packed = intPart<<24 + frac*100
+		default:
+			packed = (ip<<24 | int64(b[3])<<16 | int64(b[4])<<8 | int64(b[5])) - 0x800000000000
+		}
+		neg := packed < 0
+		if neg {
+			packed = -packed
+		}
+		hms := packed >> 24
+		return formatTime(neg, hms>>12%(1<<10), hms>>6%(1<<6), hms%(1<<6), packed%(1<<24), dec), n, nil
+	}
+}
+
+func formatTime(neg bool, h, m, s, micros int64, dec int) string {
+	var buf [20]byte
+	out := buf[:0]
+	if neg {
+		out = append(out, '-')
+	}
+	if h >= 100 {
+		out = strconv.AppendInt(out, h, 10)
+	} else {
+		out = append2(out, int(h))
+	}
+	out = append(out, ':')
+	out = append2(out, int(m))
+	out = append(out, ':')
+	out = append2(out, int(s))
+	return string(appendFrac(out, micros, dec))
+}
+
+// decodeImage decodes one row image: a NULL bitmap over the columns the
+// image carries, then their values.
+func (td *tableDecoder) decodeImage(data []byte, present []byte) ([]Value, int, error) {
+	n := len(td.dec)
+	count := 0
+	for i := 0; i < n; i++ {
+		if present[i>>3]&(1<<(uint(i)&7)) != 0 {
+			count++
+		}
+	}
+	nullLen := (count + 7) / 8
+	if len(data) < nullLen {
+		return nil, 0, errShort
+	}
+	nulls := data[:nullLen]
+	pos := nullLen
+	row := make([]Value, n)
+	k := 0
+	for i := 0; i < n; i++ {
+		if present[i>>3]&(1<<(uint(i)&7)) == 0 {
+			row[i] = Absent
+			continue
+		}
+		isNull := nulls[k>>3]&(1<<(uint(k)&7)) != 0
+		k++
+		if isNull {
+			continue
+		}
+		v, used, err := td.dec[i](data[pos:])
+		if err != nil {
+			return nil, 0, fmt.Errorf("%s column %s: %w", td.table.QualifiedName(), td.table.Columns[i].Name, err)
+		}
+		row[i] = v
+		pos += used
+	}
+	return row, pos, nil
+}
+
+// decodeDeferred decodes the rows of an event left by rowsDecodeFunc.
+func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op Op) ([]*Change, error) {
+	if len(e.ColumnBitmap1)*8 < len(td.dec) || (op == Update && len(e.ColumnBitmap2)*8 < len(td.dec)) {
+		return nil, errors.New("row event column bitmap shorter than the table")
+	}
+	var out []*Change
+	for len(data) > 0 {
+		img, n, err := td.decodeImage(data, e.ColumnBitmap1)
+		if err != nil {
+			return nil, err
+		}
+		data = data[n:]
+		c := &Change{Table: td.table, Op: op}
+		switch op {
+		case Insert:
+			c.After = img
+		case Delete:
+			c.Before = img
+		case Update:
+			c.Before = img
+			if c.After, n, err = td.decodeImage(data, e.ColumnBitmap2); err != nil {
+				return nil, err
+			}
+			data = data[n:]
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}

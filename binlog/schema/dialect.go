@@ -1,0 +1,229 @@
+package schema
+
+import (
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser/charset"
+)
+
+// The TiDB parser covers MySQL's DDL grammar but not all of MariaDB's, nor
+// MySQL's spatial types and invisible columns. Rather than fork a grammar,
+// dialectRewrite rewrites the few constructs it lacks into ones it parses,
+// and remembers what it changed so the definitions can be corrected after
+// parsing. It works on tokens, so it never touches string literals, quoted
+// identifiers or comments.
+
+// rewriteNotes records what dialectRewrite changed.
+type rewriteNotes struct {
+	orReplace bool              // CREATE OR REPLACE TABLE
+	types     map[string]string // lower-case column name -> original type ("point", "uuid", ...)
+	invisible map[string]bool   // lower-case column name -> INVISIBLE
+}
+
+// substitutes maps types the parser lacks to a stand-in with the same binlog
+// representation.
+var substitutes = map[string]string{
+	"geometry": "longblob", "point": "longblob", "linestring": "longblob", "polygon": "longblob",
+	"multipoint": "longblob", "multilinestring": "longblob", "multipolygon": "longblob",
+	"geometrycollection": "longblob", "geomcollection": "longblob",
+	"uuid": "binary(16)", "inet6": "binary(16)", "inet4": "binary(4)",
+}
+
+// typeWords are the words that start a column type, used to find the
+// column a type belongs to (the identifier just before it).
+var typeWords = map[string]bool{}
+
+func init() {
+	for _, w := range strings.Fields(`bit tinyint smallint mediumint int integer bigint int1 int2 int3 int4 int8 middleint
+		bool boolean serial real double float float4 float8 decimal dec numeric fixed date time timestamp datetime year
+		char varchar nchar nvarchar national character binary varbinary tinyblob blob mediumblob longblob long
+		tinytext text mediumtext longtext enum set json vector`) {
+		typeWords[w] = true
+	}
+	for w := range substitutes {
+		typeWords[w] = true
+	}
+}
+
+// notIdentifier lists words that can precede a type word without being a
+// column name.
+var notIdentifier = map[string]bool{"as": true, "not": true, "null": true, "default": true, "cast": true,
+	"convert": true, "returning": true, "to": true, "by": true, "is": true, "in": true}
+
+type token struct {
+	text string
+	word bool // unquoted word
+	sig  bool // not white space or comment
+}
+
+func tokenize(s string) []token {
+	var out []token
+	for i := 0; i < len(s); {
+		c := s[i]
+		j := i + 1
+		t := token{sig: true}
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			for j < len(s) && strings.IndexByte(" \t\n\r", s[j]) >= 0 {
+				j++
+			}
+			t.sig = false
+		case c == '#' || c == '-' && strings.HasPrefix(s[i:], "-- "):
+			for j < len(s) && s[j] != '\n' {
+				j++
+			}
+			t.sig = false
+		case c == '/' && strings.HasPrefix(s[i:], "/*") && !strings.HasPrefix(s[i:], "/*!") && !strings.HasPrefix(s[i:], "/*M!"):
+			if k := strings.Index(s[i+2:], "*/"); k >= 0 {
+				j = i + 2 + k + 2
+			} else {
+				j = len(s)
+			}
+			t.sig = false
+		case c == '\'' || c == '"' || c == '`':
+			for j < len(s) {
+				if s[j] == '\\' && c != '`' {
+					j += 2
+					continue
+				}
+				if s[j] == c {
+					if j+1 < len(s) && s[j+1] == c { // doubled quote
+						j += 2
+						continue
+					}
+					j++
+					break
+				}
+				j++
+			}
+			j = min(j, len(s))
+		case isWordByte(c):
+			for j < len(s) && isWordByte(s[j]) {
+				j++
+			}
+			t.word = true
+		}
+		t.text = s[i:j]
+		out = append(out, t)
+		i = j
+	}
+	return out
+}
+
+func isWordByte(c byte) bool {
+	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
+}
+
+func unquoteIdent(s string) string {
+	if len(s) >= 2 && s[0] == '`' {
+		return strings.ReplaceAll(s[1:len(s)-1], "``", "`")
+	}
+	return s
+}
+
+// dialectRewrite returns sql in a form the TiDB parser accepts.
+func dialectRewrite(sql string) (string, rewriteNotes) {
+	toks := tokenize(sql)
+	notes := rewriteNotes{types: map[string]string{}, invisible: map[string]bool{}}
+	var sig []int // indexes of significant tokens
+	for i, t := range toks {
+		if t.sig {
+			sig = append(sig, i)
+		}
+	}
+	word := func(k int) string { // lower-case word at significant index k
+		if k < 0 || k >= len(sig) || !toks[sig[k]].word {
+			return ""
+		}
+		return strings.ToLower(toks[sig[k]].text)
+	}
+	drop := func(k int) { toks[sig[k]].text = "" }
+
+	// Statement heads.
+	if word(0) == "create" && word(1) == "or" && word(2) == "replace" && word(3) == "table" {
+		notes.orReplace = true
+		drop(1)
+		drop(2)
+	}
+	if word(0) == "alter" && (word(1) == "online" || word(1) == "ignore") {
+		drop(1)
+	}
+
+	column := "" // the column whose definition we are in, lower case
+	depth := 0
+	for k := 0; k < len(sig); k++ {
+		t := &toks[sig[k]]
+		switch t.text {
+		case "(":
+			depth++
+			continue
+		case ")":
+			depth--
+			if depth <= 0 {
+				column = ""
+			}
+			continue
+		case ",":
+			if depth <= 1 {
+				column = ""
+			}
+			continue
+		}
+		w := word(k)
+		if w == "" {
+			continue
+		}
+		if typeWords[w] && k > 0 {
+			prev := toks[sig[k-1]]
+			if prev.text != "" && (prev.word && !notIdentifier[strings.ToLower(prev.text)] || strings.HasPrefix(prev.text, "`")) {
+				column = strings.ToLower(unquoteIdent(prev.text))
+				if sub, ok := substitutes[w]; ok {
+					notes.types[column] = w
+					t.text = sub
+				}
+			}
+		}
+		switch w {
+		case "invisible":
+			if column != "" {
+				notes.invisible[column] = true
+				drop(k)
+			}
+		case "persistent":
+			t.text = "STORED"
+		case "collate":
+			// Collations newer than the parser (MariaDB 11's uca1400 ones)
+			// only affect ordering: any collation of the same character set
+			// decodes the same.
+			j := k + 1
+			if j < len(sig) && toks[sig[j]].text == "=" {
+				j++
+			}
+			if j < len(sig) {
+				name := strings.Trim(toks[sig[j]].text, "`'\"")
+				if _, err := charset.GetCollationByName(name); err != nil && name != "" {
+					cs, _, _ := strings.Cut(strings.ToLower(name), "_")
+					if _, err := charset.GetCharsetInfo(cs); err != nil {
+						cs = "utf8mb4"
+					}
+					toks[sig[j]].text = cs + "_bin"
+				}
+			}
+		case "with", "without":
+			if word(k+1) == "system" && word(k+2) == "versioning" {
+				drop(k)
+				drop(k + 1)
+				drop(k + 2)
+			}
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(sql))
+	for _, t := range toks {
+		b.WriteString(t.text)
+		if t.text == "" {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String(), notes
+}

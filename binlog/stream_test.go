@@ -1,0 +1,144 @@
+package binlog_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/internal/testenv"
+)
+
+// TestReconnect: the live source survives a server restart and a killed
+// dump connection, resuming exactly after the last transaction it returned.
+func TestReconnect(t *testing.T) {
+	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	m.Exec(t, "CREATE DATABASE r", "CREATE TABLE r.t (id INT PRIMARY KEY)")
+	d, _ := binlog.ParseDSN(m.DSN())
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 8888, Start: binlog.Start{Mode: binlog.StartCurrent},
+		Heartbeat: time.Second, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	next := 1
+	insertAndRead := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			m.Exec(t, fmt.Sprintf("INSERT INTO r.t VALUES (%d)", next+i))
+		}
+		for i := 0; i < n; i++ {
+			tx, err := src.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs := changes(t, tx)
+			if len(cs) != 1 || cs[0].After[0] != int64(next) {
+				t.Fatalf("want insert of %d, got %s", next, summary(t, tx))
+			}
+			tx.Close()
+			next++
+		}
+	}
+	insertAndRead(20)
+
+	// Restart the server: the source reconnects from its last transaction.
+	if err := m.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	insertAndRead(20)
+
+	// Kill the dump thread from the server side.
+	id := m.QueryString(t, "SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%' LIMIT 1")
+	m.Exec(t, "KILL "+id)
+	insertAndRead(20)
+}
+
+// TestLargeTransactionBoundedMemory reads a transaction of 1,000,000 rows
+// and checks that the heap never holds them all: past the spill budget the
+// changes go to a temporary file and are read back one at a time.
+func TestLargeTransactionBoundedMemory(t *testing.T) {
+	const rows = 1_000_000
+	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{Args: []string{"--max-binlog-cache-size=4G"}})
+	m.Exec(t, "CREATE DATABASE big", "USE big", "CREATE TABLE big.t (id INT PRIMARY KEY, v BIGINT, s VARCHAR(20))",
+		fmt.Sprintf("INSERT INTO big.t SELECT seq, seq * 3, CONCAT('row ', seq) FROM seq_1_to_%d", rows))
+
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+
+	d, _ := binlog.ParseDSN(m.DSN())
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	f, _ := binlog.NewFilter([]string{"big.*"}, nil)
+	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 8889, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
+		Decode: binlog.DecodeOptions{Filter: f, SpillBytes: 8 << 20, SpillDir: t.TempDir()}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	var big *binlog.Txn
+	for big == nil {
+		tx, err := src.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tx.Len() > 0 {
+			big = tx
+		}
+	}
+	if big.Len() != rows {
+		t.Fatalf("transaction has %d changes, want %d", big.Len(), rows)
+	}
+	// Iterate twice, as a sink retrying the transaction would.
+	for pass := 0; pass < 2; pass++ {
+		n := 0
+		var sum int64
+		for c, err := range big.Changes() {
+			if err != nil {
+				t.Fatal(err)
+			}
+			n++
+			sum += c.After[1].(int64)
+		}
+		if n != rows || sum != 3*rows*(rows+1)/2 {
+			t.Fatalf("pass %d: %d changes, sum %d", pass, n, sum)
+		}
+	}
+	big.Close()
+	close(stop)
+	<-done
+	grown := int64(peak.Load()) - int64(base.HeapAlloc)
+	t.Logf("peak heap growth %d MiB for %d rows", grown>>20, rows)
+	// Held in memory the changes would take well over 150 MiB.
+	if grown > 96<<20 {
+		t.Fatalf("heap grew by %d MiB reading a %d-row transaction: changes are not spilled", grown>>20, rows)
+	}
+}

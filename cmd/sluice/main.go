@@ -1,0 +1,200 @@
+// Command sluice is a MySQL/MariaDB binlog change-data-capture and
+// replication tool.
+//
+//	sluice dump    print committed transactions from a server or binlog files
+//	sluice run     replicate pipelines defined in a YAML file
+//	sluice check   validate a pipeline file
+//	sluice status  show each source's position, lag and state
+//	sluice verify  compare source and target tables
+//	sluice tail    print the messages of a NATS JetStream stream
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	drv "github.com/go-sql-driver/mysql"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/config"
+)
+
+// Exit codes: 0 success, 1 runtime failure (or, for verify, a difference),
+// 2 bad input: flags, configuration, DSN, privileges, server settings.
+const (
+	exitOK    = 0
+	exitFail  = 1
+	exitUsage = 2
+)
+
+type command struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands []command
+
+func init() {
+	commands = []command{
+		{"dump", "print committed transactions from a live server or binlog files", runDump},
+		{"run", "replicate the pipelines of a YAML file", runRun},
+		{"status", "show each source's state, checkpoint and lag", runStatus},
+		{"verify", "compare source and target tables by checksums", runVerify},
+		{"tail", "print a NATS JetStream stream's messages as JSON lines", runTail},
+		{"check", "validate a pipeline file", runCheck},
+	}
+}
+
+func main() {
+	os.Exit(realMain(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func realMain(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	if args[0] == "version" || args[0] == "--version" {
+		fmt.Fprintln(stdout, "sluice", version)
+		return exitOK
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		err := c.run(ctx, args[1:], stdout, stderr)
+		return exitCode(err, stderr, c.name)
+	}
+	fmt.Fprintf(stderr, "sluice: unknown command %q\n\n", args[0])
+	usage(stderr)
+	return exitUsage
+}
+
+var version = "dev"
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: sluice <command> [flags]\n\ncommands:")
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun 'sluice <command> -h' for the command's flags.")
+}
+
+// usageError is a bad command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(format, args...)} }
+
+// exitWith carries an exit code chosen by the command (verify: 1 on a
+// difference) without a message.
+type exitWith struct{ code int }
+
+func (e exitWith) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+func exitCode(err error, stderr io.Writer, cmd string) int {
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ew exitWith
+	if errors.As(err, &ew) {
+		return ew.code
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitOK // interrupted by a signal: a clean stop
+	}
+	fmt.Fprintf(stderr, "sluice %s: %s\n", cmd, oneLine(err.Error()))
+	var ue *usageError
+	var be *binlog.UserError
+	var cp *configProblems
+	if errors.As(err, &ue) || errors.As(err, &be) || errors.As(err, &cp) || isConfigError(err) {
+		return exitUsage
+	}
+	return exitFail
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ") }
+
+// newLogger writes structured logs to stderr.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usagef("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	var log *slog.Logger
+	switch format {
+	case "text", "":
+		log = slog.New(slog.NewTextHandler(w, opts))
+	case "json":
+		log = slog.New(slog.NewJSONHandler(w, opts))
+	default:
+		return nil, usagef("--log-format %q: want text or json", format)
+	}
+	// The MySQL driver's own messages ("unexpected EOF" when a server goes
+	// away) are details of errors sluice logs itself: debug lines.
+	_ = drv.SetLogger(driverLog{log})
+	return log, nil
+}
+
+type driverLog struct{ log *slog.Logger }
+
+func (d driverLog) Print(v ...any) {
+	d.log.Debug("mysql driver: " + strings.TrimSpace(fmt.Sprint(v...)))
+}
+
+// newFlags makes a command's flag set, printing usage and then the flags.
+func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, usage); fs.PrintDefaults() }
+	return fs
+}
+
+// parseFlags parses args; a bad flag is a usage error (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return &usageError{err.Error()}
+	}
+	return nil
+}
+
+// loadConfig loads the -c file of a command.
+func loadConfig(path string) (*config.File, error) {
+	if path == "" {
+		return nil, usagef("give the pipeline file with -c FILE")
+	}
+	return config.Load(path)
+}
+
+// listFlag collects a repeatable flag; each use may also hold a
+// comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*l = append(*l, p)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sluice-cdc/sluice/replicator"
+)
+
+const statusUsage = `usage: sluice status -c FILE
+
+Prints each source's state, checkpoint and lag, as the running daemon
+reports them on http.listen; when no daemon answers, the checkpoints the
+sinks hold.
+
+flags:
+`
+
+func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", statusUsage, stderr)
+	path := fs.String("c", "", "pipeline file")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	defer w.Flush()
+	if cfg.HTTP.Listen != "off" {
+		rep, err := fetchStatus(ctx, cfg.HTTP.Listen)
+		if err == nil {
+			fmt.Fprintf(w, "PIPELINE\tSOURCE\tSTATE\tLAG\tLAG TXNS\tAPPLIED\tROWS\tCHECKPOINT\tERROR\n")
+			for _, s := range rep.Sources {
+				ckpt := s.CheckpointGTID
+				if ckpt == "" {
+					ckpt = s.CheckpointPos
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%.1fs\t%d\t%d\t%d\t%s\t%s\n", s.Pipeline, s.Source, s.State, s.LagSeconds, s.LagTransactions,
+					s.Applied, s.Rows, ckpt, s.Error)
+			}
+			return nil
+		}
+		fmt.Fprintf(stdout, "sluice is not running (no answer on %s); checkpoints held by the sinks:\n", cfg.HTTP.Listen)
+	}
+	fmt.Fprintf(w, "PIPELINE\tSOURCE\tCHECKPOINT\tPOSITION\tUPDATED\n")
+	for _, p := range cfg.Pipelines {
+		sink, err := replicator.OpenSink(ctx, p, replicator.SinkOptions{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			fmt.Fprintf(w, "%s\t-\t%v\t\t\n", p.Name, oneLine(err.Error()))
+			continue
+		}
+		for _, s := range p.Sources {
+			st, ok, err := sink.Checkpoint(ctx, s.Name)
+			switch {
+			case err != nil:
+				fmt.Fprintf(w, "%s\t%s\t%v\t\t\n", p.Name, s.Name, err)
+			case !ok:
+				fmt.Fprintf(w, "%s\t%s\t(none yet)\t\t\n", p.Name, s.Name)
+			default:
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", p.Name, s.Name, st.GTID, st.Pos, st.Updated.Format(time.RFC3339))
+			}
+		}
+		sink.Close()
+	}
+	return nil
+}
+
+func fetchStatus(ctx context.Context, addr string) (*replicator.StatusReport, error) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var rep replicator.StatusReport
+	if err := json.NewDecoder(resp.Body).Decode(&rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}

@@ -1,0 +1,208 @@
+// Package demo is `make demo`: a source and a target MariaDB on throwaway
+// ports, a pipeline between them, a write load, a kill -9 of sluice in the
+// middle, and `sluice verify` at the end. It is a test so that the demo
+// stays true: `make test` runs a short version of it.
+//
+//	make demo                      # 30 seconds of load, verbose
+//	DEMO_SECONDS=120 make demo     # longer
+//	DEMO_KEEP=1 make demo          # keep the servers until Ctrl-C
+package demo
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-cdc/sluice/internal/testenv"
+)
+
+func say(format string, args ...any) {
+	fmt.Printf("demo | "+format+"\n", args...)
+}
+
+func TestDemo(t *testing.T) {
+	seconds := 8
+	if s := os.Getenv("DEMO_SECONDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 4 {
+			t.Fatalf("DEMO_SECONDS=%q: want a number of seconds, at least 4", s)
+		}
+		seconds = n
+	}
+	work := t.TempDir()
+	bin := filepath.Join(work, "sluice")
+	say("building sluice")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+
+	say("starting a source and a target MariaDB on throwaway ports")
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	say("  source  %s   (mariadb -h127.0.0.1 -P%d -uroot)", src.DSN(), src.Port)
+	say("  target  %s   (mariadb -h127.0.0.1 -P%d -uroot)", dst.DSN(), dst.Port)
+	src.Exec(t, testenv.LoadSchema("bank", 50)...)
+
+	port := testenv.FreePort(t)
+	cfg := fmt.Sprintf(`# written by the demo
+state_dir: %s/state
+http:
+  listen: 127.0.0.1:%d
+pipelines:
+  - name: bank
+    sources:
+      - name: primary
+        dsn: %s
+        include: ["bank.*"]
+        start: oldest
+    sink:
+      type: mysql
+      dsn: %s
+      ddl: apply
+      on_conflict: stop
+`, work, port, src.DSN(), dst.DSN())
+	cfgPath := filepath.Join(work, "pipeline.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	say("pipeline file %s:\n%s", cfgPath, indent(cfg))
+
+	logPath := filepath.Join(work, "sluice.log")
+	start := func() *exec.Cmd {
+		f, _ := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		cmd := exec.Command(bin, "run", "-c", cfgPath)
+		cmd.Stdout, cmd.Stderr = f, f
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { cmd.Wait(); f.Close() }()
+		return cmd
+	}
+	say("$ sluice run -c pipeline.yaml      (log: %s)", logPath)
+	cmd := start()
+	t.Cleanup(func() { cmd.Process.Kill() })
+
+	say("writing transfers, random row changes and deletes to the source with 4 connections for %ds", seconds)
+	load := testenv.StartLoad(t, src, "bank", 4)
+	killed := false
+	for elapsed := 0; elapsed < seconds; elapsed += 2 {
+		time.Sleep(2 * time.Second)
+		showStatus(port, load)
+		if !killed && elapsed+2 >= seconds/2 {
+			say("kill -9 sluice in the middle of the load, and start it again")
+			cmd.Process.Signal(syscall.SIGKILL)
+			time.Sleep(300 * time.Millisecond)
+			cmd = start()
+			killed = true
+		}
+	}
+	load.Stop()
+	say("load stopped: %d transactions committed on the source (%d transfers)", load.Txns.Load(), load.Transfers.Load())
+
+	// Wait until the daemon has applied everything, then stop it cleanly.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st := status(port)
+		if st != nil && len(st.Sources) > 0 && st.Sources[0].LagTransactions == 0 && st.Sources[0].State == "streaming" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice did not catch up; log:\n%s", tail(logPath))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	showStatus(port, load)
+	say("caught up; SIGTERM: sluice finishes its transaction, checkpoints and exits")
+	cmd.Process.Signal(syscall.SIGTERM)
+	waitExit(t, cmd)
+
+	say("$ sluice verify -c pipeline.yaml")
+	var out bytes.Buffer
+	v := exec.Command(bin, "verify", "-c", cfgPath)
+	v.Stdout, v.Stderr = &out, &out
+	err := v.Run()
+	fmt.Print(indent(out.String()))
+	if err != nil {
+		t.Fatalf("sluice verify: %v\nsluice log:\n%s", err, tail(logPath))
+	}
+	say("the target equals the source after a kill -9: nothing lost, nothing applied twice (the ledger table would collide)")
+
+	if os.Getenv("DEMO_KEEP") != "" {
+		cmd = start()
+		say("DEMO_KEEP: sluice runs on; write to the source and watch the target. Ctrl-C ends the demo and removes the servers.")
+		ch := make(chan os.Signal, 1)
+		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+		<-ch
+		cmd.Process.Signal(syscall.SIGTERM)
+		waitExit(t, cmd)
+	}
+}
+
+type statusReport struct {
+	Sources []struct {
+		State           string  `json:"state"`
+		Applied         uint64  `json:"transactions_applied"`
+		Rows            uint64  `json:"rows_applied"`
+		LagSeconds      float64 `json:"lag_seconds"`
+		LagTransactions uint64  `json:"lag_transactions"`
+		CheckpointGTID  string  `json:"checkpoint_gtid"`
+	} `json:"sources"`
+}
+
+func status(port int) *statusReport {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/status", port))
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	var st statusReport
+	if json.NewDecoder(resp.Body).Decode(&st) != nil {
+		return nil
+	}
+	return &st
+}
+
+func showStatus(port int, load *testenv.Load) {
+	st := status(port)
+	if st == nil || len(st.Sources) == 0 {
+		say("  source txns %6d | sluice: (starting)", load.Txns.Load())
+		return
+	}
+	s := st.Sources[0]
+	say("  source txns %6d | sluice %-9s applied %6d txns %7d rows | lag %4d txns %5.1fs | checkpoint %s",
+		load.Txns.Load(), s.State, s.Applied, s.Rows, s.LagTransactions, s.LagSeconds, s.CheckpointGTID)
+}
+
+func waitExit(t *testing.T, cmd *exec.Cmd) {
+	for i := 0; i < 150 && (cmd.ProcessState == nil); i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if cmd.ProcessState == nil {
+		t.Fatal("sluice did not exit after SIGTERM")
+	}
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ") + "\n"
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 30 {
+		lines = lines[len(lines)-30:]
+	}
+	return strings.Join(lines, "\n")
+}

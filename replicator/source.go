@@ -1,0 +1,523 @@
+package replicator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/config"
+)
+
+// Sink is what a pipeline delivers to. It keeps each source's checkpoint
+// with its data (sinks/mysql in the target's sluice.checkpoint table).
+type Sink interface {
+	// Checkpoint returns the source's last applied position.
+	Checkpoint(ctx context.Context, source string) (checkpoint.State, bool, error)
+	// Apply applies t exactly once, atomically with the checkpoint after it.
+	// It retries what can be retried and returns other errors.
+	Apply(ctx context.Context, source string, t *binlog.Txn) error
+	Close() error
+}
+
+// sinkStats is implemented by sinks that count retries and conflicts per
+// source.
+type sinkStats interface {
+	Stats(source string) (retries, conflicts int64)
+}
+
+// SourceStatus is one source's state, for /status and sluice status.
+type SourceStatus struct {
+	Pipeline        string    `json:"pipeline"`
+	Source          string    `json:"source"`
+	State           string    `json:"state"` // starting, streaming, reconnecting, stopped, error
+	Error           string    `json:"error,omitempty"`
+	CheckpointGTID  string    `json:"checkpoint_gtid"`
+	CheckpointPos   string    `json:"checkpoint_pos"`
+	CheckpointAt    time.Time `json:"checkpoint_at"`
+	SourceGTID      string    `json:"source_gtid,omitempty"`
+	SourcePos       string    `json:"source_pos,omitempty"`
+	LagSeconds      float64   `json:"lag_seconds"`
+	LagTransactions uint64    `json:"lag_transactions"`
+	Applied         uint64    `json:"transactions_applied"`
+	Rows            uint64    `json:"rows_applied"`
+	Retries         int64     `json:"retries"`
+	Conflicts       int64     `json:"conflicts"`
+}
+
+// sourceRunner reads one source and applies its transactions to the sink:
+// a reader goroutine fills a bounded queue (backpressure: a slow sink
+// slows reading, never the memory), and the applier drains it in order.
+type sourceRunner struct {
+	pipeline  *config.Pipeline
+	cfg       *config.Source
+	sink      Sink
+	stateDir  string
+	stopAtEnd bool
+	log       *slog.Logger
+	metrics   *Metrics
+	router    *router
+	// lastQuiet is the last transaction the router found to hold only a
+	// reverse pipeline's checkpoint: not delivered, not checkpointed, only
+	// counted as handled once everything read before it is applied.
+	lastQuiet atomic.Pointer[binlog.Txn]
+
+	mu        sync.Mutex
+	status    SourceStatus
+	applied   checkpoint.State
+	lastTxnTS time.Time
+
+	seenRetries, seenConflicts int64 // sink counts already added to the metrics
+}
+
+func (r *sourceRunner) setState(state string, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status.State = state
+	r.status.Error = ""
+	if err != nil {
+		r.status.Error = err.Error()
+	}
+	up := 0.0
+	if state == "streaming" {
+		up = 1
+	}
+	r.metrics.up.WithLabelValues(r.pipeline.Name, r.cfg.Name).Set(up)
+}
+
+// Status returns a snapshot.
+func (r *sourceRunner) Status() SourceStatus {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.status
+	s.CheckpointGTID = r.applied.GTID.String()
+	s.CheckpointPos = r.applied.Pos.String()
+	s.CheckpointAt = r.applied.Updated
+	if st, ok := r.sink.(sinkStats); ok {
+		s.Retries, s.Conflicts = st.Stats(r.cfg.Name)
+	}
+	return s
+}
+
+// queueSize bounds the transactions decoded ahead of the sink.
+const queueSize = 64
+
+// run streams until ctx ends, the source ends (stop-at-end) or an error
+// that retrying cannot fix. On ctx's end it finishes the transaction being
+// applied and returns nil.
+func (r *sourceRunner) run(ctx context.Context) error {
+	err := r.stream(ctx)
+	backoff := time.Second
+retry:
+	for ctx.Err() == nil {
+		switch {
+		case errors.Is(err, checkpoint.ErrBehind):
+			r.log.Warn("the sink lost transactions it had acknowledged: reading the source again from the sink's checkpoint", "error", err.Error())
+		case !r.stopAtEnd && binlog.IsUnreachable(err):
+			// A source (or target) that is down does not stop the other
+			// sources; this one waits for its server and resumes from its
+			// checkpoint. Wrong credentials or settings are not retried.
+			r.setState("reconnecting", err)
+			r.log.Warn("server unreachable, retrying", "error", err.Error(), "in", backoff)
+			select {
+			case <-ctx.Done():
+				continue
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, 30*time.Second)
+		default:
+			break retry
+		}
+		err = r.stream(ctx)
+	}
+	switch {
+	case err == nil || errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		r.setState("stopped", nil)
+		return nil
+	default:
+		r.setState("error", err)
+		r.metrics.errors.WithLabelValues(r.pipeline.Name, r.cfg.Name).Inc()
+		return fmt.Errorf("pipeline %s source %s: %w", r.pipeline.Name, r.cfg.Name, err)
+	}
+}
+
+func (r *sourceRunner) stream(ctx context.Context) error {
+	p, s := r.pipeline.Name, r.cfg.Name
+	r.setState("starting", nil)
+	state, haveCkpt, err := r.sink.Checkpoint(ctx, s)
+	if err != nil {
+		return err
+	}
+	history, err := checkpoint.OpenSchemaHistory(r.stateDir, p, s)
+	if err != nil {
+		return err
+	}
+	start := r.cfg.Start.Start
+	opts := binlog.DecodeOptions{Filter: r.cfg.Filter, StrictColumns: true, SkipDDL: r.cfg.SkipDDL, EmitEmpty: true, Logger: r.log}
+	if haveCkpt {
+		// The checkpoint wins over the configured start.
+		if !state.GTID.IsEmpty() {
+			start = binlog.Start{Mode: binlog.StartGTID, GTID: state.GTID}
+		} else {
+			start = binlog.Start{Mode: binlog.StartPosition, Pos: state.Pos}
+		}
+		opts.Catalog = history.At(state)
+		if opts.Catalog == nil {
+			r.log.Warn("no schema history for this checkpoint: loading table definitions from information_schema, which is right only if no DDL ran since the checkpoint",
+				"checkpoint", state.GTID.String())
+		}
+		r.mu.Lock()
+		r.applied = state
+		r.mu.Unlock()
+		r.log.Info("resuming from checkpoint", "gtid", state.GTID.String(), "pos", state.Pos.String())
+	} else {
+		r.log.Info("no checkpoint: starting from the configured start", "start", describeStart(start))
+	}
+	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: r.cfg.Conn, ServerID: r.cfg.ServerID, Start: start, StopAtEnd: r.stopAtEnd,
+		Decode: opts, Logger: r.log})
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	if !haveCkpt || opts.Catalog == nil {
+		// Persist the schema this stream starts with: information_schema
+		// will have moved on by the next restart.
+		first := checkpoint.SchemaVersion{GTID: start.GTID, Pos: start.Pos, Catalog: src.Catalog().Clone()}
+		if haveCkpt {
+			first.GTID, first.Pos = state.GTID, state.Pos
+		}
+		if err := history.Reset(first); err != nil {
+			return err
+		}
+	}
+	if !haveCkpt {
+		// A restart before the first transaction must resume here.
+		if err := r.applyBatch(ctx, []*binlog.Txn{src.StartPoint()}); err != nil {
+			return err
+		}
+	}
+	r.setState("streaming", nil)
+
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	queue := make(chan *binlog.Txn, queueSize)
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(queue)
+		for {
+			t, err := src.Next(readCtx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			t, quiet, err := r.router.route(t)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			if quiet {
+				t.Close()
+				r.lastQuiet.Store(t)
+				continue
+			}
+			select {
+			case queue <- t:
+			case <-readCtx.Done():
+				t.Close()
+				readErr <- readCtx.Err()
+				return
+			}
+		}
+	}()
+	lagDone := r.pollLag(readCtx, src)
+	defer func() { stopReading(); <-lagDone }()
+
+	// The applier is not stopped by ctx mid-transaction: a signal lets the
+	// transaction in flight finish (bounded), then the loop ends.
+	applyCtx, cancelApply := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelApply()
+	go func() {
+		<-ctx.Done()
+		select {
+		case <-time.After(30 * time.Second):
+			cancelApply()
+		case <-applyCtx.Done():
+		}
+	}()
+
+	var pendingEmpty *binlog.Txn // filtered-out transactions: checkpointed lazily
+	flushEmpty := func() error {
+		if pendingEmpty == nil {
+			return nil
+		}
+		t := pendingEmpty
+		pendingEmpty = nil
+		return r.applyBatch(applyCtx, []*binlog.Txn{t})
+	}
+	drain := func() {
+		for t := range queue {
+			t.Close()
+		}
+	}
+	idle := time.NewTicker(time.Second)
+	defer idle.Stop()
+	for {
+		select {
+		case t, ok := <-queue:
+			if !ok {
+				if err := flushEmpty(); err != nil {
+					return err
+				}
+				err := <-readErr
+				if errors.Is(err, io.EOF) {
+					r.log.Info("caught up with the source's position at start (--stop-at-end)")
+					return nil
+				}
+				return err
+			}
+			if ctx.Err() != nil {
+				// Stopping: what is queued is read again after the restart.
+				t.Close()
+				drain()
+				if err := flushEmpty(); err != nil {
+					return err
+				}
+				return ctx.Err()
+			}
+			// Under a backlog, take what is queued too: the sink applies a
+			// run of transactions in fewer round trips. A DDL ends a run,
+			// so that the schema history is written before it is applied.
+			batch := []*binlog.Txn{t}
+			for len(batch) < maxBatch && !endsRun(batch[len(batch)-1]) {
+				select {
+				case next, ok := <-queue:
+					if !ok {
+						goto gathered
+					}
+					if endsRun(next) && len(batch) > 0 {
+						// Apply the run first, then the DDL alone.
+						if err := r.applyRun(applyCtx, batch, &pendingEmpty); err != nil {
+							next.Close()
+							return err
+						}
+						batch = batch[:0]
+					}
+					batch = append(batch, next)
+				default:
+					goto gathered
+				}
+			}
+		gathered:
+			if t := batch[len(batch)-1]; t.Catalog != nil {
+				// Before the DDL reaches the sink, so the history is never
+				// behind the checkpoint.
+				if err := history.Add(checkpoint.SchemaVersion{GTID: t.Executed, Pos: t.Pos, Catalog: t.Catalog}); err != nil {
+					closeAll(batch)
+					return err
+				}
+			}
+			if err := r.applyRun(applyCtx, batch, &pendingEmpty); err != nil {
+				return err
+			}
+		case <-idle.C:
+			if err := flushEmpty(); err != nil {
+				return err
+			}
+			if len(queue) == 0 {
+				r.handledQuiet()
+			}
+			r.updateGauges()
+		case <-ctx.Done():
+			// Wait for the reader to stop, then flush what is done.
+			drain()
+			if err := flushEmpty(); err != nil {
+				return err
+			}
+			return ctx.Err()
+		}
+	}
+}
+
+// maxBatch bounds a run of transactions handed to the sink at once.
+const maxBatch = 64
+
+// endsRun: a DDL, or a transaction after which the schema changed (its
+// DDL may have been filtered out), is handed to the sink alone, after its
+// schema version is saved.
+func endsRun(t *binlog.Txn) bool { return t.DDL != nil || t.Catalog != nil }
+
+func closeAll(txns []*binlog.Txn) {
+	for _, t := range txns {
+		t.Close()
+	}
+}
+
+// applyRun applies a run of transactions. Filtered-out (empty) ones only
+// move the checkpoint: those followed by a real transaction are covered by
+// its checkpoint; a trailing one is kept in *pendingEmpty and written when
+// the source goes idle.
+func (r *sourceRunner) applyRun(ctx context.Context, batch []*binlog.Txn, pendingEmpty **binlog.Txn) error {
+	var real []*binlog.Txn
+	for _, t := range batch {
+		if t.Len() == 0 && t.DDL == nil {
+			if *pendingEmpty != nil {
+				(*pendingEmpty).Close()
+			}
+			*pendingEmpty = t
+			continue
+		}
+		if *pendingEmpty != nil { // covered by t's checkpoint
+			(*pendingEmpty).Close()
+			*pendingEmpty = nil
+		}
+		real = append(real, t)
+	}
+	if len(real) == 0 {
+		return nil
+	}
+	defer closeAll(real)
+	return r.applyBatch(ctx, real)
+}
+
+// batchSink is implemented by sinks that apply runs of transactions.
+type batchSink interface {
+	ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error)
+}
+
+func (r *sourceRunner) applyBatch(ctx context.Context, txns []*binlog.Txn) error {
+	if bs, ok := r.sink.(batchSink); ok {
+		n, err := bs.ApplyBatch(ctx, r.cfg.Name, txns)
+		for _, t := range txns[:n] {
+			r.applied1(t)
+		}
+		return err
+	}
+	for _, t := range txns {
+		if err := r.sink.Apply(ctx, r.cfg.Name, t); err != nil {
+			return err
+		}
+		r.applied1(t)
+	}
+	return nil
+}
+
+// applied1 records one applied transaction in the metrics and status.
+func (r *sourceRunner) applied1(t *binlog.Txn) {
+	labels := []string{r.pipeline.Name, r.cfg.Name}
+	if t.DDL != nil {
+		r.metrics.ddl.WithLabelValues(labels...).Inc()
+	}
+	if t.Len() > 0 || t.DDL != nil {
+		r.metrics.txns.WithLabelValues(labels...).Inc()
+		r.metrics.rows.WithLabelValues(labels...).Add(float64(t.Len()))
+	}
+	r.metrics.bytes.WithLabelValues(labels...).Add(float64(t.Size))
+	r.mu.Lock()
+	r.applied = checkpoint.After(t)
+	r.lastTxnTS = t.Timestamp
+	if t.Len() > 0 || t.DDL != nil {
+		r.status.Applied++
+		r.status.Rows += uint64(t.Len())
+	}
+	r.mu.Unlock()
+}
+
+// handledQuiet counts the last quiet transaction as handled, when nothing
+// read before it waits (the queue is empty) and no checkpoint covers it.
+func (r *sourceRunner) handledQuiet() {
+	q := r.lastQuiet.Swap(nil)
+	if q == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.applied.Covers(q) {
+		r.applied = checkpoint.After(q)
+	}
+}
+
+// pollLag compares the source's executed set and position with what is
+// applied, every few seconds.
+func (r *sourceRunner) pollLag(ctx context.Context, src *binlog.LiveSource) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(2 * time.Second)
+		defer tick.Stop()
+		for {
+			info, err := binlog.Inspect(ctx, src.DB(), r.cfg.Conn)
+			if err == nil {
+				r.mu.Lock()
+				r.status.SourceGTID = info.Executed.String()
+				r.status.SourcePos = info.Current.String()
+				if info.GTIDMode {
+					r.status.LagTransactions = r.applied.GTID.CountMissing(info.Executed)
+				} else if r.applied.Pos.Compare(info.Current) >= 0 {
+					r.status.LagTransactions = 0
+				}
+				r.mu.Unlock()
+			}
+			r.mu.Lock()
+			if src.State() == "reconnecting" {
+				r.status.State = "reconnecting"
+			} else if r.status.State == "reconnecting" {
+				r.status.State = "streaming"
+			}
+			r.mu.Unlock()
+			r.updateGauges()
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return done
+}
+
+// updateGauges computes lag and checkpoint age.
+func (r *sourceRunner) updateGauges() {
+	r.mu.Lock()
+	lag := 0.0
+	if r.status.LagTransactions > 0 && !r.lastTxnTS.IsZero() {
+		lag = max(time.Since(r.lastTxnTS).Seconds(), 0)
+	}
+	r.status.LagSeconds = lag
+	age := 0.0
+	if !r.applied.Updated.IsZero() {
+		age = time.Since(r.applied.Updated).Seconds()
+	}
+	lagTxns := float64(r.status.LagTransactions)
+	r.mu.Unlock()
+	labels := []string{r.pipeline.Name, r.cfg.Name}
+	r.metrics.lagSeconds.WithLabelValues(labels...).Set(lag)
+	r.metrics.lagTxns.WithLabelValues(labels...).Set(lagTxns)
+	r.metrics.ckptAge.WithLabelValues(labels...).Set(age)
+	if st, ok := r.sink.(sinkStats); ok {
+		retries, conflicts := st.Stats(r.cfg.Name)
+		r.mu.Lock()
+		dr, dc := retries-r.seenRetries, conflicts-r.seenConflicts
+		r.seenRetries, r.seenConflicts = retries, conflicts
+		r.mu.Unlock()
+		r.metrics.retries.WithLabelValues(labels...).Add(float64(dr))
+		r.metrics.conflicts.WithLabelValues(labels...).Add(float64(dc))
+	}
+}
+
+func describeStart(s binlog.Start) string {
+	switch s.Mode {
+	case binlog.StartOldest:
+		return "oldest"
+	case binlog.StartGTID:
+		return "gtid " + s.GTID.String()
+	case binlog.StartPosition:
+		return "position " + s.Pos.String()
+	}
+	return "current"
+}

@@ -1,0 +1,362 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/sluice-cdc/sluice/binlog"
+)
+
+// Applying a transaction takes two round trips in the common case: one that
+// sends START TRANSACTION, every change and the checkpoint as one
+// multi-statement batch (larger transactions take several batches), and one
+// that sends COMMIT once every statement's affected-row count is as
+// expected. Consecutive inserts into a table become one multi-row INSERT;
+// consecutive deletes by a one-column key one DELETE ... IN (...).
+//
+// A count that differs (the target lacks a row, or has one already) means a
+// conflict: the transaction is rolled back and applied again statement by
+// statement, where the conflict policy decides (applyCareful).
+
+// errConflict asks for the careful path.
+var errConflict = errors.New("conflict")
+
+const (
+	maxInsertRows = 500
+	maxDeleteKeys = 500
+)
+
+// isConflict: an affected-row count that differs, or a duplicate key.
+func isConflict(err error) bool { return errors.Is(err, errConflict) || errorNumber(err) == 1062 }
+
+// applyRun applies transactions in order, each as its own target
+// transaction. Under a backlog the COMMIT of one rides in the first round
+// trip of the next, so a transaction costs one round trip, not two. On an
+// error the caller learns from the checkpoint which ones committed.
+func (a *applier) applyRun(ctx context.Context, txns []*binlog.Txn) error {
+	commitPrev := false
+	for i, t := range txns {
+		if len(t.Statements) > 0 {
+			return fmt.Errorf("transaction %s holds DML logged as statements (a session with binlog_format=STATEMENT on the source?): sluice applies row events only", txnID(t))
+		}
+		if t.DDL != nil && t.Len() == 0 {
+			if commitPrev {
+				if _, err := a.exec(ctx, "COMMIT"); err != nil {
+					return err
+				}
+				commitPrev = false
+			}
+			if err := a.applyDDL(ctx, t); err != nil {
+				return err
+			}
+			continue
+		}
+		leaveOpen := i < len(txns)-1
+		if err := a.applyFast(ctx, t, commitPrev, leaveOpen); err != nil {
+			a.rollback(ctx)
+			return err
+		}
+		commitPrev = leaveOpen
+	}
+	return nil
+}
+
+// applyFast sends t as batches of statements and checks every affected-row
+// count. With commitPrev its first round trip first commits the previous
+// transaction; with leaveOpen t stays open for the next one to commit.
+func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leaveOpen bool) error {
+	a.buf, a.expect = a.buf[:0], a.expect[:0]
+	if commitPrev {
+		a.buf = append(a.buf, "COMMIT;"...)
+		a.expect = append(a.expect, -1)
+	}
+	a.buf = append(a.buf, "START TRANSACTION"...)
+	a.expect = append(a.expect, -1)
+	var group []*binlog.Change   // consecutive changes batched into one statement
+	var written []*binlog.Change // sent, to record in the writer log once they succeed
+	sep := func() {
+		if len(a.buf) > 0 {
+			a.buf = append(a.buf, ';')
+		}
+	}
+	flushGroup := func() {
+		if len(group) == 0 {
+			return
+		}
+		sep()
+		switch group[0].Op {
+		case binlog.Insert:
+			a.buf = appendInsert(a.buf, "INSERT", group)
+		case binlog.Delete:
+			a.buf = appendDeleteIn(a.buf, group)
+		}
+		a.expect = append(a.expect, int64(len(group)))
+		group = group[:0]
+	}
+	send := func() error {
+		affected, err := a.exec(ctx, string(a.buf))
+		if err != nil {
+			return a.explain(t, err)
+		}
+		if len(affected) != len(a.expect) {
+			return fmt.Errorf("target answered %d results for %d statements", len(affected), len(a.expect))
+		}
+		for i, want := range a.expect {
+			if want >= 0 && affected[i] != want {
+				return errConflict
+			}
+		}
+		a.buf, a.expect = a.buf[:0], a.expect[:0]
+		for _, c := range written {
+			a.s.writers.record(c, a.source, t)
+		}
+		written = written[:0]
+		return nil
+	}
+	for c, err := range t.Changes() {
+		if err != nil {
+			return err
+		}
+		if !c.Table.NamesKnown {
+			return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", txnID(t), c.Table.QualifiedName())
+		}
+		if a.s.writers != nil {
+			written = append(written, c)
+		}
+		if len(group) > 0 && !sameGroup(group, c) {
+			flushGroup()
+		}
+		switch {
+		case c.Op == binlog.Insert || (c.Op == binlog.Delete && !a.s.cfg.CheckBeforeImage && deleteBatchable(c)):
+			group = append(group, c)
+			if len(group) >= maxInsertRows {
+				flushGroup()
+			}
+		default:
+			flushGroup()
+			sep()
+			a.buf = appendChange(a.buf, c, false, a.s.cfg.CheckBeforeImage)
+			a.buf = a.buf[:len(a.buf)-1] // the statement's own ';'
+			a.expect = append(a.expect, 1)
+		}
+		if len(a.buf) >= a.s.maxBatch {
+			flushGroup()
+			if err := send(); err != nil {
+				return err
+			}
+		}
+	}
+	flushGroup()
+	sep()
+	a.buf = a.appendCheckpoint(a.buf, t)
+	a.expect = append(a.expect, -1)
+	if err := send(); err != nil {
+		return err
+	}
+	if leaveOpen {
+		return nil
+	}
+	if _, err := a.exec(ctx, "COMMIT"); err != nil {
+		return a.explain(t, err)
+	}
+	return nil
+}
+
+// sameGroup reports whether c can join the batched statement of group.
+func sameGroup(group []*binlog.Change, c *binlog.Change) bool {
+	g := group[0]
+	if g.Op != c.Op || g.Table != c.Table {
+		return false
+	}
+	if c.Op == binlog.Insert {
+		// The same columns present (MINIMAL row images vary).
+		for i := range c.After {
+			if binlog.IsAbsent(c.After[i]) != binlog.IsAbsent(g.After[i]) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// deleteBatchable: a delete by a one-column key that is present and not NULL.
+func deleteBatchable(c *binlog.Change) bool {
+	if len(c.Table.PK) != 1 {
+		return false
+	}
+	k := c.Table.PK[0]
+	return k < len(c.Before) && c.Before[k] != nil && !binlog.IsAbsent(c.Before[k])
+}
+
+func appendDeleteIn(dst []byte, rows []*binlog.Change) []byte {
+	t := rows[0].Table
+	k := t.PK[0]
+	dst = append(dst, "DELETE FROM "...)
+	dst = append(dst, QualifiedName(t.Schema, t.Name)...)
+	dst = append(dst, " WHERE "...)
+	dst = append(dst, QuoteIdent(t.Columns[k].Name)...)
+	dst = append(dst, " IN ("...)
+	for i, c := range rows {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendLiteral(dst, c.Before[k])
+	}
+	return append(dst, ')')
+}
+
+// applyCareful applies t one statement at a time so that each conflict
+// can be handled by the policy.
+func (a *applier) applyCareful(ctx context.Context, t *binlog.Txn) error {
+	if _, err := a.exec(ctx, "START TRANSACTION"); err != nil {
+		return a.explain(t, err)
+	}
+	fail := func(err error) error {
+		a.rollback(ctx)
+		return err
+	}
+	for c, err := range t.Changes() {
+		if err != nil {
+			return fail(err)
+		}
+		if err := a.applyChange(ctx, t, c); err != nil {
+			return fail(err)
+		}
+	}
+	q := a.appendCheckpoint(nil, t)
+	if _, err := a.exec(ctx, string(q)); err != nil {
+		return fail(a.explain(t, err))
+	}
+	if _, err := a.exec(ctx, "COMMIT"); err != nil {
+		return a.explain(t, err)
+	}
+	return nil
+}
+
+func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Change) error {
+	stmt := string(appendChange(nil, c, false, a.s.cfg.CheckBeforeImage))
+	affected, err := a.exec(ctx, stmt)
+	switch {
+	case err == nil && (c.Op == binlog.Insert || len(affected) == 1 && affected[0] == 1):
+		a.s.writers.record(c, a.source, t)
+		return nil
+	case err != nil && errorNumber(err) != 1062:
+		return a.explain(t, err)
+	}
+	reason := "the row does not exist on the target"
+	switch {
+	case err != nil:
+		reason = "duplicate key on the target: " + err.Error()
+	case a.s.cfg.CheckBeforeImage:
+		if row := a.targetRow(ctx, c); row != "" {
+			reason = "the row differs on the target, which changed it since: it has " + row
+		}
+	}
+	a.conflicts.Add(1)
+	key := keyString(c)
+	attrs := []any{"source", a.source, "txn", txnID(t), "table", c.Table.QualifiedName(), "op", c.Op.String(),
+		"key", key, "reason", reason, "policy", a.s.cfg.OnConflict}
+	other := a.s.writers.last(c)
+	if other.source == a.source {
+		other = writer{}
+	}
+	if other.source != "" {
+		attrs = append(attrs, "other_source", other.source, "other_txn", other.txn)
+	}
+	a.s.log.Warn("conflict", attrs...)
+	switch a.s.cfg.OnConflict {
+	case "skip":
+		return nil
+	case "overwrite":
+		if c.Op != binlog.Insert && (err != nil || a.s.cfg.CheckBeforeImage || c.Op == binlog.Delete) {
+			// Remove the row the source changed, whatever the target has
+			// in it, then write the source's row.
+			del := AppendChangeSQL(nil, &binlog.Change{Table: c.Table, Op: binlog.Delete, Before: c.Before}, false)
+			if _, err := a.exec(ctx, string(del)); err != nil {
+				return a.explain(t, err)
+			}
+		}
+		if c.Op == binlog.Delete {
+			return nil
+		}
+		rep := appendInsert(nil, "REPLACE", []*binlog.Change{{Table: c.Table, Op: binlog.Insert, After: c.After}})
+		if _, err := a.exec(ctx, string(rep)); err != nil {
+			return a.explain(t, err)
+		}
+		a.s.writers.record(c, a.source, t)
+		return nil
+	}
+	ce := &ConflictError{GTID: txnID(t), Table: c.Table.QualifiedName(), Op: c.Op.String(), Key: key, Reason: reason}
+	if other.source != "" {
+		ce.Other = "source " + other.source + " transaction " + other.txn
+	}
+	return ce
+}
+
+// targetRow reads the row with c's key from the target, for a conflict
+// report; empty if there is none.
+func (a *applier) targetRow(ctx context.Context, c *binlog.Change) string {
+	t := c.Table
+	q := append([]byte("SELECT * FROM "), QualifiedName(t.Schema, t.Name)...)
+	q = appendWhere(q, t, c.Before, false)
+	q = append(q, " LIMIT 1"...)
+	rows, err := a.conn.QueryContext(ctx, string(q))
+	if err != nil {
+		return ""
+	}
+	defer rows.Close()
+	cols, _ := rows.Columns()
+	if !rows.Next() {
+		return ""
+	}
+	vals := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if rows.Scan(ptrs...) != nil {
+		return ""
+	}
+	var parts []string
+	for i, v := range vals {
+		s := "NULL"
+		if v.Valid {
+			s = strconv.Quote(v.String)
+		}
+		parts = append(parts, cols[i]+"="+s)
+	}
+	return truncate(strings.Join(parts, " "), 500)
+}
+
+// keyString shows the row's key for logs: "id=42" or every column for
+// tables without a key.
+func keyString(c *binlog.Change) string {
+	img := c.Before
+	if c.Op == binlog.Insert {
+		img = c.After
+	}
+	var parts []string
+	for _, i := range KeyColumns(c.Table, img) {
+		parts = append(parts, c.Table.Columns[i].Name+"="+string(AppendLiteral(nil, img[i])))
+	}
+	return truncate(strings.Join(parts, " "), 500)
+}
+
+// explain adds the transaction to an error from the target, unless it is
+// retryable (the caller retries and logs it).
+func (a *applier) explain(t *binlog.Txn, err error) error {
+	if retryable(err) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	switch errorNumber(err) {
+	case 1146, 1054, 1049:
+		return fmt.Errorf("applying transaction %s: %w; the target's schema differs from the source's (create the table, or let sluice apply DDL with ddl: apply)", txnID(t), err)
+	case 1153:
+		return fmt.Errorf("applying transaction %s: %w; raise max_allowed_packet on the target", txnID(t), err)
+	}
+	return fmt.Errorf("applying transaction %s: %w", txnID(t), err)
+}

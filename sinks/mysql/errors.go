@@ -1,0 +1,101 @@
+package mysql
+
+import (
+	"errors"
+	"fmt"
+
+	drv "github.com/go-sql-driver/mysql"
+	"github.com/sluice-cdc/sluice/binlog"
+)
+
+// errorNumber returns the server error number of err, or 0.
+func errorNumber(err error) uint16 {
+	var me *drv.MySQLError
+	if errors.As(err, &me) {
+		return me.Number
+	}
+	return 0
+}
+
+// retryable reports whether applying the transaction again can succeed:
+// deadlocks, lock timeouts, a lost connection, a restarting target. The
+// decision is by error number, never by message (gh-ost, Vitess do the
+// same).
+func retryable(err error) bool {
+	switch errorNumber(err) {
+	case 1205, // lock wait timeout
+		1213,                                                 // deadlock
+		1040,                                                 // too many connections
+		1053,                                                 // server shutdown in progress
+		1077,                                                 // normal shutdown
+		1152, 1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161, // aborted connection, packet errors, net timeouts (not 1153: a packet over max_allowed_packet stays too large)
+		1290,       // --read-only (a failover in progress)
+		1836,       // running in read-only mode
+		1927,       // connection killed
+		2006, 2013, // gone away, lost connection
+		4031: // idle connection closed by the server
+		return true
+	}
+	// Lost connections and the like, classified as for a source.
+	return binlog.IsUnreachable(err)
+}
+
+// alreadyInEffect reports whether a DDL failed because what it does is
+// already done: replaying a DDL after a crash between running it and
+// recording it must not fail.
+func alreadyInEffect(err error) bool {
+	switch errorNumber(err) {
+	case 1007, // database exists
+		1008, // database does not exist (DROP)
+		1050, // table exists
+		1051, // unknown table (DROP)
+		1054, // unknown column (the rename already happened)
+		1060, // duplicate column
+		1061, // duplicate key name
+		1068, // multiple primary key
+		1091, // can't drop; check that it exists
+		1146, // table does not exist
+		1176, // key does not exist
+		1826: // duplicate foreign key constraint
+		return true
+	}
+	return false
+}
+
+// ConflictError is a data conflict under on_conflict: stop.
+type ConflictError struct {
+	GTID   string
+	Table  string
+	Op     string
+	Key    string
+	Reason string
+	// Other names the transaction of another source that last wrote the
+	// key, when known.
+	Other string
+}
+
+func (e *ConflictError) Error() string {
+	reason := e.Reason
+	if e.Other != "" {
+		reason += " (last written by " + e.Other + ")"
+	}
+	return fmt.Sprintf("conflict applying transaction %s: %s on %s %s: %s; the target differs from the source. "+
+		"Fix the row on the target, or set on_conflict: overwrite (write the source's row) or skip", e.GTID, e.Op, e.Table, e.Key, reason)
+}
+
+// DDLStopError is returned under ddl: stop.
+type DDLStopError struct {
+	ID, Schema, SQL string
+}
+
+func (e *DDLStopError) Error() string {
+	return fmt.Sprintf("DDL %s stopped the pipeline (ddl: stop): %q in database %q; apply it to the target by hand and add %q to sink.ddl_done, or set ddl: apply or skip",
+		e.ID, truncate(e.SQL, 200), e.Schema, e.ID)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

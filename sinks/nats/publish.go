@@ -1,0 +1,580 @@
+package nats
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
+)
+
+// maxAtomicBatch is nats-server's default limit of messages in one atomic
+// batch (jetstream max_batch_size); a transaction with more rows is
+// published as several consecutive atomic batches.
+const maxAtomicBatch = 1000
+
+// Apply publishes one transaction. See ApplyBatch.
+func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
+	_, err := s.ApplyBatch(ctx, source, []*binlog.Txn{t})
+	return err
+}
+
+// ApplyBatch publishes transactions in order and returns how many are
+// published (acknowledged by JetStream). A lost connection, a NATS restart
+// or a timeout is retried until ctx ends; after any failure the stream says
+// what is already in it, and only the rest is published again.
+func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
+	done := 0
+	backoff := 200 * time.Millisecond
+	failed := false
+	for done < len(txns) {
+		// After a reconnection the stream may have lost what it had
+		// acknowledged (a server killed before it wrote to disk): then the
+		// source must be read again from what the stream really holds.
+		// Checked before every retry, not only when the reconnect callback
+		// has run: it runs asynchronously, and publishing later
+		// transactions ahead of the lost ones would break their order.
+		if s.takeReconnected() || failed {
+			if err := s.verifyNotBehind(ctx, source); err != nil {
+				return done, err
+			}
+		}
+		failedAt, err := s.publishRun(ctx, source, txns[done:])
+		if err == nil {
+			s.acked(source, txns[len(txns)-1])
+			done = len(txns)
+			break
+		}
+		// Everything before the first failed transaction is acknowledged;
+		// the rest goes out again (JetStream drops what it already has by
+		// Nats-Msg-Id).
+		if failedAt > 0 {
+			s.acked(source, txns[done+failedAt-1])
+		}
+		done += failedAt
+		failed = true
+		if !retryable(err) || ctx.Err() != nil {
+			return done, err
+		}
+		s.mu.Lock()
+		st := s.stats[source]
+		if st == nil {
+			st = &stats{}
+			s.stats[source] = st
+		}
+		st.retries++
+		s.mu.Unlock()
+		s.log.Warn("publish failed, retrying", "source", source, "error", err.Error(), "in", backoff)
+		if err := sleep(ctx, backoff); err != nil {
+			return done, err
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+	if err := s.saveKV(ctx, source, txns[len(txns)-1]); err != nil {
+		return done, err
+	}
+	if s.outbox != nil {
+		s.outbox.deleteRelayed(ctx, source, txns)
+	}
+	return done, nil
+}
+
+// acked records the last transaction JetStream acknowledged for a source.
+func (s *Sink) acked(source string, t *binlog.Txn) {
+	s.mu.Lock()
+	s.lastAcked[source] = checkpoint.After(t)
+	s.mu.Unlock()
+}
+
+func (s *Sink) takeReconnected() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.reconnected
+	s.reconnected = false
+	return r
+}
+
+// verifyNotBehind checks that the stream still holds the last transaction
+// it acknowledged; if not, it returns checkpoint.ErrBehind.
+func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
+	s.mu.Lock()
+	last, ok := s.lastAcked[source]
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	for {
+		st, found, err := s.scan(ctx, source)
+		if err == nil {
+			covered := found && (last.GTID.IsEmpty() && last.Pos.Compare(st.Pos) <= 0 || !last.GTID.IsEmpty() && st.GTID.ContainsSet(last.GTID))
+			if !covered {
+				return fmt.Errorf("%w: stream %q lost messages it had acknowledged (the NATS server restarted before writing them to disk); "+
+					"reading the source again from %s", checkpoint.ErrBehind, s.cfg.Stream, st.GTID)
+			}
+			return nil
+		}
+		if !retryable(err) {
+			return err
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// retryable: the connection, the server or JetStream may come back.
+func retryable(err error) bool {
+	if errors.Is(err, errPermission) || errors.Is(err, errTooLarge) || errors.Is(err, context.Canceled) {
+		return false
+	}
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.Code >= 500 || apiErr.Code == 408 || apiErr.Code == 503
+	}
+	var opErr *net.OpError
+	return errors.Is(err, errReconnected) || errors.Is(err, natsgo.ErrReconnectBufExceeded) || errors.As(err, &opErr) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, natsgo.ErrConnectionClosed) || errors.Is(err, natsgo.ErrTimeout) || errors.Is(err, natsgo.ErrNoResponders) ||
+		errors.Is(err, natsgo.ErrDisconnected) || errors.Is(err, natsgo.ErrConnectionReconnecting) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrStaleConnection) ||
+		strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "connection")
+}
+
+var (
+	errPermission  = errors.New("permission denied")
+	errTooLarge    = errors.New("too large")
+	errReconnected = errors.New("reconnected to NATS during a run of publishes")
+)
+
+// sameConn fails once the connection the current run started on was
+// replaced.
+func (s *Sink) sameConn() error {
+	s.mu.Lock()
+	start := s.runConn
+	s.mu.Unlock()
+	if s.nc.Stats().Reconnects != start {
+		return errReconnected
+	}
+	return nil
+}
+
+// publishRun publishes transactions, asynchronously where it can, and
+// waits until JetStream acknowledged everything. On failure it returns the
+// index of the first transaction not wholly acknowledged.
+func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
+	s.mu.Lock()
+	s.asyncErr = nil
+	s.failed = map[string]bool{}
+	s.runConn = s.nc.Stats().Reconnects
+	s.mu.Unlock()
+	firstFailed := func(upTo int) int {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		for i, t := range txns[:upTo] {
+			if s.failed[txnID(t)] {
+				return i
+			}
+		}
+		return upTo
+	}
+	for i, t := range txns {
+		if err := s.publishTxn(ctx, source, t); err != nil {
+			s.waitAsync(ctx)
+			return firstFailed(i), err
+		}
+		if err := s.checkErrs(); err != nil {
+			s.waitAsync(ctx)
+			return firstFailed(i + 1), err
+		}
+	}
+	if err := s.waitAsync(ctx); err != nil {
+		return firstFailed(len(txns)), err
+	}
+	if err := s.checkErrs(); err != nil {
+		return firstFailed(len(txns)), err
+	}
+	return len(txns), nil
+}
+
+func (s *Sink) waitAsync(ctx context.Context) error {
+	deadline := time.After(60 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.js.PublishAsyncComplete():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline:
+			return fmt.Errorf("%w: %d publishes not acknowledged after 60s", natsgo.ErrTimeout, s.js.PublishAsyncPending())
+		case <-tick.C:
+			// A permissions violation never gets an acknowledgement: stop
+			// waiting as soon as the server reports it.
+			s.mu.Lock()
+			perm := s.permErr
+			s.mu.Unlock()
+			if perm != nil {
+				return s.checkErrs()
+			}
+		}
+	}
+}
+
+func (s *Sink) checkErrs() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.permErr != nil {
+		err := fmt.Errorf("%w: %v; grant this NATS user publish permission on the subjects sluice writes (sink.subject, sink.ddl_subject, outbox subjects)", errPermission, s.permErr)
+		return err
+	}
+	if s.asyncErr != nil {
+		err := s.asyncErr
+		s.asyncErr = nil
+		return err
+	}
+	return nil
+}
+
+// txnID names a transaction in message ids: its GTID, or its end position.
+func txnID(t *binlog.Txn) string {
+	if !t.GTID.IsZero() {
+		return t.GTID.String()
+	}
+	return t.Pos.String()
+}
+
+// logical is one message before chunking: a transaction body, a row, a
+// DDL, or an outbox message.
+type logical struct {
+	subject string
+	op      string
+	change  *binlog.Change
+	row     int // the change's place among the transaction's rows, from 0
+	outbox  *outboxMsg
+}
+
+// publishTxn publishes t's messages: everything but a half-published
+// transaction's head, which recovery found in the stream already.
+func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) error {
+	id := txnID(t)
+	skip := 0
+	s.mu.Lock()
+	if p, ok := s.partial[source]; ok && p.txnID == id {
+		skip = p.published
+		delete(s.partial, source)
+	}
+	s.mu.Unlock()
+
+	msgs, rows, err := s.plan(t)
+	if err != nil {
+		return err
+	}
+	if len(msgs) == 0 {
+		return nil // filtered out entirely: nothing to publish
+	}
+	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
+	// Header values shared by the transaction's messages, computed once.
+	gtid, pos, commitTS := t.GTID.String(), t.Pos.String(), t.Timestamp.UTC().Format(time.RFC3339Nano)
+	rowCount := strconv.Itoa(rows)
+	after := t.Executed.String()
+	// The checkpoint before t, carried by all but its last message.
+	beforeSet := sync.OnceValue(func() string {
+		b := t.Executed.Clone()
+		b.Remove(t.GTID)
+		b.Remove(t.PrepareGTID)
+		return b.String()
+	})
+	idPrefix := s.cfg.Pipeline + "|" + source + "|" + id + "|"
+	common := func(h natsgo.Header) {
+		h[HdrPipeline] = []string{s.cfg.Pipeline}
+		h[HdrSource] = []string{source}
+		if gtid != "" {
+			h[HdrGTID] = []string{gtid}
+		}
+		h[HdrPos] = []string{pos}
+		h[HdrCommitTS] = []string{commitTS}
+	}
+
+	var batch []*natsgo.Msg // atomic batch being gathered
+	// Several messages of one transaction commit as atomic batches when the
+	// stream allows them; a single message is atomic by itself and goes out
+	// asynchronously, pipelined with the next transactions.
+	useBatch := s.atomic && len(msgs) > 1
+	phys := 0 // physical messages so far
+	flushBatch := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := s.publishAtomic(ctx, id, phys, batch)
+		batch = batch[:0]
+		return err
+	}
+	for i, lm := range msgs {
+		body, err := s.body(t, lm, m)
+		if err != nil {
+			return err
+		}
+		if s.atomic && body.size > int64(s.chunk) {
+			useBatch = true
+		}
+		err = body.chunks(s.chunk, func(k, n int, b []byte) error {
+			phys++
+			if phys <= skip {
+				return nil // in the stream already
+			}
+			msg := natsgo.NewMsg(lm.subject)
+			msg.Data = append([]byte(nil), b...)
+			common(msg.Header)
+			h := msg.Header
+			h[HdrMsg] = []string{strconv.Itoa(i+1) + "/" + strconv.Itoa(len(msgs))}
+			h[hdrPart] = []string{strconv.Itoa(phys)}
+			if n > 1 {
+				h[HdrChunk] = []string{strconv.Itoa(k+1) + "/" + strconv.Itoa(n)}
+			}
+			h[HdrOp] = []string{lm.op}
+			h[HdrTxnCount] = []string{rowCount}
+			if c := lm.change; c != nil {
+				h[HdrSchema] = []string{c.Table.Schema}
+				h[HdrTable] = []string{c.Table.Name}
+				h[HdrTxnSeq] = []string{strconv.Itoa(lm.row + 1)}
+			}
+			if i == len(msgs)-1 && k == n-1 {
+				h[HdrCheckpoint] = []string{after}
+				h[HdrResumePos] = []string{pos}
+			} else {
+				h[HdrCheckpoint] = []string{beforeSet()}
+				h[HdrResumePos] = []string{t.StartPos.String()}
+			}
+			msgID := idPrefix + strconv.Itoa(i+1)
+			if n > 1 {
+				msgID += "." + strconv.Itoa(k+1)
+			}
+			if lm.outbox != nil {
+				msgID = lm.outbox.id // the application's own id: de-duplicated across restarts of the relay
+				h[HdrOutbox] = []string{lm.outbox.table}
+				for k, v := range lm.outbox.headers {
+					h[k] = []string{v}
+				}
+			}
+			h[hdrMsgID] = []string{msgID}
+			if useBatch {
+				batch = append(batch, msg)
+				if len(batch) == maxAtomicBatch {
+					return flushBatch()
+				}
+				return nil
+			}
+			if err := s.sameConn(); err != nil {
+				return err
+			}
+			if _, err := s.js.PublishMsgAsync(msg); err != nil {
+				return s.explainPublish(lm.subject, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return flushBatch()
+}
+
+// publishAtomic commits msgs as one atomic batch: every message but the
+// last published without an acknowledgement, the last one committing.
+func (s *Sink) publishAtomic(ctx context.Context, txn string, upTo int, msgs []*natsgo.Msg) error {
+	if len(msgs) == 1 {
+		_, err := s.js.PublishMsg(ctx, msgs[0])
+		return s.explainPublish(msgs[0].Subject, err)
+	}
+	batchID := fmt.Sprintf("%s-%d", strings.NewReplacer("|", "-", ":", "-").Replace(txn), upTo)
+	if len(batchID) > 64 {
+		h := fnv.New64a()
+		h.Write([]byte(batchID))
+		batchID = strconv.FormatUint(h.Sum64(), 36)
+	}
+	if err := s.sameConn(); err != nil {
+		return err
+	}
+	for i, msg := range msgs {
+		msg.Header.Set(hdrBatchID, batchID)
+		msg.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		if i < len(msgs)-1 {
+			if err := s.nc.PublishMsg(msg); err != nil {
+				return s.explainPublish(msg.Subject, err)
+			}
+			continue
+		}
+		// The commit's acknowledgement comes back asynchronously, like any
+		// other publish: batches of consecutive transactions are pipelined.
+		msg.Header.Set(hdrBatchEnd, "1")
+		if _, err := s.js.PublishMsgAsync(msg); err != nil {
+			return s.explainPublish(msg.Subject, err)
+		}
+	}
+	return nil
+}
+
+func (s *Sink) explainPublish(subject string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, natsgo.ErrReconnectBufExceeded) {
+		return fmt.Errorf("publish to %s: disconnected from NATS, reconnecting: %w", subject, err)
+	}
+	if errors.Is(err, natsgo.ErrMaxPayload) {
+		return fmt.Errorf("%w: message on %s exceeds the server's max_payload: %v", errTooLarge, subject, err)
+	}
+	if errors.Is(err, natsgo.ErrNoResponders) {
+		if perr := s.checkErrs(); perr != nil {
+			return perr
+		}
+		return fmt.Errorf("publish to %s: %w; is the subject part of stream %q (sink.stream.subjects)?", subject, err, s.cfg.Stream)
+	}
+	return fmt.Errorf("publish to %s: %w", subject, err)
+}
+
+// plan lists a transaction's messages and counts its rows.
+func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
+	if t.DDL != nil && t.Len() == 0 {
+		subj := s.subject(s.cfg.DDLSubject, t.DDL.Schema, "", "ddl", "", "")
+		return []logical{{subject: subj, op: "ddl"}}, 0, nil
+	}
+	var msgs []logical
+	rows := 0
+	var first *binlog.Change
+	for c, err := range t.Changes() {
+		if err != nil {
+			return nil, 0, err
+		}
+		if s.outbox != nil {
+			if ob, ok := s.outbox.route(c); ok {
+				if ob != nil {
+					msgs = append(msgs, logical{subject: ob.subject, op: "outbox", outbox: ob})
+				}
+				continue
+			}
+		}
+		if s.cfg.Mode == "row" {
+			msgs = append(msgs, logical{subject: s.changeSubject(c), op: c.Op.String(), change: c, row: rows})
+		} else if first == nil {
+			first = c
+		}
+		rows++
+	}
+	if s.cfg.Mode != "row" && first != nil {
+		msgs = append([]logical{{subject: s.changeSubject(first), op: "transaction"}}, msgs...)
+	}
+	return msgs, rows, nil
+}
+
+// body encodes one logical message.
+func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
+	sp := s.spool
+	sp.reset()
+	var buf []byte
+	switch {
+	case lm.outbox != nil:
+		return sp, sp.write(lm.outbox.payload)
+	case lm.op == "ddl":
+		return sp, sp.write(s.enc.ddl(nil, t, m))
+	case lm.change != nil:
+		return sp, sp.write(s.enc.row(nil, t, lm.change, lm.row, m))
+	}
+	// The whole transaction, change by change.
+	buf = s.enc.txnStart(buf, t, m)
+	i := 0
+	for c, err := range t.Changes() {
+		if err != nil {
+			return nil, err
+		}
+		if s.outbox != nil {
+			if _, ok := s.outbox.route(c); ok {
+				continue
+			}
+		}
+		buf = s.enc.txnChange(buf, t, c, i, m)
+		i++
+		if len(buf) > 1<<20 {
+			if err := sp.write(buf); err != nil {
+				return nil, err
+			}
+			buf = buf[:0]
+		}
+	}
+	buf = s.enc.txnEnd(buf, t, m)
+	return sp, sp.write(buf)
+}
+
+func (s *Sink) changeSubject(c *binlog.Change) string {
+	pk := ""
+	if strings.Contains(s.cfg.Subject, "{pk}") {
+		h := fnv.New32a()
+		img := c.Image()
+		for _, k := range c.Table.PK {
+			h.Write(binlog.AppendValueJSON(nil, img[k]))
+			h.Write([]byte{0})
+		}
+		pk = strconv.Itoa(int(h.Sum32() % uint32(max(s.cfg.PKBuckets, 1))))
+	}
+	return s.subject(s.cfg.Subject, c.Table.Schema, c.Table.Name, c.Op.String(), pk, "")
+}
+
+var tokenCleaner = strings.NewReplacer(".", "_", " ", "_", "*", "_", ">", "_", "\t", "_", "\r", "_", "\n", "_")
+
+// subject fills a subject template. Names become single subject tokens.
+func (s *Sink) subject(tmpl, schema, table, op, pk, _ string) string {
+	clean := func(v string) string {
+		if v == "" {
+			return "_"
+		}
+		return tokenCleaner.Replace(v)
+	}
+	return strings.NewReplacer("{schema}", clean(schema), "{table}", clean(table), "{op}", op, "{pk}", pk,
+		"{pipeline}", clean(s.cfg.Pipeline)).Replace(tmpl)
+}
+
+// saveKV records the checkpoint in the KV bucket (checkpoint: kv).
+func (s *Sink) saveKV(ctx context.Context, source string, t *binlog.Txn) error {
+	if s.kv == nil {
+		return nil
+	}
+	st := checkpoint.After(t)
+	b := fmt.Appendf(nil, `{"gtid":%q,"file":%q,"pos":%d}`, st.GTID.String(), st.Pos.File, st.Pos.Pos)
+	for {
+		_, err := s.kv.Put(ctx, kvKey(s.cfg.Pipeline, source), b)
+		if err == nil || !retryable(err) || ctx.Err() != nil {
+			if err != nil {
+				return fmt.Errorf("checkpoint KV bucket %q: %w", s.cfg.KVBucket, explainJS(err))
+			}
+			return nil
+		}
+		if err := sleep(ctx, time.Second); err != nil {
+			return err
+		}
+	}
+}
+
+func kvKey(pipeline, source string) string {
+	return tokenCleaner.Replace(pipeline) + "." + tokenCleaner.Replace(source)
+}

@@ -1,0 +1,402 @@
+// Package nats publishes transactions to a NATS JetStream stream, exactly
+// once and never half a transaction at a time:
+//
+//   - mode transaction: one message per transaction;
+//   - mode row: one message per row change, all of a transaction's rows
+//     committed as one atomic batch on servers and streams that allow it
+//     (nats-server 2.12+, allow_atomic), otherwise numbered with headers so
+//     that a consumer can assemble them.
+//
+// Every message carries Nats-Msg-Id derived from its transaction's GTID
+// (and its place in it), so republishing is de-duplicated, and headers that
+// say what has been published: on start the sink reads the stream's last
+// message of its source (or a KV bucket) and resumes after it, skipping
+// what a crash left half-published.
+package nats
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
+)
+
+// Header names.
+const (
+	HdrPipeline   = "Sluice-Pipeline"
+	HdrSource     = "Sluice-Source"
+	HdrGTID       = "Sluice-GTID"
+	HdrPos        = "Sluice-Pos"        // end position of the transaction
+	HdrCommitTS   = "Sluice-Commit-Ts"  // RFC 3339, UTC
+	HdrMsg        = "Sluice-Msg"        // "i/n": this message's place among the transaction's messages
+	HdrCheckpoint = "Sluice-Checkpoint" // where to resume if this is the last message read (see below)
+	HdrResumePos  = "Sluice-Resume-Pos" // the same for sources without GTIDs
+	HdrTxnSeq     = "Sluice-Txn-Seq"    // mode row: the row's place in the transaction, from 1
+	HdrTxnCount   = "Sluice-Txn-Count"  // rows in the transaction
+	HdrChunk      = "Sluice-Chunk"      // "k/m" when a body larger than the payload limit is split
+	HdrSchema     = "Sluice-Schema"     //
+	HdrTable      = "Sluice-Table"      //
+	HdrOp         = "Sluice-Op"         // insert, update, delete, ddl, outbox
+	HdrOutbox     = "Sluice-Outbox"     // the outbox table a message was relayed from
+	hdrMsgID      = natsgo.MsgIdHdr     // Nats-Msg-Id
+	hdrBatchID    = "Nats-Batch-Id"     //
+	hdrBatchSeq   = "Nats-Batch-Sequence"
+	hdrBatchEnd   = "Nats-Batch-Commit"
+)
+
+// Config configures a NATS sink.
+type Config struct {
+	URL      string
+	Creds    string
+	NKey     string
+	TLSCA    string
+	TLSCert  string
+	TLSKey   string
+	Pipeline string
+
+	Stream         string
+	StreamSubjects []string
+	CreateStream   bool
+	Replicas       int
+
+	Subject    string // template: {schema} {table} {op} {pk} {source} {pipeline}
+	DDLSubject string
+	PKBuckets  int
+	Format     string // sluice | canal | debezium
+	Mode       string // transaction | row
+	Checkpoint string // stream | kv
+	KVBucket   string
+	Outbox     []Outbox
+	// SourceDSN gives, per source, the connection used to delete relayed
+	// outbox rows (Outbox.Delete).
+	SourceDSN map[string]binlog.DSN
+
+	Logger *slog.Logger
+	// Now is the clock for message build times (tests fix it).
+	Now func() time.Time
+}
+
+// Outbox relays inserts into an outbox table as messages.
+type Outbox struct {
+	Table                                   string // db.table
+	SubjectColumn, KeyColumn, PayloadColumn string
+	SubjectPrefix                           string
+	Delete                                  bool
+}
+
+// Sink publishes to JetStream.
+type Sink struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *natsgo.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	kv     jetstream.KeyValue
+	enc    encoder
+	atomic bool // the stream takes atomic batches
+	// chunk is the largest body a message carries; larger ones are split.
+	chunk int
+
+	mu          sync.Mutex
+	asyncErr    error                       // first failed asynchronous publish since the last check
+	failed      map[string]bool             // transactions with a failed publish in the current run
+	lastAcked   map[string]checkpoint.State // per source
+	reconnected bool
+	// runConn is the connection's reconnect count when the current run of
+	// publishes started: nothing is published on a newer connection until
+	// the run ends and the stream has been checked, or messages lost with
+	// the old connection would be republished after later ones.
+	runConn uint64
+	permErr error           // a permissions violation reported by the server
+	partial map[string]part // per source: a transaction a crash left half-published
+	outbox  *outboxRelay
+	spool   *spool
+	stats   map[string]*stats
+}
+
+type stats struct{ retries int64 }
+
+// part is what recovery found of a half-published transaction: its id and
+// how many of its messages are in the stream.
+type part struct {
+	txnID     string
+	published int
+}
+
+// Open connects, checks (or creates) the stream and, for checkpoint: kv,
+// the bucket.
+func Open(ctx context.Context, cfg Config) (*Sink, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg.Format), partial: map[string]part{},
+		spool: newSpool(8 << 20), stats: map[string]*stats{}, failed: map[string]bool{}, lastAcked: map[string]checkpoint.State{}}
+	opts := []natsgo.Option{
+		natsgo.Name("sluice " + cfg.Pipeline),
+		natsgo.Timeout(10 * time.Second),
+		natsgo.MaxReconnects(-1),
+		natsgo.ReconnectWait(500 * time.Millisecond),
+		// No buffering while disconnected: buffered messages would reach
+		// the server after reconnecting, behind a gap of messages lost with
+		// the old connection, out of order. Publishing fails instead, and
+		// the retry starts from the first unacknowledged transaction.
+		natsgo.ReconnectBufSize(-1),
+		natsgo.ReconnectHandler(func(*natsgo.Conn) {
+			s.mu.Lock()
+			s.reconnected = true
+			s.mu.Unlock()
+			s.log.Info("reconnected to NATS")
+		}),
+		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
+			if errors.Is(err, natsgo.ErrPermissionViolation) || strings.Contains(err.Error(), "Permissions Violation") {
+				s.mu.Lock()
+				s.permErr = err
+				s.mu.Unlock()
+			}
+			s.log.Warn("NATS error", "error", err.Error())
+		}),
+	}
+	if cfg.Creds != "" {
+		opts = append(opts, natsgo.UserCredentials(cfg.Creds))
+	}
+	if cfg.NKey != "" {
+		o, err := natsgo.NkeyOptionFromSeed(cfg.NKey)
+		if err != nil {
+			return nil, fmt.Errorf("sink nkey %s: %w", cfg.NKey, err)
+		}
+		opts = append(opts, o)
+	}
+	if cfg.TLSCA != "" || cfg.TLSCert != "" {
+		tc, err := tlsConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, natsgo.Secure(tc))
+	}
+	nc, err := natsgo.Connect(cfg.URL, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cannot connect to NATS at %s: %w; check sink.url and that nats-server runs with JetStream (-js)", redactURL(cfg.URL), err)
+	}
+	s.nc = nc
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(1024),
+		jetstream.WithPublishAsyncTimeout(30*time.Second),
+		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *natsgo.Msg, err error) {
+			var apiErr *jetstream.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode == 10201 {
+				return // an atomic batch already in the stream (a replay after a crash)
+			}
+			s.mu.Lock()
+			if s.asyncErr == nil {
+				s.asyncErr = fmt.Errorf("publish to %s: %w", m.Subject, err)
+			}
+			if id := m.Header.Get(HdrGTID); id != "" {
+				s.failed[id] = true
+			} else {
+				s.failed[m.Header.Get(HdrPos)] = true
+			}
+			s.mu.Unlock()
+		}))
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	s.js = js
+	// Bodies are split below the server's limit; headers take the rest.
+	s.chunk = max(int(nc.MaxPayload())-8192, 4096)
+	if err := s.openStream(ctx); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	if cfg.Checkpoint == "kv" {
+		kv, err := js.KeyValue(ctx, cfg.KVBucket)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: cfg.KVBucket, Description: "sluice checkpoints", History: 1})
+		}
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("checkpoint KV bucket %q: %w", cfg.KVBucket, explainJS(err))
+		}
+		s.kv = kv
+	}
+	if len(cfg.Outbox) > 0 {
+		if s.outbox, err = newOutboxRelay(cfg.Outbox, cfg.SourceDSN, s.log); err != nil {
+			nc.Close()
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+func tlsConfig(cfg Config) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cfg.TLSCA != "" {
+		pem, err := os.ReadFile(cfg.TLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("sink tls.ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("sink tls.ca %s: no certificate found", cfg.TLSCA)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLSCert, cfg.TLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("sink tls.cert/key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// redactURL hides passwords and tokens in a NATS URL list.
+func redactURL(u string) string {
+	var out []string
+	for _, one := range strings.Split(u, ",") {
+		if at := strings.LastIndexByte(one, '@'); at >= 0 {
+			if i := strings.Index(one, "://"); i >= 0 && i < at {
+				one = one[:i+3] + "***" + one[at:]
+			}
+		}
+		out = append(out, one)
+	}
+	return strings.Join(out, ",")
+}
+
+// explainJS turns JetStream API errors into messages that say what to do.
+func explainJS(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && (apiErr.Code == 403 || strings.Contains(strings.ToLower(apiErr.Description), "permission")) {
+		return fmt.Errorf("%w: the NATS user lacks permission; grant it publish rights on $JS.API.> and the stream's subjects", err)
+	}
+	if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return fmt.Errorf("%w: start nats-server with JetStream (-js)", err)
+	}
+	if errors.Is(err, natsgo.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, natsgo.ErrNoResponders) {
+		return fmt.Errorf("%w: no JetStream answer; is JetStream enabled, and may this user use $JS.API.>?", err)
+	}
+	return err
+}
+
+// DefaultSubjects are the stream subjects that hold what the templates
+// produce: the part of each template before its first placeholder,
+// followed by ">" ("cdc.{schema}.{table}" needs "cdc.>").
+func DefaultSubjects(templates ...string) []string {
+	var out []string
+	for _, t := range templates {
+		if t == "" {
+			continue
+		}
+		subj := t
+		if i := strings.IndexByte(t, '{'); i >= 0 {
+			subj = t[:strings.LastIndexByte(t[:i], '.')+1] + ">"
+			if subj == ">" {
+				subj = ">"
+			}
+		} else if strings.HasSuffix(t, ".") {
+			subj = t + ">"
+		}
+		covered := false
+		for _, o := range out {
+			if o == subj || strings.HasSuffix(o, ">") && strings.HasPrefix(subj, strings.TrimSuffix(o, ">")) {
+				covered = true
+			}
+		}
+		if !covered {
+			out = append(out, subj)
+		}
+	}
+	return out
+}
+
+// openStream checks the stream, creating it when asked to.
+func (s *Sink) openStream(ctx context.Context) error {
+	cfg := s.cfg
+	if len(cfg.StreamSubjects) == 0 {
+		tmpls := []string{cfg.Subject, cfg.DDLSubject}
+		for _, o := range cfg.Outbox {
+			tmpls = append(tmpls, o.SubjectPrefix)
+		}
+		cfg.StreamSubjects = DefaultSubjects(tmpls...)
+	}
+	st, err := s.js.Stream(ctx, cfg.Stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) && cfg.CreateStream {
+		sc := jetstream.StreamConfig{
+			Name:        cfg.Stream,
+			Description: "sluice change stream",
+			Subjects:    cfg.StreamSubjects,
+			Replicas:    max(cfg.Replicas, 1),
+			Duplicates:  2 * time.Minute,
+		}
+		if serverAtLeast(s.nc.ConnectedServerVersion(), 2, 12) {
+			sc.AllowAtomicPublish = true
+		}
+		st, err = s.js.CreateStream(ctx, sc)
+		if err == nil {
+			s.log.Info("stream created", "stream", cfg.Stream, "subjects", strings.Join(cfg.StreamSubjects, " "), "atomic", sc.AllowAtomicPublish)
+		}
+	}
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %q does not exist: create it, or set sink.stream.create: true", cfg.Stream)
+	}
+	if err != nil {
+		return fmt.Errorf("stream %q: %w", cfg.Stream, explainJS(err))
+	}
+	s.stream = st
+	s.atomic = st.CachedInfo().Config.AllowAtomicPublish
+	if cfg.Mode == "row" && !s.atomic {
+		s.log.Info("the stream does not take atomic batches (nats-server < 2.12 or allow_atomic off): a transaction's rows are numbered with Sluice-Txn-Seq/Sluice-Txn-Count headers for consumers to assemble",
+			"server", s.nc.ConnectedServerVersion())
+	}
+	return nil
+}
+
+func serverAtLeast(v string, major, minor int) bool {
+	var a, b int
+	fmt.Sscanf(strings.TrimPrefix(v, "v"), "%d.%d", &a, &b)
+	return a > major || a == major && b >= minor
+}
+
+// Close closes the connection.
+func (s *Sink) Close() error {
+	if s.outbox != nil {
+		s.outbox.close()
+	}
+	s.spool.reset()
+	if s.nc != nil {
+		s.nc.Close()
+	}
+	return nil
+}
+
+// Stats returns a source's retry count (NATS has no row conflicts).
+func (s *Sink) Stats(source string) (retries, conflicts int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.stats[source]; st != nil {
+		return st.retries, 0
+	}
+	return 0, 0
+}
+
+// Atomic reports whether transactions in row mode are published as atomic
+// batches.
+func (s *Sink) Atomic() bool { return s.atomic }
