@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -58,6 +59,7 @@ type Pipeline struct {
 	Operations []string  `yaml:"operations" doc:"for every source: the row changes to keep, of insert, update, delete (default all)"`
 	Routes     []*Route  `yaml:"routes" doc:"rename schema.table on the way to the sink, e.g. merge shards into one table"`
 	Sink       Sink      `yaml:"sink" required:"true" doc:"where transactions go"`
+	LeaseTTL   Duration  `yaml:"lease_ttl" default:"8s" doc:"MySQL sink: one process at a time writes the pipeline; others wait as standbys and take over this long after the active one dies or freezes (1s to 1h)"`
 }
 
 // Route renames the tables it matches, and can add columns that say where
@@ -165,6 +167,22 @@ type Outbox struct {
 	Delete        bool   `yaml:"delete" default:"false" doc:"delete relayed rows from the source table once published"`
 }
 
+// Duration is a YAML duration such as 8s, 500ms or 1m.
+type Duration struct{ time.Duration }
+
+func (v *Duration) decodeNode(d *decoder, n *yaml.Node, path string) {
+	s, ok := d.scalar(n, path)
+	if !ok {
+		return
+	}
+	t, err := time.ParseDuration(s)
+	if err != nil {
+		d.errorf(n, path, "%q: want a duration such as 8s, 500ms or 1m", s)
+		return
+	}
+	v.Duration = t
+}
+
 // Start is where a source starts without a checkpoint.
 type Start struct{ binlog.Start }
 
@@ -255,6 +273,9 @@ func (f *File) validate(data []byte) Errors {
 		}
 		if len(p.Sources) == 0 {
 			d.errorf(at(pp+".sources"), pp+".sources", "a pipeline needs at least one source")
+		}
+		if p.LeaseTTL.Duration < time.Second || p.LeaseTTL.Duration > time.Hour {
+			d.errorf(at(pp+".lease_ttl"), pp+".lease_ttl", "%s: want 1s to 1h", p.LeaseTTL.Duration)
 		}
 		sources := map[string]bool{}
 		for j, s := range p.Sources {

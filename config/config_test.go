@@ -36,6 +36,8 @@ func TestBadFiles(t *testing.T) {
 		{"missing_sink.bad.yml", `testdata/missing_sink.bad.yml:3:5: pipelines[0]: missing required key "sink"`},
 		{"bad_dsn.bad.yml", `testdata/bad_dsn.bad.yml:6:14: pipelines[0].sources[0].dsn: DSN "repl:secret@127.0.0.1:3306": want mysql://USER:PASSWORD@HOST:PORT`},
 		{"env_unset.bad.yml", "testdata/env_unset.bad.yml:6:14: pipelines[0].sources[0].dsn: environment variable SLUICE_UNSET_VARIABLE is not set"},
+		{"bad_lease_ttl.bad.yml", `testdata/bad_lease_ttl.bad.yml:4:16: pipelines[0].lease_ttl: 100ms: want 1s to 1h`},
+		{"bad_duration.bad.yml", `testdata/bad_duration.bad.yml:4:16: pipelines[0].lease_ttl: "10": want a duration such as 8s, 500ms or 1m`},
 		{"bad_enum.bad.yml", `testdata/bad_enum.bad.yml:9:12: pipelines[0].sink.ddl: "sometimes" is not one of apply, skip, stop`},
 		{"dup_pipeline.bad.yml", `testdata/dup_pipeline.bad.yml:6:11: pipelines[1].name: pipeline name "a" is used twice`},
 		{"bad_start.bad.yml", `testdata/bad_start.bad.yml:7:16: pipelines[0].sources[0].start: "yesterday": want oldest, current, {gtid: SET} or {file: NAME, pos: N}`},

@@ -40,6 +40,8 @@ type Replicator struct {
 	mu      sync.Mutex
 	runners []*sourceRunner
 	started time.Time
+	// holder names this process in pipelines' leases.
+	holder string
 }
 
 // New prepares a run; Run starts it.
@@ -56,7 +58,7 @@ func New(cfg *config.File, opts Options) (*Replicator, error) {
 			return nil, fmt.Errorf("no pipeline named %q in %s (it has: %v)", name, cfg.Path, names)
 		}
 	}
-	return &Replicator{cfg: cfg, opts: opts, log: opts.Logger, metrics: NewMetrics(), started: time.Now()}, nil
+	return &Replicator{cfg: cfg, opts: opts, log: opts.Logger, metrics: NewMetrics(), started: time.Now(), holder: holderName()}, nil
 }
 
 // Run runs the selected pipelines until ctx ends (SIGTERM: each source
@@ -101,22 +103,20 @@ func (r *Replicator) Run(ctx context.Context) error {
 		r.mu.Lock()
 		r.runners = append(r.runners, runners...)
 		r.mu.Unlock()
-		var pwg sync.WaitGroup
-		for _, sr := range runners {
-			pwg.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer pwg.Done()
-				if err := sr.run(ctx); err != nil {
-					sr.log.Error("source stopped", "error", err.Error())
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			}()
-		}
-		go func() { pwg.Wait(); sink.Close() }()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer sink.Close()
+			var perrs []error
+			if l, ok := sink.(leaser); ok {
+				perrs = r.superviseLeased(ctx, l, p.LeaseTTL.Duration, runners, log)
+			} else {
+				perrs = runSources(ctx, runners, nil)
+			}
+			mu.Lock()
+			errs = append(errs, perrs...)
+			mu.Unlock()
+		}()
 	}
 	wg.Wait()
 	if len(errs) > 0 {

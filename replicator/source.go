@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/config"
+	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
 // Sink is what a pipeline delivers to. It keeps each source's checkpoint
@@ -34,10 +35,15 @@ type sinkStats interface {
 
 // SourceStatus is one source's state, for /status and sluice status.
 type SourceStatus struct {
-	Pipeline        string    `json:"pipeline"`
-	Source          string    `json:"source"`
-	State           string    `json:"state"` // starting, streaming, reconnecting, stopped, error
-	Error           string    `json:"error,omitempty"`
+	Pipeline string `json:"pipeline"`
+	Source   string `json:"source"`
+	State    string `json:"state"` // starting, streaming, reconnecting, standby, stopped, error
+	Error    string `json:"error,omitempty"`
+	// Role is active or standby when the sink holds a lease (sinks/mysql):
+	// the process holding the pipeline's lease, and its epoch.
+	Role            string    `json:"role,omitempty"`
+	LeaseHolder     string    `json:"lease_holder,omitempty"`
+	LeaseEpoch      uint64    `json:"lease_epoch,omitempty"`
 	CheckpointGTID  string    `json:"checkpoint_gtid"`
 	CheckpointPos   string    `json:"checkpoint_pos"`
 	CheckpointAt    time.Time `json:"checkpoint_at"`
@@ -91,6 +97,13 @@ func (r *sourceRunner) setState(state string, err error) {
 	r.metrics.up.WithLabelValues(r.pipeline.Name, r.cfg.Name).Set(up)
 }
 
+// setRole records the pipeline's lease as this process sees it.
+func (r *sourceRunner) setRole(role, holder string, epoch uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.status.Role, r.status.LeaseHolder, r.status.LeaseEpoch = role, holder, epoch
+}
+
 // Status returns a snapshot.
 func (r *sourceRunner) Status() SourceStatus {
 	r.mu.Lock()
@@ -117,6 +130,8 @@ func (r *sourceRunner) run(ctx context.Context) error {
 retry:
 	for ctx.Err() == nil {
 		switch {
+		case errors.Is(err, mysqlsink.ErrFenced):
+			break retry
 		case errors.Is(err, checkpoint.ErrBehind):
 			r.log.Warn("the sink lost transactions it had acknowledged: reading the source again from the sink's checkpoint", "error", err.Error())
 		case !r.stopAtEnd && binlog.IsUnreachable(err):
@@ -137,6 +152,10 @@ retry:
 		err = r.stream(ctx)
 	}
 	switch {
+	case errors.Is(err, mysqlsink.ErrFenced):
+		// Not an error of this source: the pipeline stands by.
+		r.setState("standby", nil)
+		return err
 	case err == nil || errors.Is(err, context.Canceled) || ctx.Err() != nil:
 		r.setState("stopped", nil)
 		return nil

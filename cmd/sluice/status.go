@@ -37,13 +37,13 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if cfg.HTTP.Listen != "off" {
 		rep, err := fetchStatus(ctx, cfg.HTTP.Listen)
 		if err == nil {
-			fmt.Fprintf(w, "PIPELINE\tSOURCE\tSTATE\tLAG\tLAG TXNS\tAPPLIED\tROWS\tCHECKPOINT\tERROR\n")
+			fmt.Fprintf(w, "PIPELINE\tSOURCE\tSTATE\tROLE\tLAG\tLAG TXNS\tAPPLIED\tROWS\tCHECKPOINT\tERROR\n")
 			for _, s := range rep.Sources {
 				ckpt := s.CheckpointGTID
 				if ckpt == "" {
 					ckpt = s.CheckpointPos
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%.1fs\t%d\t%d\t%d\t%s\t%s\n", s.Pipeline, s.Source, s.State, s.LagSeconds, s.LagTransactions,
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1fs\t%d\t%d\t%d\t%s\t%s\n", s.Pipeline, s.Source, s.State, role(s), s.LagSeconds, s.LagTransactions,
 					s.Applied, s.Rows, ckpt, s.Error)
 			}
 			return nil
@@ -71,6 +71,18 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		sink.Close()
 	}
 	return nil
+}
+
+// role is a source's lease role: "active (epoch N)", "standby (held by
+// HOLDER, epoch N)", or "-" for sinks without a lease.
+func role(s replicator.SourceStatus) string {
+	switch s.Role {
+	case "":
+		return "-"
+	case "standby":
+		return fmt.Sprintf("standby (held by %s, epoch %d)", s.LeaseHolder, s.LeaseEpoch)
+	}
+	return fmt.Sprintf("%s (epoch %d)", s.Role, s.LeaseEpoch)
 }
 
 func fetchStatus(ctx context.Context, addr string) (*replicator.StatusReport, error) {

@@ -106,7 +106,11 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 			return fmt.Errorf("target answered %d results for %d statements", len(affected), len(a.expect))
 		}
 		for i, want := range a.expect {
-			if want >= 0 && affected[i] != want {
+			if want == expectFence {
+				if err := checkFence(affected[i]); err != nil {
+					return err
+				}
+			} else if want >= 0 && affected[i] != want {
 				return errConflict
 			}
 		}
@@ -153,7 +157,7 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 	flushGroup()
 	sep()
 	a.buf = a.appendCheckpoint(a.buf, t)
-	a.expect = append(a.expect, -1)
+	a.expect = append(a.expect, expectFence)
 	if err := send(); err != nil {
 		return err
 	}
@@ -228,8 +232,12 @@ func (a *applier) applyCareful(ctx context.Context, t *binlog.Txn) error {
 		}
 	}
 	q := a.appendCheckpoint(nil, t)
-	if _, err := a.exec(ctx, string(q)); err != nil {
+	affected, err := a.exec(ctx, string(q))
+	if err != nil {
 		return fail(a.explain(t, err))
+	}
+	if err := checkFence(affected[0]); err != nil {
+		return fail(err)
 	}
 	if _, err := a.exec(ctx, "COMMIT"); err != nil {
 		return a.explain(t, err)

@@ -57,6 +57,12 @@ type Sink struct {
 	db       *sql.DB
 	maxBatch int
 	writers  *writerLog // nil unless cfg.TrackWriters
+	// epoch fences every checkpoint write while this sink holds the
+	// pipeline's lease (lease.go); 0 writes unfenced.
+	epoch    atomic.Uint64
+	leaseMu  sync.Mutex
+	lockConn *sql.Conn     // holds the pipeline's named lock
+	ttl      time.Duration // of the lease held
 
 	mu       sync.Mutex
 	appliers map[string]*applier
@@ -124,6 +130,16 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		if _, err := db.ExecContext(ctx, setupStatements[i]); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("%s: create sluice's checkpoint tables: %w", cfg.DSN, err)
+		}
+	}
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'lease'", binlog.MarkSchema).Scan(&have); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s: %w", cfg.DSN, err)
+	}
+	if have == 0 {
+		if _, err := db.ExecContext(ctx, createLeaseTable); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("%s: create sluice's lease table: %w", cfg.DSN, err)
 		}
 	}
 	var maxPacket int
@@ -208,6 +224,8 @@ type applier struct {
 	conn   *sql.Conn
 	buf    []byte
 	expect []int64
+	// lastUsed: when the connection last ran a statement.
+	lastUsed time.Time
 
 	retries, conflicts atomic.Int64
 }
@@ -282,6 +300,9 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		switch {
 		case done == len(txns):
 			return done, nil
+		case errors.Is(err, ErrFenced):
+			a.rollback(ctx)
+			return done, err
 		case isConflict(err):
 			a.rollback(ctx)
 			if err := a.applyCareful(ctx, txns[done]); err != nil {
@@ -333,12 +354,31 @@ func (a *applier) reset() {
 }
 
 func (a *applier) ensureConn(ctx context.Context) error {
+	if a.conn != nil && a.s.epoch.Load() > 0 && time.Since(a.lastUsed) > a.s.ttl/2 {
+		// Under a lease the server closes sessions idle for the TTL.
+		a.reset()
+	}
+	a.lastUsed = time.Now()
 	if a.conn != nil {
 		return nil
 	}
 	c, err := a.s.db.Conn(ctx)
 	if err != nil {
 		return err
+	}
+	// The fence (lease.go) relies on the checkpoint's INSERT … SELECT
+	// locking the lease row it reads, which READ COMMITTED would not do.
+	setup := []string{"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"}
+	if a.s.epoch.Load() > 0 {
+		// A frozen process's open transaction must not hold the lease row
+		// past the TTL: the server closes an idle session after this.
+		setup = append(setup, "SET SESSION wait_timeout = "+strconv.FormatInt(ttlSeconds(a.s.ttl), 10))
+	}
+	for _, q := range setup {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			c.Close()
+			return err
+		}
 	}
 	a.conn = c
 	return nil
@@ -370,9 +410,19 @@ func (a *applier) rollback(ctx context.Context) {
 	}
 }
 
-// appendCheckpoint appends the statement recording t as applied.
+// appendCheckpoint appends the statement recording t as applied. While
+// the sink holds the pipeline's lease the row is selected from the lease
+// row with our epoch, so that the statement inserts nothing once another
+// process has taken over (lease.go); its count is then checked with
+// checkFence.
 func (a *applier) appendCheckpoint(dst []byte, t *binlog.Txn) []byte {
-	dst = append(dst, "INSERT INTO "+checkpointTable+" (pipeline, source, gtid_set, binlog_file, binlog_pos, updated_at) VALUES ("...)
+	epoch := a.s.epoch.Load()
+	dst = append(dst, "INSERT INTO "+checkpointTable+" (pipeline, source, gtid_set, binlog_file, binlog_pos, updated_at) "...)
+	if epoch > 0 {
+		dst = append(dst, "SELECT "...)
+	} else {
+		dst = append(dst, "VALUES ("...)
+	}
 	dst = AppendLiteral(dst, a.s.cfg.Pipeline)
 	dst = append(dst, ',')
 	dst = AppendLiteral(dst, a.source)
@@ -382,9 +432,28 @@ func (a *applier) appendCheckpoint(dst []byte, t *binlog.Txn) []byte {
 	dst = AppendLiteral(dst, t.Pos.File)
 	dst = append(dst, ',')
 	dst = strconv.AppendUint(dst, uint64(t.Pos.Pos), 10)
-	dst = append(dst, ",UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE gtid_set=VALUES(gtid_set), binlog_file=VALUES(binlog_file), "+
+	dst = append(dst, ",UTC_TIMESTAMP(6)"...)
+	if epoch > 0 {
+		dst = a.appendFence(dst, epoch)
+	} else {
+		dst = append(dst, ')')
+	}
+	dst = append(dst, " ON DUPLICATE KEY UPDATE gtid_set=VALUES(gtid_set), binlog_file=VALUES(binlog_file), "+
 		"binlog_pos=VALUES(binlog_pos), updated_at=VALUES(updated_at)"...)
 	return dst
+}
+
+// expectFence marks the checkpoint statement in a list of expected
+// affected-row counts: any count but 0, which means fenced.
+const expectFence = -2
+
+// checkFence returns ErrFenced when the checkpoint statement wrote
+// nothing.
+func checkFence(affected int64) error {
+	if affected == 0 {
+		return ErrFenced
+	}
+	return nil
 }
 
 // applyDDL runs a statement transaction on the target under the ddl policy.
@@ -397,8 +466,13 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		q = AppendLiteral(q, s.cfg.Pipeline)
 		q = append(q, " AND source = "...)
 		q = AppendLiteral(q, a.source)
-		q = append(q, ";COMMIT"...)
-		_, err := a.exec(ctx, string(q))
+		affected, err := a.exec(ctx, string(q))
+		if err == nil && len(affected) > 1 {
+			err = checkFence(affected[1])
+		}
+		if err == nil {
+			_, err = a.exec(ctx, "COMMIT")
+		}
 		if err != nil {
 			a.rollback(ctx)
 		}
@@ -442,6 +516,9 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		if _, err := a.exec(ctx, string(q)); err != nil {
 			return err
 		}
+	}
+	if err := a.checkLease(ctx); err != nil {
+		return err
 	}
 	// So that a pipeline reading the target does not send the DDL back.
 	if _, err := a.exec(ctx, binlog.DDLMarkStatement(s.cfg.Pipeline, a.source)); err != nil {
