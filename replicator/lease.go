@@ -47,6 +47,13 @@ func (r *Replicator) superviseLeased(ctx context.Context, l leaser, ttl time.Dur
 		go func() {
 			defer close(renewed)
 			keepLease(active, l, ttl, lose, log)
+			if errors.Is(context.Cause(active), mysqlsink.ErrFenced) {
+				// At once, while the sources wind down: nothing they
+				// still send can commit.
+				for _, sr := range runners {
+					sr.setRole("standby", "", 0)
+				}
+			}
 		}()
 		errs := runSources(active, runners, func(err error) bool {
 			if errors.Is(err, mysqlsink.ErrFenced) {
@@ -128,7 +135,10 @@ func keepLease(ctx context.Context, l leaser, ttl time.Duration, lose context.Ca
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Warn("could not renew the pipeline's lease: stopping the sources", "error", err.Error())
-			lose(fmt.Errorf("%w: %w", mysqlsink.ErrFenced, err))
+			if !errors.Is(err, mysqlsink.ErrFenced) {
+				err = fmt.Errorf("%w: %w", mysqlsink.ErrFenced, err)
+			}
+			lose(err)
 			return
 		}
 	}

@@ -73,7 +73,7 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	if s.lockConn != nil {
-		l, _, err := s.LeaseHolder(ctx)
+		l, _, err := s.leaseHolder(ctx)
 		return l, err
 	}
 	conn, err := s.db.Conn(ctx)
@@ -89,7 +89,7 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 		if err != nil {
 			return Lease{}, s.leaseErr(err)
 		}
-		l, _, err := s.LeaseHolder(ctx)
+		l, _, err := s.leaseHolder(ctx)
 		return l, err
 	}
 	// The lock is ours: no other process is live. Bump the epoch, which
@@ -119,7 +119,7 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 		a.reset()
 	}
 	s.mu.Unlock()
-	l, _, err := s.LeaseHolder(ctx)
+	l, _, err := s.leaseHolder(ctx)
 	return l, err
 }
 
@@ -158,8 +158,10 @@ func (s *Sink) Release(ctx context.Context) error {
 	return s.leaseErr(err)
 }
 
+// dropLease lets the named lock go. The epoch stays: a sink that held a
+// lease never writes unfenced again, so whatever its appliers still send
+// is refused once another process has bumped the epoch.
 func (s *Sink) dropLease() {
-	s.epoch.Store(0)
 	if s.lockConn != nil {
 		s.lockConn.Close()
 		s.lockConn = nil
@@ -169,13 +171,20 @@ func (s *Sink) dropLease() {
 // LeaseHolder returns the pipeline's lease as the target has it; ok is
 // false when no process has ever held it.
 func (s *Sink) LeaseHolder(ctx context.Context) (Lease, bool, error) {
+	s.leaseMu.Lock()
+	defer s.leaseMu.Unlock()
+	return s.leaseHolder(ctx)
+}
+
+func (s *Sink) leaseHolder(ctx context.Context) (Lease, bool, error) {
 	l, ok, err := readLease(ctx, s.db, s.cfg.Pipeline)
-	l.Mine = ok && l.Epoch == s.epoch.Load()
+	epoch := s.epoch.Load()
+	l.Mine = ok && epoch != 0 && l.Epoch == epoch && s.lockConn != nil
 	return l, ok, s.leaseErr(err)
 }
 
-// Epoch is the epoch this sink's writes are fenced with, 0 when it holds
-// no lease (a sink used without one writes unfenced).
+// Epoch is the epoch this sink's writes are fenced with: that of the last
+// lease it held, 0 when it never held one (and writes unfenced).
 func (s *Sink) Epoch() uint64 { return s.epoch.Load() }
 
 func (s *Sink) leaseErr(err error) error {
@@ -226,4 +235,16 @@ func (a *applier) checkLease(ctx context.Context) error {
 		return ErrFenced
 	}
 	return nil
+}
+
+// fenced reports whether the sink held a lease that another process has
+// taken since (or whose state it cannot read).
+func (a *applier) fenced(ctx context.Context) bool {
+	if a.s.epoch.Load() == 0 {
+		return false
+	}
+	if err := a.ensureConn(ctx); err != nil {
+		return false
+	}
+	return errors.Is(a.checkLease(ctx), ErrFenced)
 }

@@ -3,6 +3,8 @@ package mysql_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -81,5 +83,53 @@ func TestLeaseFencing(t *testing.T) {
 	}
 	if la, err = a.TryAcquire(ctx, "a", ttl); err != nil || !la.Mine || la.Epoch != 3 {
 		t.Fatalf("acquire after release: %+v, %v", la, err)
+	}
+}
+
+// TestLeaseConcurrentAcquire: processes racing for a free lease; exactly
+// one wins, with a non-zero epoch, whatever the interleaving.
+func TestLeaseConcurrentAcquire(t *testing.T) {
+	dst := testenv.StartMariaDBs(t, 1)[0]
+	for round := range 10 {
+		var sinks []*mysqlsink.Sink
+		for range 3 {
+			sinks = append(sinks, openSink(t, dst, "apply", "stop"))
+		}
+		if round%2 == 0 {
+			// A first run: no lease row yet.
+			dst.Exec(t, "DELETE FROM sluice.lease")
+		}
+		var wg sync.WaitGroup
+		res := make([]mysqlsink.Lease, len(sinks))
+		for i, s := range sinks {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l, err := s.TryAcquire(context.Background(), fmt.Sprint("p", i), 3*time.Second)
+				if err != nil {
+					t.Error(err)
+				}
+				res[i] = l
+			}()
+		}
+		wg.Wait()
+		mine := 0
+		for i, l := range res {
+			if l.Mine {
+				mine++
+				if l.Epoch == 0 || l.Holder != fmt.Sprint("p", i) || sinks[i].Epoch() != l.Epoch {
+					t.Fatalf("round %d: winner %d has %+v, sink epoch %d", round, i, l, sinks[i].Epoch())
+				}
+			} else if sinks[i].Epoch() != 0 {
+				t.Fatalf("round %d: loser %d has epoch %d", round, i, sinks[i].Epoch())
+			}
+		}
+		if mine != 1 {
+			t.Fatalf("round %d: %d winners: %+v", round, mine, res)
+		}
+		for _, s := range sinks {
+			s.Release(context.Background())
+			s.Close()
+		}
 	}
 }

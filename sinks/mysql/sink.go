@@ -264,6 +264,11 @@ func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 // careful path, where on_conflict decides.
 func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
 	a := s.applierFor(source)
+	if a.conn != nil && s.epoch.Load() > 0 && time.Since(a.lastUsed) > s.ttl/2 {
+		// Under a lease the server closes sessions idle for the TTL; no
+		// transaction is open between batches, so a new one loses nothing.
+		a.reset()
+	}
 	done := 0
 	backoff := 100 * time.Millisecond
 	for attempt := 1; done < len(txns); attempt++ {
@@ -296,6 +301,11 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			}
 			backoff = min(backoff*2, 10*time.Second)
 			attempt++
+		}
+		if !errors.Is(err, ErrFenced) && !retryable(err) && a.fenced(ctx) {
+			// A process that lost its lease (frozen, then resumed) meets
+			// the rows its successor wrote: not a conflict.
+			err = ErrFenced
 		}
 		switch {
 		case done == len(txns):
@@ -354,10 +364,6 @@ func (a *applier) reset() {
 }
 
 func (a *applier) ensureConn(ctx context.Context) error {
-	if a.conn != nil && a.s.epoch.Load() > 0 && time.Since(a.lastUsed) > a.s.ttl/2 {
-		// Under a lease the server closes sessions idle for the TTL.
-		a.reset()
-	}
 	a.lastUsed = time.Now()
 	if a.conn != nil {
 		return nil
