@@ -122,6 +122,7 @@ type Sink struct {
 	DDL        string   `yaml:"ddl" sink:"mysql" default:"apply" enum:"apply|skip|stop" doc:"what to do with source DDL: apply it, skip it, or stop before it"`
 	OnConflict string   `yaml:"on_conflict" sink:"mysql" default:"stop" enum:"stop|overwrite|skip" doc:"a duplicate key on insert or a missing row on update/delete: stop, overwrite (write the source's row), or skip the change; every conflict is logged"`
 	DDLDone    []string `yaml:"ddl_done" sink:"mysql" doc:"with ddl: stop, GTIDs (or file:pos) of DDL you applied by hand; sluice records them as done"`
+	Skip       []string `yaml:"skip" sink:"mysql" doc:"GTIDs (or file:pos) of transactions to record as done without applying them (a stuck transaction); each skip is logged as a warning"`
 
 	// NATS JetStream.
 	URL        string   `yaml:"url" sink:"nats" required_for:"nats" doc:"NATS server URL(s), comma-separated: nats://HOST:4222"`

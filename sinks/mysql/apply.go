@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -42,6 +43,20 @@ func (a *applier) applyRun(ctx context.Context, txns []*binlog.Txn) error {
 	for i, t := range txns {
 		if len(t.Statements) > 0 {
 			return fmt.Errorf("transaction %s holds DML logged as statements (a session with binlog_format=STATEMENT on the source?): sluice applies row events only", txnID(t))
+		}
+		if id := txnID(t); slices.Contains(a.s.cfg.Skip, id) {
+			if commitPrev {
+				if _, err := a.exec(ctx, "COMMIT"); err != nil {
+					return err
+				}
+				commitPrev = false
+			}
+			a.s.log.Warn("SKIPPING a transaction without applying it (sink.skip)", "source", a.source, "txn", id,
+				"rows", t.Len(), "ddl", t.DDL != nil)
+			if err := a.recordOnly(ctx, t); err != nil {
+				return err
+			}
+			continue
 		}
 		if t.DDL != nil && t.Len() == 0 {
 			if commitPrev {

@@ -32,6 +32,10 @@ type Config struct {
 	// DDLDone lists DDL (by GTID or file:pos) applied by hand: recorded
 	// as done without running them.
 	DDLDone []string
+	// Skip lists transactions (by GTID or file:pos) to record as done
+	// without applying them: the way past a transaction that cannot be
+	// applied, decided by an operator.
+	Skip []string
 	// CheckBeforeImage makes updates and deletes match the whole before
 	// image, not just the key, so that a row changed on the target since
 	// (by its own writers: a bidirectional pair) is a conflict instead of
@@ -462,28 +466,33 @@ func checkFence(affected int64) error {
 	return nil
 }
 
+// recordOnly records t as applied without applying it (a DDL that ran, or
+// was done by hand or skipped; a transaction listed in skip), and clears
+// the DDL-in-progress mark.
+func (a *applier) recordOnly(ctx context.Context, t *binlog.Txn) error {
+	q := a.appendCheckpoint([]byte("START TRANSACTION;"), t)
+	q = fmt.Appendf(q, ";DELETE FROM %s WHERE pipeline = ", pendingTable)
+	q = AppendLiteral(q, a.s.cfg.Pipeline)
+	q = append(q, " AND source = "...)
+	q = AppendLiteral(q, a.source)
+	affected, err := a.exec(ctx, string(q))
+	if err == nil && len(affected) > 1 {
+		err = checkFence(affected[1])
+	}
+	if err == nil {
+		_, err = a.exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		a.rollback(ctx)
+	}
+	return err
+}
+
 // applyDDL runs a statement transaction on the target under the ddl policy.
 func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	s := a.s
 	id := txnID(t)
-	record := func() error {
-		q := a.appendCheckpoint([]byte("START TRANSACTION;"), t)
-		q = fmt.Appendf(q, ";DELETE FROM %s WHERE pipeline = ", pendingTable)
-		q = AppendLiteral(q, s.cfg.Pipeline)
-		q = append(q, " AND source = "...)
-		q = AppendLiteral(q, a.source)
-		affected, err := a.exec(ctx, string(q))
-		if err == nil && len(affected) > 1 {
-			err = checkFence(affected[1])
-		}
-		if err == nil {
-			_, err = a.exec(ctx, "COMMIT")
-		}
-		if err != nil {
-			a.rollback(ctx)
-		}
-		return err
-	}
+	record := func() error { return a.recordOnly(ctx, t) }
 	switch {
 	case slices.Contains(s.cfg.DDLDone, id):
 		s.log.Info("DDL marked as done by hand", "source", a.source, "ddl", id)
