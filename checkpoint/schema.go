@@ -35,12 +35,26 @@ type SchemaHistory struct {
 // never is for long.
 const keepVersions = 20
 
+func schemaHistoryPath(dir, pipeline, source string) string {
+	return filepath.Join(dir, pipeline+"."+source+".schema.json")
+}
+
+// RemoveSchemaHistory forgets a source's schema versions (sluice reset):
+// the next run records the schema it starts with.
+func RemoveSchemaHistory(dir, pipeline, source string) error {
+	err := os.Remove(schemaHistoryPath(dir, pipeline, source))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
 // OpenSchemaHistory loads the history of a source (empty if there is none).
 func OpenSchemaHistory(dir, pipeline, source string) (*SchemaHistory, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	h := &SchemaHistory{path: filepath.Join(dir, pipeline+"."+source+".schema.json")}
+	h := &SchemaHistory{path: schemaHistoryPath(dir, pipeline, source)}
 	b, err := os.ReadFile(h.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return h, nil

@@ -7,6 +7,7 @@
 //	sluice status  show each source's position, lag and state
 //	sluice verify  compare source and target tables
 //	sluice tail    print the messages of a NATS JetStream stream
+//	sluice reset   rewrite a pipeline's checkpoint
 package main
 
 import (
@@ -50,6 +51,7 @@ func init() {
 		{"verify", "compare source and target tables by checksums", runVerify},
 		{"tail", "print a NATS JetStream stream's messages as JSON lines", runTail},
 		{"check", "validate a pipeline file", runCheck},
+		{"reset", "rewrite a pipeline's checkpoint (oldest, current or a GTID set)", runReset},
 	}
 }
 

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/replicator"
+)
+
+const resetUsage = `usage: sluice reset -c FILE --pipeline NAME [--source NAME]... --to oldest|current|GTID_SET
+
+Rewrites the checkpoint of a pipeline's sources (all by default) in its
+MySQL/MariaDB target, so that the next 'sluice run' starts there: at the
+oldest binlog the source still has, at its current end, or after a GTID
+set. It refuses while a process runs the pipeline (holds its lease), and
+drops the sources' schema history: the next run loads table definitions
+from information_schema.
+
+flags:
+`
+
+func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("reset", resetUsage, stderr)
+	path := fs.String("c", "", "pipeline file")
+	pipeline := fs.String("pipeline", "", "the pipeline whose checkpoint to rewrite")
+	var sources listFlag
+	fs.Var(&sources, "source", "only this source; repeatable")
+	to := fs.String("to", "", "oldest, current, or a GTID set")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *pipeline == "" || *to == "" {
+		return usagef("give --pipeline NAME and --to oldest|current|GTID_SET")
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(cfg.Pipelines, func(p *config.Pipeline) bool { return p.Name == *pipeline })
+	if i < 0 {
+		return usagef("no pipeline named %q in %s", *pipeline, *path)
+	}
+	p := cfg.Pipelines[i]
+	for _, name := range sources {
+		if !slices.ContainsFunc(p.Sources, func(s *config.Source) bool { return s.Name == name }) {
+			return usagef("pipeline %s has no source %q", p.Name, name)
+		}
+	}
+	var start binlog.Start
+	switch *to {
+	case "oldest":
+		start.Mode = binlog.StartOldest
+	case "current":
+		start.Mode = binlog.StartCurrent
+	default:
+		set, err := binlog.ParseGTIDSet(*to)
+		if err != nil {
+			return usagef("--to %q: want oldest, current or a GTID set", *to)
+		}
+		start = binlog.Start{Mode: binlog.StartGTID, GTID: set}
+	}
+	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		return err
+	}
+	res, err := replicator.Reset(ctx, cfg, p, sources, start, log)
+	for _, r := range res {
+		before := "(none)"
+		if r.HadBefore {
+			before = describeState(r.Before.GTID.String(), r.Before.Pos.String())
+		}
+		fmt.Fprintf(stdout, "%s/%s: checkpoint %s -> %s\n", *pipeline, r.Source, before, describeState(r.After.GTID.String(), r.After.Pos.String()))
+	}
+	return err
+}
+
+func describeState(gtid, pos string) string {
+	if gtid != "" {
+		return gtid
+	}
+	return pos
+}
