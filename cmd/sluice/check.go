@@ -22,7 +22,7 @@ flags:
 
 func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("check", checkUsage, stderr)
-	path := fs.String("c", "", "pipeline file")
+	path := configFlag(fs)
 	keys := fs.Bool("keys", false, "print the reference of every configuration key")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -31,8 +31,10 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprint(stdout, config.Docs())
 		return nil
 	}
-	if *path == "" {
-		return usagef("give the pipeline file with -c FILE")
+	if *path == "" && fs.NArg() == 1 {
+		*path = fs.Arg(0)
+	} else if *path == "" || fs.NArg() > 0 {
+		return usagef("give the pipeline file once, with -c FILE or as the argument")
 	}
 	f, err := config.Load(*path)
 	if err != nil {

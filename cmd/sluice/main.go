@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -167,23 +168,65 @@ func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args; a bad flag is a usage error (exit 2).
+// parseFlags parses args; a bad flag is a usage error (exit 2). Flags may
+// come after positional arguments (sluice dump FILE --format sql), as with
+// most CLIs; "--" ends the flags.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return &usageError{err.Error()}
 		}
-		return &usageError{err.Error()}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...)
+			break
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
 	}
-	return nil
+	// Leaves exactly the positional arguments in fs.Args().
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
-// loadConfig loads the -c file of a command.
-func loadConfig(path string) (*config.File, error) {
-	if path == "" {
+// configFlag declares -c FILE; the file may also be the one positional
+// argument (sluice run FILE).
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("c", "", "pipeline file (or give it as the argument)")
+}
+
+// loadConfig loads the -c file of a command, or its one positional argument.
+func loadConfig(fs *flag.FlagSet, path string) (*config.File, error) {
+	switch {
+	case path == "" && fs.NArg() == 1:
+		path = fs.Arg(0)
+	case fs.NArg() > 0:
+		return nil, usagef("unexpected arguments %q: give the pipeline file once, with -c FILE or as the argument", fs.Args())
+	case path == "":
 		return nil, usagef("give the pipeline file with -c FILE")
 	}
 	return config.Load(path)
+}
+
+// checkPipelines requires every name given with --pipeline to be one of
+// the file's pipelines.
+func checkPipelines(cfg *config.File, names []string) error {
+	for _, n := range names {
+		if !slices.ContainsFunc(cfg.Pipelines, func(p *config.Pipeline) bool { return p.Name == n }) {
+			var have []string
+			for _, p := range cfg.Pipelines {
+				have = append(have, p.Name)
+			}
+			return usagef("no pipeline named %q in %s (it has: %s)", n, cfg.Path, strings.Join(have, ", "))
+		}
+	}
+	return nil
 }
 
 // listFlag collects a repeatable flag; each use may also hold a

@@ -25,7 +25,7 @@ flags:
 
 func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("reset", resetUsage, stderr)
-	path := fs.String("c", "", "pipeline file")
+	path := configFlag(fs)
 	pipeline := fs.String("pipeline", "", "the pipeline whose checkpoint to rewrite")
 	var sources listFlag
 	fs.Var(&sources, "source", "only this source; repeatable")
@@ -36,7 +36,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *pipeline == "" || *to == "" {
 		return usagef("give --pipeline NAME and --to oldest|current|GTID_SET")
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(fs, *path)
 	if err != nil {
 		return err
 	}

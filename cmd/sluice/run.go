@@ -18,7 +18,7 @@ flags:
 
 func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("run", runUsage, stderr)
-	path := fs.String("c", "", "pipeline file")
+	path := configFlag(fs)
 	var pipelines listFlag
 	fs.Var(&pipelines, "pipeline", "run only this pipeline; repeatable")
 	stopAtEnd := fs.Bool("stop-at-end", false, "exit 0 once everything each source had at start is applied and checkpointed")
@@ -26,7 +26,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(fs, *path)
 	if err != nil {
 		return err
 	}

@@ -7,13 +7,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"text/tabwriter"
 	"time"
 
 	"github.com/sluice-cdc/sluice/replicator"
 )
 
-const statusUsage = `usage: sluice status -c FILE
+const statusUsage = `usage: sluice status -c FILE [--pipeline NAME]...
 
 Prints each source's state, checkpoint and lag, as the running daemon
 reports them on http.listen; when no daemon answers, the checkpoints the
@@ -24,12 +25,17 @@ flags:
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("status", statusUsage, stderr)
-	path := fs.String("c", "", "pipeline file")
+	path := configFlag(fs)
+	var pipelines listFlag
+	fs.Var(&pipelines, "pipeline", "only this pipeline; repeatable")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(fs, *path)
 	if err != nil {
+		return err
+	}
+	if err := checkPipelines(cfg, pipelines); err != nil {
 		return err
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
@@ -39,6 +45,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err == nil {
 			fmt.Fprintf(w, "PIPELINE\tSOURCE\tSTATE\tROLE\tLAG\tLAG TXNS\tAPPLIED\tROWS\tCHECKPOINT\tERROR\n")
 			for _, s := range rep.Sources {
+				if len(pipelines) > 0 && !slices.Contains(pipelines, s.Pipeline) {
+					continue
+				}
 				ckpt := s.CheckpointGTID
 				if ckpt == "" {
 					ckpt = s.CheckpointPos
@@ -52,6 +61,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(w, "PIPELINE\tSOURCE\tCHECKPOINT\tPOSITION\tUPDATED\n")
 	for _, p := range cfg.Pipelines {
+		if len(pipelines) > 0 && !slices.Contains(pipelines, p.Name) {
+			continue
+		}
 		sink, err := replicator.OpenSink(ctx, p, replicator.SinkOptions{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			fmt.Fprintf(w, "%s\t-\t%v\t\t\n", p.Name, oneLine(err.Error()))

@@ -46,7 +46,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	creds := ""
 	if *path != "" {
-		cfg, err := loadConfig(*path)
+		cfg, err := loadConfig(fs, *path)
 		if err != nil {
 			return err
 		}

@@ -29,16 +29,20 @@ flags:
 
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", verifyUsage, stderr)
-	path := fs.String("c", "", "pipeline file")
+	path := configFlag(fs)
 	var pipelines listFlag
 	fs.Var(&pipelines, "pipeline", "verify only this pipeline; repeatable")
 	chunk := fs.Int("chunk", 1000, "rows per chunk")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
+	fs.BoolVar(quiet, "q", false, "same as --quiet")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*path)
+	cfg, err := loadConfig(fs, *path)
 	if err != nil {
+		return err
+	}
+	if err := checkPipelines(cfg, pipelines); err != nil {
 		return err
 	}
 	mismatches, compared, skipped := 0, 0, 0
