@@ -222,6 +222,43 @@ func keysOf(spec []fieldSpec) string {
 	return strings.Join(keys, ", ")
 }
 
+// nearestKey is the known key a misspelt one most likely meant: within an
+// edit distance of 2 (1 for short keys), or "".
+func nearestKey(key string, spec []fieldSpec) string {
+	best, bestD := "", 3
+	if len(key) <= 4 {
+		bestD = 2
+	}
+	for _, f := range spec {
+		if d := editDistance(strings.ToLower(key), f.key); d < bestD {
+			best, bestD = f.key, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b (two short keys: no
+// library is worth a dependency for it).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
 // typeName names a configuration section in messages.
 func typeName(t reflect.Type) string { return strings.ToLower(t.Name()) }
 
@@ -241,7 +278,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		at := slices.IndexFunc(spec, func(f fieldSpec) bool { return f.key == k.Value })
 		kpath := joinPath(path, k.Value)
 		if at < 0 {
-			d.errorf(k, path, "unknown key %q in %s (known keys: %s)", k.Value, typeName(v.Type()), keysOf(spec))
+			if near := nearestKey(k.Value, spec); near != "" {
+				d.errorf(k, path, "unknown key %q in %s: did you mean %q?", k.Value, typeName(v.Type()), near)
+			} else {
+				d.errorf(k, path, "unknown key %q in %s (known keys: %s)", k.Value, typeName(v.Type()), keysOf(spec))
+			}
 			continue
 		}
 		if prev := seen[k.Value]; prev != nil {
