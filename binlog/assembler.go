@@ -546,7 +546,9 @@ func (a *assembler) xa(q string, h *replication.EventHeader, endPos uint32) erro
 
 var reDDLMark = regexp.MustCompile(`^/\* sluice: pipeline=(\S+) source=(\S+) \*/`)
 
-func isMarkTable(schema, table string) bool { return schema == MarkSchema && table == MarkTable }
+func isMarkTable(schema, table string) bool {
+	return schema == MarkSchema && (table == MarkTable || table == LeaseTable)
+}
 
 // mark records the sluice pipelines whose checkpoint row a transaction
 // writes.
@@ -565,6 +567,9 @@ func (a *assembler) mark(e *replication.RowsEvent, et replication.EventType) err
 		}
 		p, _ := img[0].(string)
 		s, _ := img[1].(string)
+		if string(e.Table.Table) == LeaseTable {
+			s = ""
+		}
 		m := Mark{Pipeline: p, Source: s}
 		if !slices.Contains(a.cur.Marks, m) {
 			a.cur.Marks = append(a.cur.Marks, m)

@@ -130,9 +130,14 @@ type Mark struct {
 // every transaction it applies (its checkpoint): the row marks the
 // transaction as applied by sluice. Its first two columns are the pipeline
 // and the source.
+//
+// MarkSchema.LeaseTable holds each pipeline's lease (its first column is
+// the pipeline): a takeover writes it, and the write marks the pipeline as
+// a whole (a Mark with no Source).
 const (
 	MarkSchema = "sluice"
 	MarkTable  = "checkpoint"
+	LeaseTable = "lease"
 )
 
 // DDLMarkStatement is what a sluice MySQL sink runs just before each DDL,

@@ -59,7 +59,9 @@ type Pipeline struct {
 	Operations []string  `yaml:"operations" doc:"for every source: the row changes to keep, of insert, update, delete (default all)"`
 	Routes     []*Route  `yaml:"routes" doc:"rename schema.table on the way to the sink, e.g. merge shards into one table"`
 	Sink       Sink      `yaml:"sink" required:"true" doc:"where transactions go"`
-	LeaseTTL   Duration  `yaml:"lease_ttl" default:"8s" doc:"MySQL sink: one process at a time writes the pipeline; others wait as standbys and take over this long after the active one dies or freezes (1s to 1h)"`
+	// raw is the pipeline as written (for reload to tell what changed).
+	raw      string
+	LeaseTTL Duration `yaml:"lease_ttl" default:"8s" doc:"MySQL sink: one process at a time writes the pipeline; others wait as standbys and take over this long after the active one dies or freezes (1s to 1h)"`
 }
 
 // Route renames the tables it matches, and can add columns that say where
@@ -249,7 +251,27 @@ func Parse(file string, data []byte, env func(string) (string, bool)) (*File, er
 	if !filepath.IsAbs(f.StateDir) {
 		f.StateDir = filepath.Join(filepath.Dir(file), f.StateDir)
 	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(data, &root)
+	for i, p := range f.Pipelines {
+		if n := find(&root, fmt.Sprintf("pipelines[%d]", i)); n != nil {
+			b, _ := yaml.Marshal(n)
+			p.raw = string(b)
+		}
+	}
 	return &f, nil
+}
+
+// Fingerprint changes whenever the pipeline's definition does: its YAML
+// as written and the values its ${VAR} references had.
+func (p *Pipeline) Fingerprint() string {
+	var b strings.Builder
+	b.WriteString(p.raw)
+	for _, s := range p.Sources {
+		b.WriteString("\x00" + s.DSN)
+	}
+	b.WriteString("\x00" + p.Sink.DSN + "\x00" + p.Sink.URL)
+	return b.String()
 }
 
 // validate checks what the field tags cannot: names, DSNs, patterns.

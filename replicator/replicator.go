@@ -38,7 +38,11 @@ type Replicator struct {
 	metrics *Metrics
 
 	mu      sync.Mutex
-	runners []*sourceRunner
+	ctx     context.Context // of Run
+	runs    []*pipelineRun
+	topo    *topology
+	errs    []error
+	wg      sync.WaitGroup
 	started time.Time
 	// holder names this process in pipelines' leases.
 	holder string
@@ -75,63 +79,155 @@ func (r *Replicator) Run(ctx context.Context) error {
 	}
 	defer func() { stopHTTP(); <-httpDone }()
 
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
+	r.mu.Lock()
+	r.ctx = ctx
 	var run []*config.Pipeline
 	for _, p := range r.cfg.Pipelines {
-		if len(r.opts.Pipelines) == 0 || slices.Contains(r.opts.Pipelines, p.Name) {
+		if r.selected(p.Name) {
 			run = append(run, p)
 		}
 	}
-	topo := resolveTopology(ctx, r.cfg, run, r.log)
+	r.topo = resolveTopology(ctx, r.cfg, run, r.log)
 	for _, p := range run {
-		log := r.log.With("pipeline", p.Name)
-		sink, err := OpenSink(ctx, p, SinkOptions{Logger: log, Bidirectional: len(topo.loop[p.Name]) > 0})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("pipeline %s: sink: %w", p.Name, err))
-			continue
-		}
-		var runners []*sourceRunner
-		for _, s := range p.Sources {
-			srcLog := log.With("source", s.Name)
-			sr := &sourceRunner{pipeline: p, cfg: s, sink: sink, stateDir: r.cfg.StateDir, stopAtEnd: r.opts.StopAtEnd,
-				log: srcLog, metrics: r.metrics, router: newRouter(p, s, topo.loop[p.Name], srcLog)}
-			sr.status = SourceStatus{Pipeline: p.Name, Source: s.Name, State: "starting"}
-			runners = append(runners, sr)
-		}
-		r.mu.Lock()
-		r.runners = append(r.runners, runners...)
-		r.mu.Unlock()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer sink.Close()
-			var perrs []error
-			if l, ok := sink.(leaser); ok {
-				perrs = r.superviseLeased(ctx, l, p.LeaseTTL.Duration, runners, log)
-			} else {
-				perrs = runSources(ctx, runners, nil)
-			}
-			mu.Lock()
-			errs = append(errs, perrs...)
-			mu.Unlock()
-		}()
+		r.start(p)
 	}
-	wg.Wait()
-	if len(errs) > 0 {
-		return errors.Join(errs...)
+	r.mu.Unlock()
+	r.wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.errs) > 0 {
+		return errors.Join(r.errs...)
 	}
 	return nil
+}
+
+func (r *Replicator) selected(name string) bool {
+	return len(r.opts.Pipelines) == 0 || slices.Contains(r.opts.Pipelines, name)
+}
+
+// pipelineRun is one running pipeline.
+type pipelineRun struct {
+	p       *config.Pipeline
+	cancel  context.CancelFunc
+	done    chan struct{}
+	runners []*sourceRunner
+}
+
+// start starts a pipeline (r.mu held).
+func (r *Replicator) start(p *config.Pipeline) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	pr := &pipelineRun{p: p, cancel: cancel, done: make(chan struct{})}
+	log := r.log.With("pipeline", p.Name)
+	loop := r.topo.loop[p.Name]
+	for _, s := range p.Sources {
+		srcLog := log.With("source", s.Name)
+		sr := &sourceRunner{pipeline: p, cfg: s, stateDir: r.cfg.StateDir, stopAtEnd: r.opts.StopAtEnd,
+			log: srcLog, metrics: r.metrics, router: newRouter(p, s, loop, srcLog)}
+		sr.status = SourceStatus{Pipeline: p.Name, Source: s.Name, State: "starting"}
+		pr.runners = append(pr.runners, sr)
+	}
+	r.runs = append(r.runs, pr)
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer close(pr.done)
+		errs := r.runPipeline(ctx, pr, log, len(loop) > 0)
+		r.mu.Lock()
+		r.errs = append(r.errs, errs...)
+		r.mu.Unlock()
+	}()
+}
+
+// runPipeline opens the pipeline's sink and runs its sources until they stop.
+func (r *Replicator) runPipeline(ctx context.Context, pr *pipelineRun, log *slog.Logger, bidirectional bool) []error {
+	p := pr.p
+	sink, err := OpenSink(ctx, p, SinkOptions{Logger: log, Bidirectional: bidirectional})
+	if err != nil {
+		err = fmt.Errorf("pipeline %s: sink: %w", p.Name, err)
+		for _, sr := range pr.runners {
+			sr.setState("error", err)
+		}
+		return []error{err}
+	}
+	defer sink.Close()
+	for _, sr := range pr.runners {
+		sr.mu.Lock()
+		sr.sink = sink
+		sr.mu.Unlock()
+	}
+	if l, ok := sink.(leaser); ok {
+		return r.superviseLeased(ctx, l, p.LeaseTTL.Duration, pr.runners, log)
+	}
+	return runSources(ctx, pr.runners, nil)
+}
+
+// Reload applies a new configuration to a running Run: pipelines whose
+// definition is unchanged keep running, changed ones restart from their
+// checkpoint, added ones start and removed ones stop. Settings outside the
+// pipelines (state_dir, http, log) need a restart.
+func (r *Replicator) Reload(cfg *config.File) {
+	r.mu.Lock()
+	if r.ctx == nil || r.ctx.Err() != nil {
+		r.mu.Unlock()
+		return
+	}
+	next := map[string]*config.Pipeline{}
+	for _, p := range cfg.Pipelines {
+		if r.selected(p.Name) {
+			next[p.Name] = p
+		}
+	}
+	var stop, keep []*pipelineRun
+	for _, pr := range r.runs {
+		if np := next[pr.p.Name]; np != nil && np.Fingerprint() == pr.p.Fingerprint() {
+			keep = append(keep, pr)
+			delete(next, pr.p.Name)
+		} else {
+			stop = append(stop, pr)
+		}
+	}
+	if cfg.StateDir != r.cfg.StateDir || cfg.HTTP != r.cfg.HTTP {
+		r.log.Warn("reload: state_dir and http change only with a restart; keeping the running ones")
+	}
+	r.mu.Unlock()
+	// Stopped outside the lock: each finishes its transaction in flight.
+	for _, pr := range stop {
+		r.log.Info("reload: stopping pipeline", "pipeline", pr.p.Name)
+		pr.cancel()
+		<-pr.done
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.runs = keep
+	var added []*config.Pipeline
+	for _, p := range cfg.Pipelines {
+		if next[p.Name] != nil {
+			added = append(added, p)
+		}
+	}
+	if len(added) > 0 {
+		all := slices.Clone(added)
+		for _, pr := range keep {
+			all = append(all, pr.p)
+		}
+		r.topo = resolveTopology(r.ctx, cfg, all, r.log)
+	}
+	for _, p := range added {
+		r.log.Info("reload: starting pipeline", "pipeline", p.Name)
+		r.start(p)
+	}
+	r.log.Info("reload: done", "running", len(r.runs), "restarted_or_added", len(added), "stopped_or_restarted", len(stop))
 }
 
 // Status returns every source's status.
 func (r *Replicator) Status() []SourceStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]SourceStatus, len(r.runners))
-	for i, sr := range r.runners {
-		out[i] = sr.Status()
+	var out []SourceStatus
+	for _, pr := range r.runs {
+		for _, sr := range pr.runners {
+			out = append(out, sr.Status())
+		}
 	}
 	return out
 }

@@ -58,6 +58,9 @@ func resolveTopology(ctx context.Context, cfg *config.File, run []*config.Pipeli
 						t.loop[p.Name] = map[binlog.Mark]bool{}
 					}
 					t.loop[p.Name][binlog.Mark{Pipeline: q.Name, Source: s.Name}] = true
+					// The reverse pipeline's lease row (a takeover) marks
+					// the pipeline as a whole.
+					t.loop[p.Name][binlog.Mark{Pipeline: q.Name}] = true
 					log.Info("the sink is read by another pipeline: not sending back what it applies, and checking before images for conflicts",
 						"pipeline", p.Name, "reverse", q.Name+"/"+s.Name)
 				}

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/sluice-cdc/sluice/binlog"
 )
 
 // A pipeline's lease lives in the target it writes (Kleppmann's fencing
@@ -33,7 +35,7 @@ import (
 //     backwards. Its appliers' sessions have the same wait_timeout, so a
 //     transaction it left open cannot hold the lease row for longer than the
 //     TTL either.
-const leaseTable = "`sluice`.`lease`"
+const leaseTable = "`" + binlog.MarkSchema + "`.`" + binlog.LeaseTable + "`"
 
 const createLeaseTable = `CREATE TABLE IF NOT EXISTS ` + leaseTable + ` (
 	pipeline VARCHAR(190) NOT NULL,

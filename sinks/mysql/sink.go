@@ -136,7 +136,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 			return nil, fmt.Errorf("%s: create sluice's checkpoint tables: %w", cfg.DSN, err)
 		}
 	}
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = 'lease'", binlog.MarkSchema).Scan(&have); err != nil {
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", binlog.MarkSchema, binlog.LeaseTable).Scan(&have); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", cfg.DSN, err)
 	}
