@@ -37,13 +37,16 @@ type Replicator struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	mu      sync.Mutex
-	ctx     context.Context // of Run
-	runs    []*pipelineRun
-	topo    *topology
-	errs    []error
-	wg      sync.WaitGroup
-	started time.Time
+	mu   sync.Mutex
+	ctx  context.Context // of Run
+	runs []*pipelineRun
+	topo *topology
+	errs []error
+	// live counts the running pipelines (and a reload in progress); Run
+	// returns once it drops to 0, which closes finished.
+	live     int
+	finished chan struct{}
+	started  time.Time
 	// holder names this process in pipelines' leases.
 	holder string
 }
@@ -81,6 +84,7 @@ func (r *Replicator) Run(ctx context.Context) error {
 
 	r.mu.Lock()
 	r.ctx = ctx
+	r.finished = make(chan struct{})
 	var run []*config.Pipeline
 	for _, p := range r.cfg.Pipelines {
 		if r.selected(p.Name) {
@@ -88,17 +92,26 @@ func (r *Replicator) Run(ctx context.Context) error {
 		}
 	}
 	r.topo = resolveTopology(ctx, r.cfg, run, r.log)
+	r.live++ // until every pipeline is started
 	for _, p := range run {
 		r.start(p)
 	}
+	r.release()
 	r.mu.Unlock()
-	r.wg.Wait()
+	<-r.finished
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if len(r.errs) > 0 {
 		return errors.Join(r.errs...)
 	}
 	return nil
+}
+
+// release drops one from live (r.mu held).
+func (r *Replicator) release() {
+	if r.live--; r.live == 0 {
+		close(r.finished)
+	}
 }
 
 func (r *Replicator) selected(name string) bool {
@@ -127,13 +140,13 @@ func (r *Replicator) start(p *config.Pipeline) {
 		pr.runners = append(pr.runners, sr)
 	}
 	r.runs = append(r.runs, pr)
-	r.wg.Add(1)
+	r.live++
 	go func() {
-		defer r.wg.Done()
 		defer close(pr.done)
 		errs := r.runPipeline(ctx, pr, log, len(loop) > 0)
 		r.mu.Lock()
 		r.errs = append(r.errs, errs...)
+		r.release()
 		r.mu.Unlock()
 	}()
 }
@@ -167,10 +180,16 @@ func (r *Replicator) runPipeline(ctx context.Context, pr *pipelineRun, log *slog
 // pipelines (state_dir, http, log) need a restart.
 func (r *Replicator) Reload(cfg *config.File) {
 	r.mu.Lock()
-	if r.ctx == nil || r.ctx.Err() != nil {
+	if r.ctx == nil || r.ctx.Err() != nil || r.live == 0 {
 		r.mu.Unlock()
 		return
 	}
+	r.live++ // Run does not return while pipelines are swapped
+	defer func() {
+		r.mu.Lock()
+		r.release()
+		r.mu.Unlock()
+	}()
 	next := map[string]*config.Pipeline{}
 	for _, p := range cfg.Pipelines {
 		if r.selected(p.Name) {
