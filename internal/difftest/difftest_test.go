@@ -1,0 +1,284 @@
+package difftest
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sluice-cdc/sluice/internal/testenv"
+)
+
+// The source and target servers, shared by the package's tests and
+// started on first use.
+var (
+	serversOnce sync.Once
+	servers     []*testenv.MariaDB
+	serversErr  error
+	rounds      atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, s := range servers {
+		if s != nil {
+			s.Close()
+		}
+	}
+	os.Exit(code)
+}
+
+// harness is a source and a target, and the server's character sets.
+type harness struct {
+	src, dst     *testenv.MariaDB
+	srcDB, dstDB *sql.DB
+	charsets     []Charset
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	serversOnce.Do(func() {
+		servers = make([]*testenv.MariaDB, 2)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i := range servers {
+			wg.Go(func() { servers[i], errs[i] = testenv.NewMariaDB(context.Background(), testenv.MariaDBOptions{}) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				serversErr = err
+			}
+		}
+	})
+	if serversErr != nil {
+		t.Fatalf("testenv: %v", serversErr)
+	}
+	h := &harness{src: servers[0], dst: servers[1]}
+	var err error
+	if h.srcDB, err = sql.Open("mysql", h.src.DriverDSN("")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.srcDB.Close() })
+	if h.dstDB, err = sql.Open("mysql", h.dst.DriverDSN("")); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.dstDB.Close() })
+	if h.charsets, err = LoadCharsets(context.Background(), h.srcDB); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// finding is one divergence a round found.
+type finding struct {
+	seed     uint64
+	features FeatureSet
+	text     string
+}
+
+// round runs one generated round on the source, replicates it with a
+// fresh pipeline (stopping and resuming it midway under Restart), compares
+// every table, and returns what differs. logPath is where the round's full
+// statement log was written, "" when nothing differed.
+func (h *harness) round(t *testing.T, seed uint64, fs FeatureSet, tables, steps int) (found []finding, logPath string, stats string) {
+	t.Helper()
+	ctx := context.Background()
+	n := rounds.Add(1)
+	db := fmt.Sprintf("dt_%d", n)
+	var file string
+	var pos int64
+	var doDB, ignoreDB any
+	if err := h.srcDB.QueryRowContext(ctx, "SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testenv.LoadConfig(t, fmt.Sprintf(`
+http: {listen: "off"}
+pipelines:
+  - name: %s
+    sources:
+      - {name: src, dsn: %q, start: {file: %q, pos: %d}, include: [%q]}
+    sink: {type: mysql, dsn: %q, ddl: apply, on_conflict: stop}
+`, db, h.src.DSN(), file, pos, db+".*", h.dst.DSN()))
+
+	conn, err := h.srcDB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	g := New(db, Options{Seed: seed, Features: fs, Charsets: h.charsets, Tables: tables, Steps: steps})
+	var log Log
+	split := -1
+	if fs[Restart] {
+		// Stop the pipeline after a seeded number of batches and resume it.
+		split = 1 + int(rand.New(rand.NewPCG(seed, 7)).IntN(g.opts.Tables+g.opts.Steps))
+	}
+	add := func(text string) { found = append(found, finding{seed: seed, features: fs, text: text}) }
+	done, err := Run(ctx, conn, g, &log, split)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	if !done {
+		if err := testenv.RunToEnd(t, cfg); err != nil {
+			add(fmt.Sprintf("the pipeline stopped (first run, after batch %d): %v", split, err))
+			stopped = true
+		}
+		if _, err := Run(ctx, conn, g, &log, -1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !stopped {
+		if err := testenv.RunToEnd(t, cfg); err != nil {
+			add(fmt.Sprintf("the pipeline stopped: %v", err))
+		}
+	}
+	ms, err := Compare(ctx, h.srcDB, h.dstDB, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) > 0 {
+		// The pipeline stopped: the tables differ from its stop on, and
+		// their differences say nothing more.
+		var names []string
+		for _, m := range ms {
+			names = append(names, m.Table)
+		}
+		found[len(found)-1].text += fmt.Sprintf("\n  %d of %d tables differ after the stop: %s", len(ms), len(g.Tables()), strings.Join(names, ", "))
+		ms = nil
+	}
+	for _, m := range ms {
+		add(m.String() + "\n  statements that made it (" + db + "." + m.Table + "):\n" + indent(headLines(log.ForTable(m.Table), 60)))
+	}
+	stats = fmt.Sprintf("%d tables, %d statements (%d rejected by the source)", len(g.Tables()), len(log), log.Errors())
+	if len(found) > 0 {
+		dir := os.Getenv("DIFFTEST_OUT")
+		if dir == "" {
+			dir = os.TempDir()
+		}
+		logPath = filepath.Join(dir, fmt.Sprintf("difftest-%d.sql", seed))
+		if err := os.WriteFile(logPath, []byte(log.String()), 0o644); err != nil {
+			t.Logf("write the statement log: %v", err)
+			logPath = ""
+		}
+	}
+	// A clean round's data is not needed again.
+	if len(found) == 0 {
+		_, _ = h.srcDB.ExecContext(ctx, "DROP DATABASE `"+db+"`")
+		_, _ = h.dstDB.ExecContext(ctx, "DROP DATABASE `"+db+"`")
+	}
+	return found, logPath, stats
+}
+
+func indent(s string) string {
+	return "    " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n    ")
+}
+
+func headLines(s string, n int) string {
+	lines := strings.SplitAfter(s, "\n")
+	if len(lines) <= n {
+		return s
+	}
+	return strings.Join(lines[:n], "") + fmt.Sprintf("-- ... %d more lines in the round's log\n", len(lines)-n)
+}
+
+func envInt(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		t.Fatalf("%s=%q: want a number", name, v)
+	}
+	return n
+}
+
+// TestDiff runs random rounds with every feature (or DIFFTEST_FEATURES)
+// for DIFFTEST_SECONDS (default 60; `make soak` sets 1800) or
+// DIFFTEST_ROUNDS rounds. Round i uses seed DIFFTEST_SEED+i (the seed
+// defaults to the clock, and is printed): DIFFTEST_SEED=<a round's seed>
+// DIFFTEST_ROUNDS=1 replays that round.
+func TestDiff(t *testing.T) {
+	fs, err := ParseFeatures(os.Getenv("DIFFTEST_FEATURES"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seconds := envInt(t, "DIFFTEST_SECONDS", 60)
+	if testing.Short() {
+		seconds = min(seconds, 15)
+	}
+	maxRounds := envInt(t, "DIFFTEST_ROUNDS", 0)
+	base := uint64(time.Now().UnixNano() % 1_000_000_000)
+	if v := os.Getenv("DIFFTEST_SEED"); v != "" {
+		if base, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("DIFFTEST_SEED=%q: want a number", v)
+		}
+	}
+	t.Logf("seed %d, features %s, %ds", base, fs, seconds)
+	h := newHarness(t)
+	deadline := time.Now().Add(time.Duration(seconds) * time.Second)
+	var all []finding
+	n := 0
+	for ; maxRounds == 0 || n < maxRounds; n++ {
+		if maxRounds == 0 && time.Now().After(deadline) {
+			break
+		}
+		seed := base + uint64(n)
+		found, path, stats := h.round(t, seed, fs, 0, 0)
+		if testing.Verbose() {
+			t.Logf("round seed %d: %s, %d differences", seed, stats, len(found))
+		}
+		report(t, found, path, "DIFFTEST_SEED=%d DIFFTEST_ROUNDS=1 DIFFTEST_FEATURES="+fs.String()+" go test -count=1 -run 'TestDiff$' ./internal/difftest")
+		all = append(all, found...)
+	}
+	t.Logf("%d rounds from seed %d, %d differences", n, base, len(all))
+}
+
+// report fails the test with each finding and how to replay its round.
+func report(t *testing.T, found []finding, path, replay string) {
+	t.Helper()
+	for _, f := range found {
+		t.Errorf("seed %d: %s\n  replay: %s\n  full log: %s", f.seed, f.text, fmt.Sprintf(replay, f.seed), path)
+	}
+}
+
+// focusedFeatures are the features with a focused test: each runs rounds
+// that generate only that feature's columns, values, table shapes or DDL,
+// so a fix of the bug class it stands for can be confirmed alone, and its
+// return is caught.
+var focusedFeatures = []Feature{WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDLClock, UUIDInetZeros,
+	EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox, TimestampEpochFrac}
+
+// TestDiffFocused runs two small rounds (seeds 1 and 2, or DIFFTEST_SEED
+// and the next) per feature with only that feature on.
+func TestDiffFocused(t *testing.T) {
+	base := uint64(1)
+	if v := os.Getenv("DIFFTEST_SEED"); v != "" {
+		var err error
+		if base, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("DIFFTEST_SEED=%q: want a number", v)
+		}
+	}
+	h := newHarness(t)
+	for _, f := range focusedFeatures {
+		t.Run(string(f), func(t *testing.T) {
+			fs := FeatureSet{f: true}
+			if f == DDLClock {
+				fs[Types] = true // tables with rows for the DDL to fill
+			}
+			for i := range uint64(2) {
+				found, path, _ := h.round(t, base+i, fs, 2, 40)
+				report(t, found, path, "DIFFTEST_SEED=%d go test -count=1 -run 'TestDiffFocused/"+string(f)+"$' ./internal/difftest (runs this seed and the next)")
+			}
+		})
+	}
+}
