@@ -91,9 +91,21 @@ type finding struct {
 // statement log was written, "" when nothing differed.
 func (h *harness) round(t *testing.T, seed uint64, fs FeatureSet, tables, steps int) (found []finding, logPath string, stats string) {
 	t.Helper()
+	db := fmt.Sprintf("dt_%d", rounds.Add(1))
+	g := New(db, Options{Seed: seed, Features: fs, Charsets: h.charsets, Tables: tables, Steps: steps})
+	split := -1
+	if fs[Restart] {
+		// Stop the pipeline after a seeded number of batches and resume it.
+		split = 1 + int(rand.New(rand.NewPCG(seed, 7)).IntN(g.opts.Tables+g.opts.Steps))
+	}
+	return h.replicate(t, db, g, split, seed, fs)
+}
+
+// replicate runs g's batches on the source and replicates them, in two
+// parts when split >= 0, and compares the tables.
+func (h *harness) replicate(t *testing.T, db string, g *Generator, split int, seed uint64, fs FeatureSet) (found []finding, logPath string, stats string) {
+	t.Helper()
 	ctx := context.Background()
-	n := rounds.Add(1)
-	db := fmt.Sprintf("dt_%d", n)
 	var file string
 	var pos int64
 	var doDB, ignoreDB any
@@ -114,13 +126,7 @@ pipelines:
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	g := New(db, Options{Seed: seed, Features: fs, Charsets: h.charsets, Tables: tables, Steps: steps})
 	var log Log
-	split := -1
-	if fs[Restart] {
-		// Stop the pipeline after a seeded number of batches and resume it.
-		split = 1 + int(rand.New(rand.NewPCG(seed, 7)).IntN(g.opts.Tables+g.opts.Steps))
-	}
 	add := func(text string) { found = append(found, finding{seed: seed, features: fs, text: text}) }
 	done, err := Run(ctx, conn, g, &log, split)
 	if err != nil {
@@ -152,11 +158,18 @@ pipelines:
 		for _, m := range ms {
 			names = append(names, m.Table)
 		}
-		found[len(found)-1].text += fmt.Sprintf("\n  %d of %d tables differ after the stop: %s", len(ms), len(g.Tables()), strings.Join(names, ", "))
+		found[len(found)-1].text += fmt.Sprintf("\n  %d tables differ after the stop: %s", len(ms), strings.Join(names, ", "))
+		if g.script != nil {
+			found[len(found)-1].text += "\n  statements:\n" + indent(log.String())
+		}
 		ms = nil
 	}
 	for _, m := range ms {
-		add(m.String() + "\n  statements that made it (" + db + "." + m.Table + "):\n" + indent(headLines(log.ForTable(m.Table), 60)))
+		script := log.ForTable(m.Table)
+		if g.script != nil {
+			script = log.String()
+		}
+		add(m.String() + "\n  statements that made it (" + db + "." + m.Table + "):\n" + indent(headLines(script, 60)))
 	}
 	stats = fmt.Sprintf("%d tables, %d statements (%d rejected by the source)", len(g.Tables()), len(log), log.Errors())
 	if len(found) > 0 {
@@ -278,6 +291,81 @@ func TestDiffFocused(t *testing.T) {
 			for i := range uint64(2) {
 				found, path, _ := h.round(t, base+i, fs, 2, 40)
 				report(t, found, path, "DIFFTEST_SEED=%d go test -count=1 -run 'TestDiffFocused/"+string(f)+"$' ./internal/difftest (runs this seed and the next)")
+			}
+		})
+	}
+}
+
+// cases are the smallest statements that show each bug class of issue 14
+// the generator stands for; TestDiffCases replicates each and compares.
+var cases = []struct {
+	name  string
+	stmts []string
+}{
+	{"item1-wide-charsets", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY, a TEXT CHARACTER SET ucs2, b VARCHAR(5) CHARACTER SET utf16, c CHAR(3) CHARACTER SET utf16le, d TINYTEXT CHARACTER SET utf32)",
+		"INSERT INTO t VALUES (1, 'abc', 'abc', 'abc', 'abc'), (2, 'é€', 'é€', 'é€', 'é€')"}},
+	{"item2-latin1-c1-bytes", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY, c VARCHAR(10) CHARACTER SET latin1)",
+		"INSERT INTO t VALUES (1, _latin1 X'818D8F909D')"}},
+	{"item3-allow-invalid-dates", []string{
+		"SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
+		"CREATE TABLE t (id INT PRIMARY KEY, d DATE, dt DATETIME)",
+		"INSERT INTO t VALUES (1, '2020-02-31', '2020-04-31 10:00:00')"}},
+	{"item4-ddl-clock", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY)",
+		"INSERT INTO t VALUES (1), (2)",
+		"ALTER TABLE t ADD c TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)"}},
+	{"item6-keyless-approx-only", []string{
+		"CREATE TABLE t (f FLOAT, j JSON)",
+		"INSERT INTO t VALUES (0.5, '{}')",
+		"UPDATE t SET f = 1"}},
+	{"item16-uuid-inet-trailing-zeros", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY, u UUID, a INET4, b INET6)",
+		"INSERT INTO t VALUES (1, '00000000-0000-0000-0000-000000000000', '0.0.0.0', '::'), (2, '123e4567-e89b-12d3-a456-426655440000', '1.0.0.0', 'ff00::')"}},
+	{"item16-uuid-before-image", []string{
+		"CREATE TABLE t (u UUID, v INT)",
+		"INSERT INTO t VALUES ('123e4567-e89b-12d3-a456-426655440000', 1)",
+		"UPDATE t SET v = 2"}},
+	{"item17-enum-index0", []string{
+		"SET SESSION sql_mode = ''",
+		"CREATE TABLE t (id INT PRIMARY KEY, e ENUM('', 'a'))",
+		"INSERT INTO t VALUES (1, 'no such member'), (2, '')"}},
+	{"item17-set-collation-equal", []string{
+		"SET SESSION sql_mode = ''",
+		"CREATE TABLE t (id INT PRIMARY KEY, s SET('y', 'ü') CHARACTER SET latin1 COLLATE latin1_swedish_ci)",
+		"INSERT INTO t VALUES (1, 2), (2, 3)"}},
+	{"item18-invalid-bytes", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY, a VARCHAR(5) CHARACTER SET ascii, c VARCHAR(5) CHARACTER SET cp1251)",
+		"INSERT INTO t VALUES (1, _ascii X'80FF', _cp1251 X'98')"}},
+	{"item18-invalid-bytes-keyless-update", []string{
+		"CREATE TABLE t (a VARCHAR(5) CHARACTER SET ascii, v INT)",
+		"INSERT INTO t VALUES (_ascii X'80', 1)",
+		"UPDATE t SET v = 2"}},
+	{"item19-keyless-duplicates", []string{
+		"CREATE TABLE f (id INT, c FLOAT)",
+		"INSERT INTO f VALUES (1, 0.5), (1, 0.5)",
+		"UPDATE f SET c = 2 WHERE id = 1"}},
+	{"item20-timestamp-epoch-fraction", []string{
+		"SET SESSION time_zone = '+00:00'",
+		"CREATE TABLE t (id INT PRIMARY KEY, ts TIMESTAMP(1) NULL)",
+		"INSERT INTO t VALUES (1, '1970-01-01 00:00:00.5')"}},
+	{"ddl-default-expressions", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY)",
+		"ALTER TABLE t ADD a VARCHAR(5) CHARACTER SET utf32 DEFAULT (CONVERT('x' USING utf32))",
+		"ALTER TABLE t ADD b VARCHAR(5) CHARACTER SET cp866 DEFAULT (_cp866 X'41')",
+		"INSERT INTO t (id) VALUES (1)"}},
+}
+
+// TestDiffCases replicates each case and compares its tables.
+func TestDiffCases(t *testing.T) {
+	h := newHarness(t)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			db := fmt.Sprintf("dt_%d", rounds.Add(1))
+			found, _, _ := h.replicate(t, db, Script(db, c.stmts...), -1, 0, nil)
+			for _, f := range found {
+				t.Error(f.text)
 			}
 		})
 	}

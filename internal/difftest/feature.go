@@ -43,6 +43,10 @@ const (
 	// DDL: additive DDL between transactions: ADD COLUMN (with defaults,
 	// FIRST/AFTER), ADD INDEX, widening MODIFY, CREATE TABLE.
 	DDL Feature = "ddl"
+	// DDLExprDefault: ADD COLUMN ... DEFAULT (expression), with CONVERT(...
+	// USING cs), charset introducers, FROM_UNIXTIME and ST_GeomFromText in
+	// the expression. Without it, defaults are plain literals.
+	DDLExprDefault Feature = "ddl-expression-defaults"
 	// DDLClock: ADD COLUMN ... DEFAULT CURRENT_TIMESTAMP on a table with
 	// rows, which fills them with the DDL's time (item 4).
 	DDLClock Feature = "ddl-clock"
@@ -75,7 +79,7 @@ const (
 )
 
 // Features lists every feature.
-var Features = []Feature{Types, WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDL, DDLClock,
+var Features = []Feature{Types, WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDL, DDLExprDefault, DDLClock,
 	UUIDInetZeros, EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox,
 	TimestampEpochFrac, Restart}
 

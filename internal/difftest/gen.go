@@ -39,6 +39,7 @@ type Generator struct {
 }
 
 type gen struct {
+	script []Batch
 	r      *rand.Rand
 	opts   Options
 	db     string
@@ -62,8 +63,29 @@ func New(db string, opts Options) *Generator {
 	return g
 }
 
+// Script is a generator that runs fixed statements, one batch each,
+// after creating and selecting the database db: a hand-written case.
+func Script(db string, stmts ...string) *Generator {
+	g := New(db, Options{Tables: -1})
+	for _, s := range stmts {
+		g.script = append(g.script, Batch{{SQL: s}})
+	}
+	return g
+}
+
 // Next returns the next batch, or nil when the round is over.
 func (g *Generator) Next() Batch {
+	if g.opts.Tables < 0 {
+		if g.step == 0 {
+			g.step++
+			return Batch{{SQL: "CREATE DATABASE `" + g.db + "`"}, {SQL: "USE `" + g.db + "`"}}
+		}
+		if g.step > len(g.script) {
+			return nil
+		}
+		g.step++
+		return g.script[g.step-2]
+	}
 	if g.step == 0 {
 		g.step++
 		return Batch{
@@ -334,9 +356,18 @@ func (g *gen) ddlBatch() Batch {
 	need := modeNonStrict
 	if g.chance(0.6) {
 		v, m := g.value(c)
-		need |= m
-		if v != "NULL" || c.nullable {
+		switch {
+		case v == "NULL" && !c.nullable:
+		case g.opts.Features[DDLExprDefault]:
+			need |= m
 			sql += " DEFAULT (" + v + ")"
+		case c.kind == kChar || c.kind == kVarchar || c.kind == kText:
+			// A plain literal of characters every ASCII-compatible
+			// character set has.
+			sql += " DEFAULT " + quote(g.pick("", "x", "a b", "0", "it's"))
+		case !strings.Contains(v, "("):
+			need |= m
+			sql += " DEFAULT " + v
 		}
 	}
 	pos := len(t.cols)
