@@ -3,6 +3,7 @@ package difftest
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -125,7 +126,12 @@ pipelines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() {
+		// The session's sql_mode and time_zone must not leak into the
+		// next round: the pool drops a connection that reports ErrBadConn.
+		_ = conn.Raw(func(any) error { return driver.ErrBadConn })
+		conn.Close()
+	}()
 	var log Log
 	add := func(text string) { found = append(found, finding{seed: seed, features: fs, text: text}) }
 	done, err := Run(ctx, conn, g, &log, split)
