@@ -144,7 +144,8 @@ func (s FeatureSet) String() string {
 	return strings.Join(names, ",")
 }
 
-// only reports whether s has exactly one feature (a focused run).
+// focused reports whether s has at most two features (a focused run,
+// which draws edge values more often).
 func (s FeatureSet) focused() bool {
 	n := 0
 	for _, on := range s {
