@@ -83,13 +83,15 @@ type finding struct {
 	seed     uint64
 	features FeatureSet
 	text     string
+	table    string // the table that differs, "" for a stop
+	stop     string // for a stop, what it stopped on (signature)
 }
 
 // round runs one generated round on the source, replicates it with a
 // fresh pipeline (stopping and resuming it midway under Restart), compares
 // every table, and returns what differs. logPath is where the round's full
 // statement log was written, "" when nothing differed.
-func (h *harness) round(t *testing.T, seed uint64, fs FeatureSet, tables, steps int) (found []finding, logPath string, stats string) {
+func (h *harness) round(t *testing.T, seed uint64, fs FeatureSet, tables, steps int) (found []finding, log Log, logPath string, stats string) {
 	t.Helper()
 	db := fmt.Sprintf("dt_%d", rounds.Add(1))
 	g := New(db, Options{Seed: seed, Features: fs, Charsets: h.charsets, Tables: tables, Steps: steps})
@@ -103,7 +105,7 @@ func (h *harness) round(t *testing.T, seed uint64, fs FeatureSet, tables, steps 
 
 // replicate runs g's batches on the source and replicates them, in two
 // parts when split >= 0, and compares the tables.
-func (h *harness) replicate(t *testing.T, db string, g *Generator, split int, seed uint64, fs FeatureSet) (found []finding, logPath string, stats string) {
+func (h *harness) replicate(t *testing.T, db string, g *Generator, split int, seed uint64, fs FeatureSet) (found []finding, log Log, logPath string, stats string) {
 	t.Helper()
 	ctx := context.Background()
 	var file string
@@ -133,8 +135,11 @@ pipelines:
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	var log Log
 	add := func(text string) { found = append(found, finding{seed: seed, features: fs, text: text}) }
+	stop := func(text string, err error) {
+		add(text)
+		found[len(found)-1].stop = stopSignature(err.Error())
+	}
 	done, err := Run(ctx, conn, g, &log, split)
 	if err != nil {
 		t.Fatal(err)
@@ -142,7 +147,7 @@ pipelines:
 	stopped := false
 	if !done {
 		if err := testenv.RunToEnd(t, cfg); err != nil {
-			add(fmt.Sprintf("the pipeline stopped (first run, after batch %d): %v", split, err))
+			stop(fmt.Sprintf("the pipeline stopped (first run, after batch %d): %v", split, err), err)
 			stopped = true
 		}
 		if _, err := Run(ctx, conn, g, &log, -1); err != nil {
@@ -151,7 +156,7 @@ pipelines:
 	}
 	if !stopped {
 		if err := testenv.RunToEnd(t, cfg); err != nil {
-			add(fmt.Sprintf("the pipeline stopped: %v", err))
+			stop(fmt.Sprintf("the pipeline stopped: %v", err), err)
 		}
 	}
 	ms, err := Compare(ctx, h.srcDB, h.dstDB, db)
@@ -177,6 +182,7 @@ pipelines:
 			script = log.String()
 		}
 		add(m.String() + "\n  statements that made it (" + db + "." + m.Table + "):\n" + indent(headLines(script, 60)))
+		found[len(found)-1].table = m.Table
 	}
 	if g.script != nil {
 		// A hand-written case must run on the source as written: a
@@ -188,7 +194,7 @@ pipelines:
 		}
 	}
 	stats = fmt.Sprintf("%d tables, %d statements (%d rejected by the source)", len(g.Tables()), len(log), log.Errors())
-	if len(found) > 0 {
+	if len(found) > 0 && g.script == nil {
 		dir := os.Getenv("DIFFTEST_OUT")
 		if dir == "" {
 			dir = os.TempDir()
@@ -204,7 +210,7 @@ pipelines:
 		_, _ = h.srcDB.ExecContext(ctx, "DROP DATABASE `"+db+"`")
 		_, _ = h.dstDB.ExecContext(ctx, "DROP DATABASE `"+db+"`")
 	}
-	return found, logPath, stats
+	return found, log, logPath, stats
 }
 
 func indent(s string) string {
@@ -262,10 +268,11 @@ func TestDiff(t *testing.T) {
 			break
 		}
 		seed := base + uint64(n)
-		found, path, stats := h.round(t, seed, fs, 0, 0)
+		found, log, path, stats := h.round(t, seed, fs, 0, 0)
 		if testing.Verbose() {
 			t.Logf("round seed %d: %s, %d differences", seed, stats, len(found))
 		}
+		h.reduceAll(t, found, log)
 		report(t, found, path, "DIFFTEST_SEED=%d DIFFTEST_ROUNDS=1 DIFFTEST_FEATURES="+fs.String()+" go test -count=1 -run 'TestDiff$' ./internal/difftest")
 		all = append(all, found...)
 	}
@@ -305,7 +312,8 @@ func TestDiffFocused(t *testing.T) {
 				fs[Types] = true // tables with rows for the DDL to fill
 			}
 			for i := range uint64(2) {
-				found, path, _ := h.round(t, base+i, fs, 2, 40)
+				found, log, path, _ := h.round(t, base+i, fs, 2, 40)
+				h.reduceAll(t, found, log)
 				report(t, found, path, "DIFFTEST_SEED=%d go test -count=1 -run 'TestDiffFocused/"+string(f)+"$' ./internal/difftest (runs this seed and the next)")
 			}
 		})
@@ -405,7 +413,7 @@ func TestDiffCases(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			db := fmt.Sprintf("dt_%d", rounds.Add(1))
-			found, _, _ := h.replicate(t, db, Script(db, c.stmts...), -1, 0, nil)
+			found, _, _, _ := h.replicate(t, db, Script(db, c.stmts...), -1, 0, nil)
 			for _, f := range found {
 				t.Error(f.text)
 			}
