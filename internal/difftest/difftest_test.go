@@ -361,6 +361,10 @@ var cases = []struct {
 		"CREATE TABLE t (u UUID, v INT)",
 		"INSERT INTO t VALUES ('123e4567-e89b-12d3-a456-426655440000', 1)",
 		"UPDATE t SET v = 2"}},
+	{"uuid-in-key-update", []string{
+		"CREATE TABLE t (id INT NOT NULL, u UUID NOT NULL, v INT, PRIMARY KEY (id, u))",
+		"INSERT INTO t VALUES (3, '76db30d2-1248-4450-80af-7a9e53c19e37', 1)",
+		"UPDATE t SET v = 2 WHERE id = 3"}},
 	{"item17-enum-index0", []string{
 		"SET SESSION sql_mode = ''",
 		"CREATE TABLE t (id INT PRIMARY KEY, e ENUM('', 'a'))",

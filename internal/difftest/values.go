@@ -117,6 +117,12 @@ func (g *gen) value(c *column) (string, mode) {
 		for i := range b {
 			b[i] = byte(g.r.IntN(256))
 		}
+		if g.chance(0.7) {
+			// An RFC 4122 version and variant: MariaDB rejects some
+			// other combinations (a version above 5 with variant 0xxx).
+			b[6] = byte(1+g.r.IntN(7))<<4 | b[6]&0x0f
+			b[8] = 0x80 | b[8]&0x3f
+		}
 		if c.feat == UUIDInetZeros && (edge || g.chance(0.5)) {
 			for i := 16 - 1 - g.r.IntN(16); i < 16; i++ {
 				b[i] = 0
