@@ -130,16 +130,16 @@ func compareTable(ctx context.Context, sc, dc *sql.Conn, db, t string) (*Mismatc
 	// everything else as hex, ENUM and SET also by index.
 	exprs, err := strings1(ctx, sc, `SELECT CASE
 			WHEN DATA_TYPE IN ('enum', 'set')
-			THEN CONCAT('CONCAT(HEX(CAST(`+"`', COLUMN_NAME, '`"+` AS BINARY)), '':'', `+"`', COLUMN_NAME, '`"+` + 0)')
+			THEN CONCAT('CONCAT(HEX(CAST(`+"`', REPLACE(COLUMN_NAME, '`', '``'), '`"+` AS BINARY)), '':'', `+"`', REPLACE(COLUMN_NAME, '`', '``'), '`"+` + 0)')
 			WHEN DATA_TYPE IN ('tinyint', 'smallint', 'mediumint', 'int', 'bigint', 'decimal', 'float', 'double',
 				'date', 'time', 'datetime', 'timestamp', 'year')
-			THEN CONCAT('CAST(`+"`', COLUMN_NAME, '`"+` AS CHAR)')
-			ELSE CONCAT('HEX(CAST(`+"`', COLUMN_NAME, '`"+` AS BINARY))') END
+			THEN CONCAT('CAST(`+"`', REPLACE(COLUMN_NAME, '`', '``'), '`"+` AS CHAR)')
+			ELSE CONCAT('HEX(CAST(`+"`', REPLACE(COLUMN_NAME, '`', '``'), '`"+` AS BINARY))') END
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, db, t)
 	if err != nil {
 		return nil, err
 	}
-	q := "SELECT " + strings.Join(exprs, ", ") + " FROM `" + db + "`.`" + t + "` ORDER BY " + strings.Join(exprs, ", ")
+	q := "SELECT " + strings.Join(exprs, ", ") + " FROM " + ident(db) + "." + ident(t) + " ORDER BY " + strings.Join(exprs, ", ")
 	srows, err := rowStrings(ctx, sc, q, scols)
 	if err != nil {
 		return nil, err
@@ -170,7 +170,7 @@ func compareTable(ctx context.Context, sc, dc *sql.Conn, db, t string) (*Mismatc
 func checksum(ctx context.Context, c *sql.Conn, db, t string) (string, error) {
 	var name string
 	var sum sql.NullString
-	if err := c.QueryRowContext(ctx, "CHECKSUM TABLE `"+db+"`.`"+t+"` EXTENDED").Scan(&name, &sum); err != nil {
+	if err := c.QueryRowContext(ctx, "CHECKSUM TABLE "+ident(db)+"."+ident(t)+" EXTENDED").Scan(&name, &sum); err != nil {
 		return "", fmt.Errorf("checksum %s.%s: %w", db, t, err)
 	}
 	return sum.String, nil
@@ -240,3 +240,6 @@ func diffRows(a, b []string) (aOnly, bOnly []string) {
 	}
 	return aOnly, bOnly
 }
+
+// ident quotes an identifier.
+func ident(name string) string { return "`" + strings.ReplaceAll(name, "`", "``") + "`" }

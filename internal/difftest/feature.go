@@ -31,6 +31,10 @@ const (
 	// sets, BINARY/VARBINARY/BLOB, ENUM/SET, JSON, GEOMETRY, UUID, INET4,
 	// INET6), nullable or not, with ordinary and boundary values.
 	Types Feature = "types"
+	// AllCharsets: Types' text columns in every ASCII-compatible
+	// character set the server has; without it only utf8mb4, utf8mb3,
+	// latin1 and ascii.
+	AllCharsets Feature = "all-charsets"
 	// WideCharsets: text in ucs2, utf16, utf16le and utf32 (issue 14 item 1).
 	WideCharsets Feature = "wide-charsets"
 	// Latin1C1: latin1 bytes 0x81 0x8D 0x8F 0x90 0x9D (item 2).
@@ -73,15 +77,18 @@ const (
 	// TimestampEpochFrac: TIMESTAMP(n) values at epoch 0 with a fraction,
 	// 1970-01-01 00:00:00.5 UTC (item 20).
 	TimestampEpochFrac Feature = "timestamp-epoch-frac"
+	// OddIdentifiers: table and column names with keywords (t1_schema),
+	// spaces, backticks, dots, quotes and non-ASCII letters in them.
+	OddIdentifiers Feature = "odd-identifiers"
 	// Restart: the pipeline stops in the middle of a round and resumes from
 	// its checkpoint and schema history.
 	Restart Feature = "restart"
 )
 
 // Features lists every feature.
-var Features = []Feature{Types, WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDL, DDLExprDefault, DDLClock,
+var Features = []Feature{Types, AllCharsets, WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDL, DDLExprDefault, DDLClock,
 	UUIDInetZeros, EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox,
-	TimestampEpochFrac, Restart}
+	TimestampEpochFrac, OddIdentifiers, Restart}
 
 // FeatureSet is a set of enabled features.
 type FeatureSet map[Feature]bool

@@ -78,7 +78,7 @@ func (g *Generator) Next() Batch {
 	if g.opts.Tables < 0 {
 		if g.step == 0 {
 			g.step++
-			return Batch{{SQL: "CREATE DATABASE `" + g.db + "`"}, {SQL: "USE `" + g.db + "`"}}
+			return Batch{{SQL: "CREATE DATABASE " + ident(g.db)}, {SQL: "USE " + ident(g.db)}}
 		}
 		if g.step > len(g.script) {
 			return nil
@@ -90,7 +90,7 @@ func (g *Generator) Next() Batch {
 		g.step++
 		return Batch{
 			{SQL: "CREATE DATABASE `" + g.db + "` CHARACTER SET " + g.pick("latin1", "utf8mb4", "utf8mb3", "cp1251")},
-			{SQL: "USE `" + g.db + "`"},
+			{SQL: "USE " + ident(g.db)},
 		}
 	}
 	if g.step <= g.opts.Tables {
@@ -121,7 +121,7 @@ func (g *Generator) Tables() []string {
 
 func (g *gen) createBatch() Batch {
 	g.nTable++
-	t := g.newTable(fmt.Sprintf("t%d", g.nTable))
+	t := g.newTable(g.tableName(g.nTable))
 	m := modeNonStrict // collation-equal ENUM/SET members are accepted with a note only
 	return Batch{g.session(m), {SQL: createTable(t), Table: t.name, apply: func() { g.tables = append(g.tables, t) }}}
 }
@@ -201,7 +201,7 @@ func (g *gen) row(t *table) (string, mode) {
 func colList(t *table) string {
 	var names []string
 	for _, c := range t.cols {
-		names = append(names, "`"+c.name+"`")
+		names = append(names, ident(c.name))
 	}
 	return strings.Join(names, ", ")
 }
@@ -225,7 +225,7 @@ func (g *gen) assignments(t *table) (string, mode) {
 			v, m = g.value(c)
 		}
 		need |= m
-		parts = append(parts, "`"+c.name+"` = "+v)
+		parts = append(parts, ident(c.name)+" = "+v)
 	}
 	return strings.Join(parts, ", "), need
 }
@@ -238,7 +238,7 @@ func (g *gen) where(t *table) string {
 		case 0:
 			return " LIMIT " + strconv.Itoa(1+g.r.IntN(3))
 		case 1:
-			return " WHERE `" + c.name + "` IS NOT NULL LIMIT " + strconv.Itoa(1+g.r.IntN(3))
+			return " WHERE " + ident(c.name) + " IS NOT NULL LIMIT " + strconv.Itoa(1+g.r.IntN(3))
 		}
 		return ""
 	}
@@ -258,7 +258,7 @@ func (g *gen) where(t *table) string {
 
 // dml is a random INSERT, UPDATE or DELETE on t.
 func (g *gen) dml(t *table) (string, mode) {
-	name := "`" + t.name + "`"
+	name := ident(t.name)
 	switch k := g.r.IntN(10); {
 	case k < 5:
 		var rows []string
@@ -301,7 +301,7 @@ func (g *gen) ddlBatch() Batch {
 		return g.createBatch()
 	}
 	t := g.tables[g.r.IntN(len(g.tables))]
-	name := "`" + t.name + "`"
+	name := ident(t.name)
 	if g.opts.Features[DDLClock] && (!g.opts.Features[DDL] || g.chance(0.2)) {
 		t.nextCol++
 		fsp := g.r.IntN(7)
@@ -310,7 +310,8 @@ func (g *gen) ddlBatch() Batch {
 		if typ == "TIMESTAMP" {
 			c.kind = kTimestamp
 		}
-		sql := fmt.Sprintf("ALTER TABLE %s ADD COLUMN `%s` %s NOT NULL DEFAULT CURRENT_TIMESTAMP(%d)", name, c.name, c.typ, fsp)
+		c.name = g.columnName(t.nextCol)
+		sql := fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s NOT NULL DEFAULT CURRENT_TIMESTAMP(%d)", name, ident(c.name), c.typ, fsp)
 		return Batch{g.session(0), {SQL: sql, Table: t.name, apply: func() { t.cols = append(t.cols, c) }}}
 	}
 	if !g.opts.Features[DDL] {
@@ -321,7 +322,7 @@ func (g *gen) ddlBatch() Batch {
 		// ADD INDEX on a keyable column.
 		for _, c := range t.cols {
 			if keyable(c) && g.chance(0.5) {
-				return Batch{g.session(0), {SQL: fmt.Sprintf("ALTER TABLE %s ADD INDEX (`%s`)", name, c.name), Table: t.name}}
+				return Batch{g.session(0), {SQL: fmt.Sprintf("ALTER TABLE %s ADD INDEX (%s)", name, ident(c.name)), Table: t.name}}
 			}
 		}
 	case 1:
@@ -377,8 +378,36 @@ func (g *gen) ddlBatch() Batch {
 		pos = 0
 	case 1:
 		i := g.r.IntN(len(t.cols))
-		sql += " AFTER `" + t.cols[i].name + "`"
+		sql += " AFTER " + ident(t.cols[i].name)
 		pos = i + 1
 	}
 	return Batch{g.session(need), {SQL: sql, Table: t.name, apply: func() { t.cols = append(t.cols[:pos], append([]*column{c}, t.cols[pos:]...)...) }}}
+}
+
+// oddNames are identifier shapes DDL classifiers get wrong: keywords
+// inside names, spaces, backticks, dots, quotes, non-ASCII letters.
+var oddNames = []string{"%s_schema", "%s_database", "%s schema", "%s`q", "%s.x", "%s\"d", "%s'e", "ключ_%s", "%s-x", "%s$"}
+
+// tableName is the name of the n-th table: t<n>, or an odd shape of it
+// under OddIdentifiers.
+func (g *gen) tableName(n int) string {
+	name := fmt.Sprintf("t%d", n)
+	switch {
+	case !g.opts.Features[OddIdentifiers]:
+	case g.opts.Features.focused() && n == 1:
+		// A focused run's first table has a keyword in its name.
+		return fmt.Sprintf(oddNames[g.r.IntN(3)], name)
+	case g.opts.Features.focused() || g.chance(0.5):
+		return fmt.Sprintf(oddNames[g.r.IntN(len(oddNames))], name)
+	}
+	return name
+}
+
+// columnName is the name of the n-th column of a table.
+func (g *gen) columnName(n int) string {
+	name := fmt.Sprintf("c%d", n)
+	if g.opts.Features[OddIdentifiers] && g.chance(0.2) {
+		return fmt.Sprintf(oddNames[g.r.IntN(len(oddNames))], name)
+	}
+	return name
 }

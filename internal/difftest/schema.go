@@ -92,6 +92,9 @@ type Charset struct {
 	Collations []string // the first is the default
 }
 
+// commonCharsets are the character sets Types uses without AllCharsets.
+var commonCharsets = []string{"utf8mb4", "utf8mb3", "latin1", "ascii"}
+
 // wideCharsets are the character sets that are not ASCII-compatible.
 var wideCharsets = []string{"ucs2", "utf16", "utf16le", "utf32"}
 
@@ -105,7 +108,7 @@ func (g *gen) charsets(f Feature) []Charset {
 			out = append(out, cs)
 		case f == InvalidBytes && cs.MaxLen == 1:
 			out = append(out, cs)
-		case f == Types && !wide:
+		case f == Types && !wide && (g.opts.Features[AllCharsets] || slices.Contains(commonCharsets, cs.Name)):
 			out = append(out, cs)
 		}
 	}
@@ -163,7 +166,7 @@ func (g *gen) pickColumnFeature() Feature {
 // newColumn makes a column of a kind for a feature.
 func (g *gen) newColumn(t *table, f Feature, k kind) *column {
 	t.nextCol++
-	c := &column{name: fmt.Sprintf("c%d", t.nextCol), kind: k, feat: f}
+	c := &column{name: g.columnName(t.nextCol), kind: k, feat: f}
 	if f == WideCharsets || f == InvalidBytes || f == Types {
 		if css := g.charsets(f); len(css) > 0 {
 			cs := css[g.r.IntN(len(css))]
@@ -373,7 +376,7 @@ func (g *gen) columnFeaturesStrict() []Feature {
 
 // columnDef is a column's definition in CREATE TABLE or ADD COLUMN.
 func columnDef(c *column) string {
-	s := "`" + c.name + "` " + c.typ
+	s := ident(c.name) + " " + c.typ
 	if c.nullable {
 		s += " NULL"
 	} else {
@@ -391,7 +394,7 @@ func createTable(t *table) string {
 	quoted := func(names []string) string {
 		var q []string
 		for _, n := range names {
-			q = append(q, "`"+n+"`")
+			q = append(q, ident(n))
 		}
 		return strings.Join(q, ", ")
 	}
@@ -401,5 +404,5 @@ func createTable(t *table) string {
 	case keyUnique:
 		parts = append(parts, "UNIQUE KEY uk ("+quoted(t.keyCols)+")")
 	}
-	return "CREATE TABLE `" + t.name + "` (\n  " + strings.Join(parts, ",\n  ") + "\n)"
+	return "CREATE TABLE " + ident(t.name) + " (\n  " + strings.Join(parts, ",\n  ") + "\n)"
 }
