@@ -365,6 +365,15 @@ var cases = []struct {
 		"CREATE TABLE t (id INT NOT NULL, u UUID NOT NULL, v INT, PRIMARY KEY (id, u))",
 		"INSERT INTO t VALUES (3, '76db30d2-1248-4450-80af-7a9e53c19e37', 1)",
 		"UPDATE t SET v = 2 WHERE id = 3"}},
+	{"uuid-inet-keyless-update", []string{
+		"CREATE TABLE t (u UUID, a INET4, b INET6, v INT)",
+		"INSERT INTO t VALUES ('76db30d2-1248-4450-80af-7a9e53c19e37', '1.2.3.4', '2001:db8::1', 1)",
+		"UPDATE t SET v = 2"}},
+	{"timestamp-default-session-time-zone", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY)",
+		"INSERT INTO t VALUES (1)",
+		"SET SESSION time_zone = '-08:00'",
+		"ALTER TABLE t ADD ts TIMESTAMP NOT NULL DEFAULT '2000-01-01 00:00:00'"}},
 	{"item17-enum-index0", []string{
 		"SET SESSION sql_mode = ''",
 		"CREATE TABLE t (id INT PRIMARY KEY, e ENUM('', 'a'))",
