@@ -397,7 +397,7 @@ func (g *gen) tableName(n int) string {
 	case g.opts.Features.focused() && n == 1:
 		// A focused run's first table has a keyword in its name.
 		return fmt.Sprintf(oddNames[g.r.IntN(3)], name)
-	case g.opts.Features.focused() || g.chance(0.5):
+	case g.opts.Features.focused() || g.chance(0.2):
 		return fmt.Sprintf(oddNames[g.r.IntN(len(oddNames))], name)
 	}
 	return name
