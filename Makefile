@@ -1,14 +1,23 @@
 GO ?= go
 
-.PHONY: build test deps lint bench bench-decode fuzz demo
+.PHONY: build test soak deps lint bench bench-decode fuzz demo
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
 
 # The tests start throwaway mariadbd and NATS servers of their own; deps only
 # installs the packages when they are missing.
+# internal/difftest's random differential test runs for DIFFTEST_SECONDS
+# (60 by default) within it.
 test: deps
-	$(GO) test ./...
+	DIFFTEST_SECONDS=$${DIFFTEST_SECONDS:-60} $(GO) test ./...
+
+# The random differential test alone, for DIFFTEST_SECONDS (default 1800).
+# DIFFTEST_SEED=N replays from a seed, DIFFTEST_FEATURES=a,b or -a picks
+# the generator's features (internal/difftest/feature.go).
+soak: deps
+	DIFFTEST_SECONDS=$${DIFFTEST_SECONDS:-1800} $(GO) test ./internal/difftest -run 'TestDiff$$' -count=1 -v \
+		-timeout $$(( $${DIFFTEST_SECONDS:-1800} + 900 ))s
 
 deps:
 	@./scripts/deps.sh
