@@ -2,22 +2,19 @@ package binlog
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
-	"database/sql/driver"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"strings"
-	"syscall"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	drv "github.com/go-sql-driver/mysql"
 
 	"github.com/sluice-cdc/sluice/binlog/schema"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // StartMode says where a live source begins.
@@ -43,7 +40,7 @@ type Start struct {
 
 // LiveConfig configures a connection to a server as a replica.
 type LiveConfig struct {
-	DSN DSN
+	DSN mysqlconn.DSN
 	// ServerID is the id sluice registers with; it must differ from every
 	// server and replica in the topology.
 	ServerID uint32
@@ -69,6 +66,7 @@ type LiveSource struct {
 	db   *sql.DB
 	Info *ServerInfo
 
+	tls      *tls.Config // for the binlog connection; nil: plain text
 	syncer   *replication.BinlogSyncer
 	streamer *replication.BinlogStreamer
 	asm      *assembler
@@ -89,7 +87,7 @@ type LiveSource struct {
 // Connect checks the server and starts streaming from cfg.Start.
 func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 	if cfg.ServerID == 0 {
-		return nil, userErrorf("server id 0 is not allowed: choose a replica server id unique in the topology")
+		return nil, mysqlconn.UserErrorf("server id 0 is not allowed: choose a replica server id unique in the topology")
 	}
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 5 * time.Second
@@ -102,18 +100,22 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 		log = slog.Default()
 	}
 	s := &LiveSource{cfg: cfg, log: log.With("server", cfg.DSN.Addr()), state: "connecting"}
-	db, err := OpenDB(ctx, cfg.DSN)
+	db, err := mysqlconn.Open(ctx, cfg.DSN, nil)
 	if err != nil {
 		return nil, err
 	}
 	s.db = db
+	if s.tls, err = binlogTLS(ctx, cfg.DSN, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if s.Info, err = Inspect(ctx, db, cfg.DSN); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if s.Info.ServerID == cfg.ServerID {
 		db.Close()
-		return nil, userErrorf("%s: the source's own server_id is %d; register with a different server_id", cfg.DSN, cfg.ServerID)
+		return nil, mysqlconn.UserErrorf("%s: the source's own server_id is %d; register with a different server_id", cfg.DSN, cfg.ServerID)
 	}
 	if cfg.Decode.Catalog == nil {
 		if cfg.Decode.Catalog, err = schema.Load(ctx, db); err != nil {
@@ -141,7 +143,7 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 	case StartOldest:
 		if len(s.Info.Files) == 0 {
 			db.Close()
-			return nil, userErrorf("%s: the server lists no binary logs", cfg.DSN)
+			return nil, mysqlconn.UserErrorf("%s: the server lists no binary logs", cfg.DSN)
 		}
 		st = Start{Mode: StartPosition, Pos: Position{s.Info.Files[0], 4}}
 	case StartPosition:
@@ -164,7 +166,7 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 	if st.Mode == StartGTID {
 		if s.Info.Flavor == MariaDB != st.GTID.IsMariaDB() && !st.GTID.IsEmpty() {
 			db.Close()
-			return nil, userErrorf("%s: GTID set %q is not a %s GTID set", cfg.DSN, st.GTID, s.Info.Flavor)
+			return nil, mysqlconn.UserErrorf("%s: GTID set %q is not a %s GTID set", cfg.DSN, st.GTID, s.Info.Flavor)
 		}
 		opts.StartSet = st.GTID
 		s.useGTID = true
@@ -186,26 +188,28 @@ func (s *LiveSource) syncerConfig() replication.BinlogSyncerConfig {
 	d := s.cfg.DSN
 	hb := s.cfg.Heartbeat
 	return replication.BinlogSyncerConfig{
-		ServerID:                  s.cfg.ServerID,
-		Flavor:                    string(s.Info.Flavor),
-		Host:                      d.Host,
-		Port:                      uint16(d.Port),
-		User:                      d.User,
-		Password:                  d.Password,
-		TLSConfig:                 d.TLSConfig(),
-		Localhost:                 "sluice",
-		ParseTime:                 false,
-		TimestampStringLocation:   time.UTC,
-		UseDecimal:                false,
-		RenderJSONAsMySQLText:     true,
-		HeartbeatPeriod:           hb,
-		ReadTimeout:               3*hb + 10*time.Second,
+		ServerID:                s.cfg.ServerID,
+		Flavor:                  string(s.Info.Flavor),
+		Host:                    d.Host,
+		Port:                    uint16(d.Port),
+		User:                    d.User,
+		Password:                d.Password,
+		TLSConfig:               s.tls,
+		Localhost:               "sluice",
+		ParseTime:               false,
+		TimestampStringLocation: time.UTC,
+		UseDecimal:              false,
+		RenderJSONAsMySQLText:   true,
+		HeartbeatPeriod:         hb,
+		// A silent server (no event, no heartbeat) is noticed after a few
+		// missed heartbeats; the floor leaves room for a large packet.
+		ReadTimeout:               max(3*hb, 10*time.Second),
 		DisableRetrySync:          true, // reconnection resumes from sluice's own state, see Next
 		VerifyChecksum:            true,
 		FillZeroLogPos:            s.Info.Flavor == MariaDB,
 		EventCacheCount:           256,
 		Logger:                    slog.New(minLevel{s.log.Handler(), slog.LevelWarn}),
-		Dialer:                    (&net.Dialer{Timeout: d.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		Dialer:                    (&net.Dialer{Timeout: d.ConnectTimeout(), KeepAlive: 30 * time.Second}).DialContext,
 		RowsEventDecodeFunc:       rowsDecodeFunc(s.cfg.Decode.Filter),
 		PayloadDecoderConcurrency: 1,
 	}
@@ -230,10 +234,27 @@ func (s *LiveSource) startStream(ctx context.Context, st Start) error {
 	}
 	if err != nil {
 		s.syncer.Close()
-		return explainDumpError(s.cfg.DSN, err)
+		return mysqlconn.ExplainDumpError(s.cfg.DSN, err)
 	}
 	s.state = "streaming"
 	return nil
+}
+
+// binlogTLS is the TLS configuration of the replication connection. Under
+// tls: preferred it is encrypted when the SQL connection could be.
+func binlogTLS(ctx context.Context, d mysqlconn.DSN, db *sql.DB) (*tls.Config, error) {
+	tc, err := d.TLSConfig()
+	if err != nil || tc == nil || d.TLS.Mode != mysqlconn.TLSPreferred {
+		return tc, err
+	}
+	enc, err := mysqlconn.Encrypted(ctx, db)
+	if err != nil {
+		return nil, mysqlconn.ExplainConnError(d, err)
+	}
+	if !enc {
+		return nil, nil
+	}
+	return tc, nil
 }
 
 // Next implements Source.
@@ -282,9 +303,8 @@ func (s *LiveSource) Next(ctx context.Context) (*Txn, error) {
 // reconnect resumes the stream after a broken connection, from the last
 // transaction returned. Server errors that retrying cannot fix are returned.
 func (s *LiveSource) reconnect(ctx context.Context, cause error) error {
-	var me *gomysql.MyError
-	if errors.As(cause, &me) && !retryableServerError(me.Code) {
-		return ExplainConnError(s.cfg.DSN, cause)
+	if mysqlconn.ErrorNumber(cause) != 0 && !mysqlconn.Retryable(cause) {
+		return mysqlconn.ExplainConnError(s.cfg.DSN, cause)
 	}
 	s.syncer.Close()
 	for _, t := range s.queue {
@@ -315,59 +335,11 @@ func (s *LiveSource) reconnect(ctx context.Context, cause error) error {
 			s.log.Info("source reconnected", "resume", s.ResumePoint())
 			return nil
 		}
-		var ue *UserError
-		if errors.As(err, &ue) && !errors.As(err, new(*net.OpError)) && !isConnRefused(err) {
+		if !mysqlconn.Retryable(err) {
 			return err
 		}
 		cause = err
 	}
-}
-
-func isConnRefused(err error) bool {
-	var ue *UserError
-	return errors.As(err, &ue) && (strings.Contains(ue.Msg, "cannot connect") || strings.Contains(ue.Msg, "timed out"))
-}
-
-// IsUnreachable reports whether err means a server could not be reached or
-// went away (down, restarting, network loss), as opposed to refusing what
-// was asked: waiting and trying again may help.
-func IsUnreachable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	if isConnRefused(err) {
-		return true
-	}
-	var ue *UserError
-	if errors.As(err, &ue) {
-		return false
-	}
-	var me *drv.MySQLError
-	if errors.As(err, &me) {
-		return retryableServerError(me.Number)
-	}
-	var gme *gomysql.MyError
-	if errors.As(err, &gme) {
-		return retryableServerError(gme.Code)
-	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, drv.ErrInvalidConn) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// retryableServerError lists server errors after which reconnecting helps.
-func retryableServerError(code uint16) bool {
-	switch code {
-	case 1040, // too many connections
-		1053,       // server shutdown in progress
-		1159, 1161, // network read/write timeout
-		1205, 1213,
-		2006, 2013, // gone away, lost connection
-		4031: // idle client disconnected by the server (MariaDB)
-		return true
-	}
-	return false
 }
 
 // ResumePoint describes where the source would resume.

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 )
@@ -33,7 +33,7 @@ func OpenSink(ctx context.Context, p *config.Pipeline, o SinkOptions) (Sink, err
 		cfg := natssink.Config{URL: k.URL, Creds: k.Creds, NKey: k.NKey, TLSCA: k.TLS.CA, TLSCert: k.TLS.Cert, TLSKey: k.TLS.Key,
 			Pipeline: p.Name, Stream: k.Stream.Name, StreamSubjects: k.Stream.Subjects, CreateStream: k.Stream.Create,
 			Replicas: k.Stream.Replicas, Subject: k.Subject, DDLSubject: k.DDLSubject, PKBuckets: k.PKBuckets, Format: k.Format,
-			Mode: k.Mode, Checkpoint: k.Checkpoint, KVBucket: k.KVBucket, SourceDSN: map[string]binlog.DSN{}, Logger: log}
+			Mode: k.Mode, Checkpoint: k.Checkpoint, KVBucket: k.KVBucket, SourceDSN: map[string]mysqlconn.DSN{}, Logger: log}
 		for _, s := range p.Sources {
 			cfg.SourceDSN[s.Name] = s.Conn
 		}

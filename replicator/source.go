@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // Sink is what a pipeline delivers to. It keeps each source's checkpoint
@@ -119,7 +120,7 @@ retry:
 		switch {
 		case errors.Is(err, checkpoint.ErrBehind):
 			r.log.Warn("the sink lost transactions it had acknowledged: reading the source again from the sink's checkpoint", "error", err.Error())
-		case !r.stopAtEnd && binlog.IsUnreachable(err):
+		case !r.stopAtEnd && mysqlconn.Retryable(err):
 			// A source (or target) that is down does not stop the other
 			// sources; this one waits for its server and resumes from its
 			// checkpoint. Wrong credentials or settings are not retried.

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	"github.com/sluice-cdc/sluice/verify"
 )
 
@@ -50,12 +50,12 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			fmt.Fprintf(stdout, "%s: sink type %s: nothing to compare\n", p.Name, p.Sink.Type)
 			continue
 		}
-		dst, err := binlog.OpenDB(ctx, p.Sink.Conn)
+		dst, err := mysqlconn.Open(ctx, p.Sink.Conn, nil)
 		if err != nil {
 			return err
 		}
 		for _, s := range p.Sources {
-			src, err := binlog.OpenDB(ctx, s.Conn)
+			src, err := mysqlconn.Open(ctx, s.Conn, nil)
 			if err != nil {
 				dst.Close()
 				return err

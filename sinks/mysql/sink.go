@@ -17,11 +17,12 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // Config configures a MySQL/MariaDB sink.
 type Config struct {
-	DSN      binlog.DSN
+	DSN      mysqlconn.DSN
 	Pipeline string
 	// DDL is what to do with source DDL: "apply", "skip" or "stop".
 	DDL string
@@ -97,20 +98,15 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	dc := cfg.DSN.DriverConfig()
-	// UPDATE counts the rows it matched, not the rows it changed, so an
-	// update that writes the values a row already has is not a conflict.
-	dc.ClientFoundRows = true
-	dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"
-	dc.Params["foreign_key_checks"] = "0"
-	conn, err := drv.NewConnector(dc)
+	db, err := mysqlconn.Open(ctx, cfg.DSN, func(dc *drv.Config) {
+		// UPDATE counts the rows it matched, not the rows it changed, so an
+		// update that writes the values a row already has is not a conflict.
+		dc.ClientFoundRows = true
+		dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"
+		dc.Params["foreign_key_checks"] = "0"
+	})
 	if err != nil {
 		return nil, err
-	}
-	db := sql.OpenDB(conn)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, binlog.ExplainConnError(cfg.DSN, err)
 	}
 	// Only when missing: even CREATE ... IF NOT EXISTS is written to the
 	// target's binlog, and a reverse pipeline would read it at every start.

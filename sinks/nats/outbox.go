@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
@@ -31,14 +32,14 @@ type outboxMsg struct {
 
 type outboxRelay struct {
 	routes map[string]Outbox // by db.table
-	dsns   map[string]binlog.DSN
+	dsns   map[string]mysqlconn.DSN
 	log    *slog.Logger
 
 	mu  sync.Mutex
 	dbs map[string]*sql.DB // per source, for deletes
 }
 
-func newOutboxRelay(routes []Outbox, dsns map[string]binlog.DSN, log *slog.Logger) (*outboxRelay, error) {
+func newOutboxRelay(routes []Outbox, dsns map[string]mysqlconn.DSN, log *slog.Logger) (*outboxRelay, error) {
 	r := &outboxRelay{routes: map[string]Outbox{}, dsns: dsns, log: log, dbs: map[string]*sql.DB{}}
 	for _, o := range routes {
 		if !strings.Contains(o.Table, ".") {
@@ -158,7 +159,7 @@ func (r *outboxRelay) db(ctx context.Context, source string) (*sql.DB, error) {
 	if !ok {
 		return nil, fmt.Errorf("no connection for source %s", source)
 	}
-	db, err := binlog.OpenDB(ctx, d)
+	db, err := mysqlconn.Open(ctx, d, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -29,8 +29,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // Header names.
@@ -81,7 +81,7 @@ type Config struct {
 	Outbox     []Outbox
 	// SourceDSN gives, per source, the connection used to delete relayed
 	// outbox rows (Outbox.Delete).
-	SourceDSN map[string]binlog.DSN
+	SourceDSN map[string]mysqlconn.DSN
 
 	Logger *slog.Logger
 	// Now is the clock for message build times (tests fix it).
