@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/config"
 )
 
@@ -85,15 +86,10 @@ func (r *Replicator) Run(ctx context.Context) error {
 	topo := resolveTopology(ctx, r.cfg, run, r.log)
 	for _, p := range run {
 		log := r.log.With("pipeline", p.Name)
-		sink, err := OpenSink(ctx, p, SinkOptions{Logger: log, Bidirectional: len(topo.loop[p.Name]) > 0})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("pipeline %s: sink: %w", p.Name, err))
-			continue
-		}
 		var runners []*sourceRunner
 		for _, s := range p.Sources {
 			srcLog := log.With("source", s.Name)
-			sr := &sourceRunner{pipeline: p, cfg: s, sink: sink, stateDir: r.cfg.StateDir, stopAtEnd: r.opts.StopAtEnd,
+			sr := &sourceRunner{pipeline: p, cfg: s, stateDir: r.cfg.StateDir, stopAtEnd: r.opts.StopAtEnd,
 				log: srcLog, metrics: r.metrics, router: newRouter(p, s, topo.loop[p.Name], srcLog)}
 			sr.status = SourceStatus{Pipeline: p.Name, Source: s.Name, State: "starting"}
 			runners = append(runners, sr)
@@ -101,28 +97,72 @@ func (r *Replicator) Run(ctx context.Context) error {
 		r.mu.Lock()
 		r.runners = append(r.runners, runners...)
 		r.mu.Unlock()
-		var pwg sync.WaitGroup
-		for _, sr := range runners {
-			pwg.Add(1)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer pwg.Done()
-				if err := sr.run(ctx); err != nil {
-					sr.log.Error("source stopped", "error", err.Error())
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			fail := func(err error) {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			sink, err := r.openSink(ctx, p, runners, SinkOptions{Logger: log, Bidirectional: len(topo.loop[p.Name]) > 0})
+			if err != nil {
+				if ctx.Err() != nil {
+					for _, sr := range runners {
+						sr.setState("stopped", nil)
+					}
+					return
 				}
-			}()
-		}
-		go func() { pwg.Wait(); sink.Close() }()
+				for _, sr := range runners {
+					sr.setState("error", err)
+				}
+				log.Error("sink stopped", "error", err.Error())
+				fail(fmt.Errorf("pipeline %s: sink: %w", p.Name, err))
+				return
+			}
+			defer sink.Close()
+			var pwg sync.WaitGroup
+			for _, sr := range runners {
+				sr.setSink(sink)
+				pwg.Go(func() {
+					if err := sr.run(ctx); err != nil {
+						sr.log.Error("source stopped", "error", err.Error())
+						fail(err)
+					}
+				})
+			}
+			pwg.Wait()
+		}()
 	}
 	wg.Wait()
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
 	return nil
+}
+
+// openSink opens a pipeline's sink, waiting with backoff for a target
+// that is down or unreachable as a source runner waits for its server
+// (its sources show "reconnecting" meanwhile). Other errors, and any
+// error under StopAtEnd, are returned.
+func (r *Replicator) openSink(ctx context.Context, p *config.Pipeline, runners []*sourceRunner, o SinkOptions) (Sink, error) {
+	var sink Sink
+	err := backoff.Retry(ctx, backoff.Policy{Initial: time.Second, Max: 30 * time.Second}, func(attempt int) (bool, error) {
+		var err error
+		sink, err = OpenSink(ctx, p, o)
+		if err == nil {
+			return false, nil
+		}
+		if r.opts.StopAtEnd || !sinkRetryable(err) {
+			return false, err
+		}
+		for _, sr := range runners {
+			sr.setState("reconnecting", fmt.Errorf("sink: %w", err))
+		}
+		o.Logger.Warn("sink unreachable, retrying", "error", err.Error(), "attempt", attempt)
+		return true, err
+	})
+	return sink, err
 }
 
 // Status returns every source's status.
@@ -159,9 +199,15 @@ func (r *Replicator) serveHTTP(ctx context.Context) (<-chan struct{}, error) {
 		_ = enc.Encode(StatusReport{Started: r.started, Sources: r.Status()})
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// Healthy only while every source and its sink stream: a server
+		// being waited for (down, restarting, unreachable) is not.
 		for _, s := range r.Status() {
-			if s.State == "error" {
-				http.Error(w, s.Pipeline+"/"+s.Source+": "+s.Error, http.StatusServiceUnavailable)
+			if s.State != "streaming" && !(s.State == "stopped" && r.opts.StopAtEnd) {
+				msg := s.Pipeline + "/" + s.Source + ": " + s.State
+				if s.Error != "" {
+					msg += ": " + s.Error
+				}
+				http.Error(w, msg, http.StatusServiceUnavailable)
 				return
 			}
 		}

@@ -2,6 +2,7 @@ package replicator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -44,4 +45,15 @@ func OpenSink(ctx context.Context, p *config.Pipeline, o SinkOptions) (Sink, err
 		return natssink.Open(ctx, cfg)
 	}
 	return nil, fmt.Errorf("sink type %q is not available", p.Sink.Type)
+}
+
+// sinkRetryable reports whether a source's or sink's error may go away by
+// waiting: MySQL/MariaDB errors as mysqlconn classifies them, NATS errors
+// as the NATS sink does.
+func sinkRetryable(err error) bool {
+	var ue *mysqlconn.UserError
+	if errors.As(err, &ue) || mysqlconn.ErrorNumber(err) != 0 {
+		return mysqlconn.Retryable(err)
+	}
+	return mysqlconn.Retryable(err) || natssink.Retryable(err)
 }

@@ -64,7 +64,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		done += failedAt
 		failed = true
-		if !retryable(err) || ctx.Err() != nil {
+		if !Retryable(err) || ctx.Err() != nil {
 			return done, err
 		}
 		s.mu.Lock()
@@ -124,7 +124,7 @@ func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
 			}
 			return nil
 		}
-		if !retryable(err) {
+		if !Retryable(err) {
 			return err
 		}
 		if err := sleep(ctx, time.Second); err != nil {
@@ -142,8 +142,8 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// retryable: the connection, the server or JetStream may come back.
-func retryable(err error) bool {
+// Retryable: the connection, the server or JetStream may come back.
+func Retryable(err error) bool {
 	if errors.Is(err, errPermission) || errors.Is(err, errTooLarge) || errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -563,7 +563,7 @@ func (s *Sink) saveKV(ctx context.Context, source string, t *binlog.Txn) error {
 	b := fmt.Appendf(nil, `{"gtid":%q,"file":%q,"pos":%d}`, st.GTID.String(), st.Pos.File, st.Pos.Pos)
 	for {
 		_, err := s.kv.Put(ctx, kvKey(s.cfg.Pipeline, source), b)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
+		if err == nil || !Retryable(err) || ctx.Err() != nil {
 			if err != nil {
 				return fmt.Errorf("checkpoint KV bucket %q: %w", s.cfg.KVBucket, explainJS(err))
 			}
