@@ -227,7 +227,7 @@ func (s *FileSource) readEvent() (err error) {
 	if fde, ok := ev.Event.(*replication.FormatDescriptionEvent); ok {
 		s.checksum.crc = fde.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32
 	}
-	end := uint32(s.r.n)
+	end := uint64(s.r.n)
 	if _, ok := ev.Event.(*replication.RotateEvent); ok {
 		// A rotate at the end of a file names the next file; the next file
 		// is whatever comes next on the command line.

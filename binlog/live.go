@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"time"
 
@@ -229,8 +230,12 @@ func (s *LiveSource) startStream(ctx context.Context, st Start) error {
 			s.streamer, err = s.syncer.StartSyncGTID(gs)
 		}
 	} else {
+		if st.Pos.Pos > math.MaxUint32 {
+			s.syncer.Close()
+			return mysqlconn.UserErrorf("%s: position %s is past 4 GiB, which the replication protocol cannot ask for: start from a GTID instead", s.cfg.DSN, st.Pos)
+		}
 		s.asm.file = st.Pos.File
-		s.streamer, err = s.syncer.StartSync(gomysql.Position{Name: st.Pos.File, Pos: st.Pos.Pos})
+		s.streamer, err = s.syncer.StartSync(gomysql.Position{Name: st.Pos.File, Pos: uint32(st.Pos.Pos)})
 	}
 	if err != nil {
 		s.syncer.Close()
@@ -289,11 +294,11 @@ func (s *LiveSource) Next(ctx context.Context) (*Txn, error) {
 				s.asm.file = hb.Filename
 			}
 			if ev.Header.LogPos > 0 && !s.asm.inTxn() {
-				s.asm.lastPos = ev.Header.LogPos
+				s.asm.lastPos = uint64(ev.Header.LogPos)
 			}
 			continue
 		}
-		if err := s.asm.handle(ev, ev.Header.LogPos); err != nil {
+		if err := s.asm.handle(ev, uint64(ev.Header.LogPos)); err != nil {
 			return nil, err
 		}
 		s.queue = append(s.queue, s.asm.take()...)

@@ -1,7 +1,12 @@
 package binlog
 
 import (
+	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -99,5 +104,51 @@ func TestGTIDTopOfRange(t *testing.T) {
 	}
 	if !iv.contains(1<<64-1) || iv.contains(0) || iv.contains(6) {
 		t.Errorf("contains is wrong on %v", iv)
+	}
+}
+
+// TestOffsetPast4GiB: a transaction that ends past 4 GiB in a binlog file
+// keeps its real offset (a binlog grows past max_binlog_size with one big
+// transaction). The reader is moved 5 GiB ahead after the file header, as
+// if that much came before; the offsets it reports must move with it.
+func TestOffsetPast4GiB(t *testing.T) {
+	dir, _ := filepath.Abs("..")
+	path := filepath.Join(dir, "..", "shared", "fixtures", "binlogs", "rust_mysql_common", "binlog_transaction.000001")
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("fixture %s not present", path)
+	}
+	read := func(shift int64) []Position {
+		f, _ := NewFilter([]string{"*"}, nil)
+		src, err := OpenFiles([]string{path}, DecodeOptions{Filter: f, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer src.Close()
+		if err := src.openNext(); err != nil {
+			t.Fatal(err)
+		}
+		src.r.n += shift
+		src.size += shift
+		var out []Position
+		for {
+			tx, err := src.Next(context.Background())
+			if errors.Is(err, io.EOF) {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, tx.Pos)
+			tx.Close()
+		}
+	}
+	base, shifted := read(0), read(5<<30)
+	if len(base) == 0 || len(base) != len(shifted) {
+		t.Fatalf("%d and %d transactions", len(base), len(shifted))
+	}
+	for i := range base {
+		if shifted[i].Pos != base[i].Pos+5<<30 {
+			t.Errorf("transaction %d ends at %d, want %d", i, shifted[i].Pos, base[i].Pos+5<<30)
+		}
 	}
 }

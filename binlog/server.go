@@ -71,7 +71,7 @@ func Inspect(ctx context.Context, db *sql.DB, d mysqlconn.DSN) (*ServerInfo, err
 	}
 	if len(status) > 0 {
 		row := status[0]
-		var pos uint32
+		var pos uint64
 		fmt.Sscan(row[1], &pos)
 		info.Current = Position{File: row[0], Pos: pos}
 		for i, c := range cols {

@@ -184,7 +184,7 @@ func (s *Start) decodeNode(d *decoder, n *yaml.Node, path string) {
 	var raw struct {
 		GTID string `yaml:"gtid" doc:"start after this GTID set"`
 		File string `yaml:"file" doc:"start in this binlog file"`
-		Pos  uint32 `yaml:"pos" doc:"at this offset (default 4)"`
+		Pos  uint64 `yaml:"pos" doc:"at this offset (default 4)"`
 	}
 	before := len(d.errs)
 	d.decodeStruct(n, reflect.ValueOf(&raw).Elem(), path)

@@ -104,7 +104,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			cfg.Start = binlog.Start{Mode: binlog.StartGTID, GTID: set}
 		case o.startFile != "":
-			cfg.Start = binlog.Start{Mode: binlog.StartPosition, Pos: binlog.Position{File: o.startFile, Pos: uint32(o.startPos)}}
+			cfg.Start = binlog.Start{Mode: binlog.StartPosition, Pos: binlog.Position{File: o.startFile, Pos: uint64(o.startPos)}}
 		}
 		ls, err := binlog.Connect(ctx, cfg)
 		if err != nil {

@@ -169,7 +169,7 @@ func (s *Sink) Checkpoint(ctx context.Context, source string) (checkpoint.State,
 	if st.GTID, err = binlog.ParseGTIDSet(gtid); err != nil {
 		return st, false, fmt.Errorf("%s: checkpoint of %s/%s: %w", s.cfg.DSN, s.cfg.Pipeline, source, err)
 	}
-	st.Pos = binlog.Position{File: file, Pos: uint32(pos)}
+	st.Pos = binlog.Position{File: file, Pos: pos}
 	return st, true, nil
 }
 
