@@ -233,10 +233,20 @@ func (s *FileSource) readEvent() (err error) {
 		// is whatever comes next on the command line.
 		return nil
 	}
-	if err := s.asm.handle(ev, end); err != nil {
+	if err := s.asm.safeHandle(ev, end); err != nil {
 		return fmt.Errorf("%s: event at offset %d: %w", path, start, err)
 	}
 	return nil
+}
+
+// safeHandle is handle, with a panic of the decoder turned into an error.
+func (a *assembler) safeHandle(ev *replication.BinlogEvent, endPos uint64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("corrupt %s event: %s", ev.Header.EventType, describePanic(r))
+		}
+	}()
+	return a.handle(ev, endPos)
 }
 
 // libraryError is the message of a go-mysql decoding error, without the

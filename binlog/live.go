@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -282,6 +283,11 @@ func (s *LiveSource) Next(ctx context.Context) (*Txn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if strings.HasPrefix(err.Error(), "panic ") {
+				// go-mysql's reader recovered a panic decoding an event:
+				// reading it again would fail again.
+				return nil, fmt.Errorf("%s: the server sent an event sluice cannot decode after %s: %s", s.cfg.DSN, s.asm.position(), libraryError(err))
+			}
 			if err := s.reconnect(ctx, err); err != nil {
 				return nil, err
 			}
@@ -298,7 +304,7 @@ func (s *LiveSource) Next(ctx context.Context) (*Txn, error) {
 			}
 			continue
 		}
-		if err := s.asm.handle(ev, uint64(ev.Header.LogPos)); err != nil {
+		if err := s.asm.safeHandle(ev, uint64(ev.Header.LogPos)); err != nil {
 			return nil, err
 		}
 		s.queue = append(s.queue, s.asm.take()...)
