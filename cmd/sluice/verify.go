@@ -41,13 +41,24 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	var names []string
+	for _, p := range cfg.Pipelines {
+		names = append(names, p.Name)
+	}
+	for _, name := range pipelines {
+		if !slices.Contains(names, name) {
+			return usagef("--pipeline %s: no pipeline of that name in %s (it has: %s)", name, *path, strings.Join(names, ", "))
+		}
+	}
 	mismatches, compared, skipped := 0, 0, 0
+	var uncomparable []string
 	for _, p := range cfg.Pipelines {
 		if len(pipelines) > 0 && !slices.Contains(pipelines, p.Name) {
 			continue
 		}
 		if p.Sink.Type != "mysql" {
 			fmt.Fprintf(stdout, "%s: sink type %s: nothing to compare\n", p.Name, p.Sink.Type)
+			uncomparable = append(uncomparable, p.Name+" ("+p.Sink.Type+")")
 			continue
 		}
 		dst, err := mysqlconn.Open(ctx, p.Sink.Conn, nil)
@@ -116,6 +127,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stdout)
 	if mismatches > 0 {
 		return exitWith{1}
+	}
+	if compared == 0 && len(uncomparable) > 0 {
+		return usagef("nothing compared: verify compares MySQL/MariaDB targets, and the sinks of %s cannot be compared", strings.Join(uncomparable, ", "))
 	}
 	return nil
 }

@@ -28,6 +28,8 @@ type outboxMsg struct {
 	payload []byte
 	headers map[string]string
 	key     binlog.Value
+	// err: the row cannot be relayed (its table lacks a configured column).
+	err error
 }
 
 type outboxRelay struct {
@@ -80,6 +82,14 @@ func (r *outboxRelay) route(c *binlog.Change) (*outboxMsg, bool) {
 			return string(x)
 		}
 		return string(binlog.AppendValueJSON(nil, v))
+	}
+	for _, name := range []string{o.KeyColumn, o.SubjectColumn, o.PayloadColumn} {
+		if c.Table.ColumnIndex(name) < 0 {
+			// Without its key every message would get the same id, and
+			// JetStream's de-duplication would drop all but the first.
+			return &outboxMsg{err: fmt.Errorf("outbox table %s has no column %q (its columns: %s); fix the outbox's key_column, subject_column or payload_column",
+				o.Table, name, strings.Join(c.Table.ColumnNames(), ", "))}, true
+		}
 	}
 	key := col(o.KeyColumn)
 	subj := strings.Trim(strings.Map(func(r rune) rune {
