@@ -15,6 +15,7 @@ import (
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/mysqlconn"
 )
@@ -322,20 +323,18 @@ func (s *LiveSource) reconnect(ctx context.Context, cause error) error {
 		t.Close()
 	}
 	s.queue = nil
-	backoff := time.Second
+	wait := backoff.Policy{Initial: time.Second, Max: 30 * time.Second}.Timer()
 	for {
 		s.retries++
 		s.state = "reconnecting"
 		if s.cfg.MaxRetries > 0 && s.retries > s.cfg.MaxRetries {
 			return fmt.Errorf("%s: connection lost and %d reconnection attempts failed: %w", s.cfg.DSN, s.cfg.MaxRetries, cause)
 		}
-		s.log.Warn("source connection lost, reconnecting", "error", cause.Error(), "attempt", s.retries, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		d := wait.Next()
+		s.log.Warn("source connection lost, reconnecting", "error", cause.Error(), "attempt", s.retries, "in", d)
+		if err := backoff.Sleep(ctx, d); err != nil {
+			return err
 		}
-		backoff = min(backoff*2, 30*time.Second)
 		s.asm.resume(s.resumed, s.useGTID)
 		st := Start{Mode: StartPosition, Pos: s.resumePs}
 		if s.useGTID {

@@ -15,6 +15,7 @@ import (
 
 	drv "github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/mysqlconn"
@@ -243,7 +244,7 @@ func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
 	a := s.applierFor(source)
 	done := 0
-	backoff := 100 * time.Millisecond
+	wait := backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	for attempt := 1; done < len(txns); attempt++ {
 		err := a.applyRun(ctx, txns[done:])
 		if err == nil {
@@ -268,11 +269,11 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 				return done, err
 			}
 			a.retries.Add(1)
-			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", backoff)
-			if err := sleep(ctx, backoff); err != nil {
+			d := wait.Next()
+			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", d)
+			if err := backoff.Sleep(ctx, d); err != nil {
 				return done, err
 			}
-			backoff = min(backoff*2, 10*time.Second)
 			attempt++
 		}
 		switch {
@@ -292,22 +293,13 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			return done, err
 		}
 		a.retries.Add(1)
-		s.log.Warn("retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", err.Error(), "in", backoff)
-		if err := sleep(ctx, backoff); err != nil {
+		d := wait.Next()
+		s.log.Warn("retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", err.Error(), "in", d)
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return done, err
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 	return done, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 // txnID names a transaction: its GTID, or its end position.

@@ -15,6 +15,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 )
@@ -36,7 +37,7 @@ func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 // what is already in it, and only the rest is published again.
 func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
 	done := 0
-	backoff := 200 * time.Millisecond
+	wait := backoff.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	failed := false
 	for done < len(txns) {
 		// After a reconnection the stream may have lost what it had
@@ -75,11 +76,11 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		st.retries++
 		s.mu.Unlock()
-		s.log.Warn("publish failed, retrying", "source", source, "error", err.Error(), "in", backoff)
-		if err := sleep(ctx, backoff); err != nil {
+		d := wait.Next()
+		s.log.Warn("publish failed, retrying", "source", source, "error", err.Error(), "in", d)
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return done, err
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 	if err := s.saveKV(ctx, source, txns[len(txns)-1]); err != nil {
 		return done, err
@@ -118,6 +119,7 @@ func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
 	if !ok {
 		return nil
 	}
+	wait := backoff.Policy{Initial: time.Second, Max: 10 * time.Second}.Timer()
 	for {
 		st, found, err := s.scan(ctx, source)
 		if err == nil {
@@ -131,18 +133,9 @@ func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
 		if !Retryable(err) {
 			return err
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := wait.Wait(ctx); err != nil {
 			return err
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
 	}
 }
 
@@ -571,6 +564,7 @@ func (s *Sink) saveKV(ctx context.Context, source string, t *binlog.Txn) error {
 	}
 	st := checkpoint.After(t)
 	b := fmt.Appendf(nil, `{"gtid":%q,"file":%q,"pos":%d}`, st.GTID.String(), st.Pos.File, st.Pos.Pos)
+	wait := backoff.Policy{Initial: time.Second, Max: 10 * time.Second}.Timer()
 	for {
 		_, err := s.kv.Put(ctx, kvKey(s.cfg.Pipeline, source), b)
 		if err == nil || !Retryable(err) || ctx.Err() != nil {
@@ -579,7 +573,7 @@ func (s *Sink) saveKV(ctx context.Context, source string, t *binlog.Txn) error {
 			}
 			return nil
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := wait.Wait(ctx); err != nil {
 			return err
 		}
 	}
