@@ -70,7 +70,7 @@ type assembler struct {
 	log  *slog.Logger
 
 	file    string // current binlog file
-	lastPos uint32 // end of the last event seen
+	lastPos uint64 // end of the last event seen
 
 	// The transaction being read, and what preceded it.
 	cur        *Txn
@@ -82,7 +82,7 @@ type assembler struct {
 	pending    GTID // GTID event seen, transaction not started yet
 	pendingTS  time.Time
 	pendingSrv uint32
-	pendingAt  uint32 // where the pending GTID event starts
+	pendingAt  uint64 // where the pending GTID event starts
 	maria      byte   // flags of the pending MariaDB GTID event
 	hasPending bool
 
@@ -135,7 +135,7 @@ func (e *EventError) Error() string {
 func (e *EventError) Unwrap() error { return e.Err }
 
 // handle processes one event whose end position is endPos.
-func (a *assembler) handle(ev *replication.BinlogEvent, endPos uint32) error {
+func (a *assembler) handle(ev *replication.BinlogEvent, endPos uint64) error {
 	if err := a.event(ev, endPos); err != nil {
 		g := a.pending
 		if a.cur != nil {
@@ -146,7 +146,7 @@ func (a *assembler) handle(ev *replication.BinlogEvent, endPos uint32) error {
 	return nil
 }
 
-func (a *assembler) event(ev *replication.BinlogEvent, endPos uint32) error {
+func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 	h := ev.Header
 	if endPos != 0 {
 		a.lastPos = endPos
@@ -157,7 +157,7 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint32) error {
 	switch e := ev.Event.(type) {
 	case *replication.RotateEvent:
 		a.file = string(e.NextLogName)
-		a.lastPos = uint32(e.Position)
+		a.lastPos = e.Position
 	case *replication.FormatDescriptionEvent:
 		// A new file, or a server restart within the stream: a transaction
 		// left open was never committed (the server crashed mid-write).
@@ -320,9 +320,9 @@ func (a *assembler) begin(h *replication.EventHeader) {
 }
 
 // startOf is where an event ending at end begins.
-func startOf(end uint32, h *replication.EventHeader) uint32 {
-	if end >= h.EventSize {
-		return end - h.EventSize
+func startOf(end uint64, h *replication.EventHeader) uint64 {
+	if end >= uint64(h.EventSize) {
+		return end - uint64(h.EventSize)
 	}
 	return 0
 }
@@ -368,7 +368,7 @@ func normalizeXID(s string) string {
 	return strings.Join(strings.Fields(strings.ToLower(s)), "")
 }
 
-func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader, endPos uint32) error {
+func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader, endPos uint64) error {
 	q := strings.TrimSpace(string(e.Query))
 	upper := strings.ToUpper(q)
 	switch {
@@ -438,7 +438,7 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 	return nil // CREATE TABLE ... SELECT: rows and a commit follow
 }
 
-func (a *assembler) applyDDL(db, q string, endPos uint32) error {
+func (a *assembler) applyDDL(db, q string, endPos uint64) error {
 	changed, err := a.dec.catalog.Apply(db, q)
 	if len(changed) > 0 && a.cur != nil {
 		a.cur.Catalog = a.dec.catalog.Clone()
@@ -474,7 +474,7 @@ func (a *assembler) applyDDL(db, q string, endPos uint32) error {
 	return nil
 }
 
-func (a *assembler) skipDDL(endPos uint32) bool {
+func (a *assembler) skipDDL(endPos uint64) bool {
 	id := Position{a.file, endPos}.String()
 	for _, s := range a.opts.SkipDDL {
 		if s == id || (!a.pending.IsZero() && s == a.pending.String()) {
@@ -484,7 +484,7 @@ func (a *assembler) skipDDL(endPos uint32) bool {
 	return false
 }
 
-func (a *assembler) xa(q string, h *replication.EventHeader, endPos uint32) error {
+func (a *assembler) xa(q string, h *replication.EventHeader, endPos uint64) error {
 	switch {
 	case reXAStart.MatchString(q):
 		a.begin(h)
@@ -589,7 +589,7 @@ func (a *assembler) hold(h *replication.EventHeader) {
 	// commits downstream, a restart must read it again.
 }
 
-func (a *assembler) commit(h *replication.EventHeader, endPos uint32) error {
+func (a *assembler) commit(h *replication.EventHeader, endPos uint64) error {
 	t := a.cur
 	a.cur = nil
 	a.hasPending = false

@@ -535,7 +535,7 @@ func (d *decoder) decodeRows(e *replication.RowsEvent, eventType replication.Eve
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = nil, fmt.Errorf("corrupt row event for %s.%s: %v", e.Table.Schema, e.Table.Table, r)
+			out, err = nil, fmt.Errorf("corrupt row event for %s.%s: %s", e.Table.Schema, e.Table.Table, describePanic(r))
 		}
 	}()
 	td, err := d.tableFor(e.Table)
@@ -547,21 +547,8 @@ func (d *decoder) decodeRows(e *replication.RowsEvent, eventType replication.Eve
 	}
 	if len(e.Rows[0]) == 1 {
 		if dr, ok := e.Rows[0][0].(deferredRows); ok {
-			if td.goMySQL || d.goMySQLRows {
-				e.Rows = nil
-				if err := e.DecodeData(dr.pos, dr.data); err != nil {
-					return nil, err
-				}
-			} else {
-				data := dr.data[dr.pos:]
-				switch eventType {
-				case replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1, replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1,
-					replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
-					if data, err = mysql.DecompressMariadbData(data); err != nil {
-						return nil, fmt.Errorf("decompress row event: %w", err)
-					}
-				}
-				return td.decodeDeferred(e, data, rowOp(e))
+			if out, done, err := d.decodeDeferredRows(td, e, dr, eventType, rowOp(e)); done || err != nil {
+				return out, err
 			}
 		}
 	}
@@ -594,6 +581,37 @@ func (d *decoder) decodeRows(e *replication.RowsEvent, eventType replication.Eve
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// decodeDeferredRows decodes the row data rowsDecodeFunc left: with
+// sluice's decoder (done), or into e.Rows with go-mysql's for the caller to
+// convert (not done). The column bitmaps are checked against the data
+// first: go-mysql's decoder never ends on an empty one.
+func (d *decoder) decodeDeferredRows(td *tableDecoder, e *replication.RowsEvent, dr deferredRows, eventType replication.EventType, op Op) ([]*Change, bool, error) {
+	if dr.pos > len(dr.data) {
+		return nil, true, fmt.Errorf("row event header of %d bytes is longer than the event (%d)", dr.pos, len(dr.data))
+	}
+	if td.goMySQL || d.goMySQLRows {
+		if err := checkBitmaps(e, len(td.dec), len(dr.data)-dr.pos, op); err != nil {
+			return nil, true, err
+		}
+		e.Rows = nil
+		if err := e.DecodeData(dr.pos, dr.data); err != nil {
+			return nil, true, fmt.Errorf("malformed row data: %s", libraryError(err))
+		}
+		return nil, false, nil
+	}
+	data := dr.data[dr.pos:]
+	switch eventType {
+	case replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1, replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		var err error
+		if data, err = mysql.DecompressMariadbData(data); err != nil {
+			return nil, true, fmt.Errorf("decompress row event: %w", err)
+		}
+	}
+	out, err := td.decodeDeferred(e, data, op)
+	return out, true, err
 }
 
 func rowOp(e *replication.RowsEvent) Op {

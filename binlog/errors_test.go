@@ -11,11 +11,12 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 func connect(t *testing.T, dsn string, start binlog.Start) (*binlog.LiveSource, error) {
 	t.Helper()
-	d, err := binlog.ParseDSN(dsn)
+	d, err := mysqlconn.ParseDSN(dsn)
 	if err != nil {
 		return nil, err
 	}
@@ -25,7 +26,7 @@ func connect(t *testing.T, dsn string, start binlog.Start) (*binlog.LiveSource, 
 }
 
 // TestConnectErrors: each operator mistake gives one line that says what to
-// change, as a *binlog.UserError (exit code 2 in the CLI), and never the
+// change, as a *mysqlconn.UserError (exit code 2 in the CLI), and never the
 // password.
 func TestConnectErrors(t *testing.T) {
 	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
@@ -75,7 +76,7 @@ func checkUserError(t *testing.T, err error, want string) {
 		t.Fatalf("error is not one line: %q", err)
 	}
 	if !strings.HasPrefix(want, "want mysql://") {
-		var ue *binlog.UserError
+		var ue *mysqlconn.UserError
 		if !errors.As(err, &ue) {
 			t.Fatalf("error %q is not a UserError", err)
 		}
@@ -110,33 +111,4 @@ func TestPurgedStart(t *testing.T) {
 		src.Close()
 	}
 	checkUserError(t, err, "purged")
-}
-
-func TestParseDSN(t *testing.T) {
-	tests := []struct {
-		in, want, err string
-	}{
-		{in: "mysql://repl:p%40ss@db.example:3307/shop?tls=skip-verify", want: "mysql://repl:***@db.example:3307/shop"},
-		{in: "mysql://root@127.0.0.1", want: "mysql://root@127.0.0.1:3306"},
-		{in: "mysql://root:x@[::1]:3306", want: "mysql://root:***@[::1]:3306"},
-		{in: "postgres://u:secret@h", err: "want mysql://USER:PASSWORD@HOST:PORT"},
-		{in: "mysql://u:secret@h:99999", err: "bad port"},
-		{in: "mysql://u:secret@h:3306?colour=red", err: `unknown parameter "colour"`},
-		{in: "mysql://:secret@h:3306", err: "no user"},
-	}
-	for _, tt := range tests {
-		d, err := binlog.ParseDSN(tt.in)
-		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) || strings.Contains(err.Error(), "secret") {
-				t.Errorf("ParseDSN(%q) error %v, want %q without the password", tt.in, err, tt.err)
-			}
-			continue
-		}
-		if err != nil || d.String() != tt.want {
-			t.Errorf("ParseDSN(%q) = %q, %v; want %q", tt.in, d.String(), err, tt.want)
-		}
-	}
-	if d, _ := binlog.ParseDSN("mysql://repl:p%40ss@h:1"); d.Password != "p@ss" {
-		t.Errorf("password %q, want p@ss", d.Password)
-	}
 }

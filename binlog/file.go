@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -84,7 +86,7 @@ func rowsDecodeFunc(f *Filter) func(*replication.RowsEvent, []byte) error {
 	return func(e *replication.RowsEvent, data []byte) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
-				err = fmt.Errorf("corrupt row event: %v", r)
+				err = fmt.Errorf("corrupt row event: %s", describePanic(r))
 			}
 		}()
 		pos, err := e.DecodeHeader(data)
@@ -193,7 +195,7 @@ func (s *FileSource) readEvent() (err error) {
 	path := s.paths[s.idx]
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%s: corrupt event at offset %d: %v", path, start, r)
+			err = fmt.Errorf("%s: corrupt event at offset %d: %s", path, start, describePanic(r))
 		}
 	}()
 	var hdr [replication.EventHeaderSize]byte
@@ -220,18 +222,60 @@ func (s *FileSource) readEvent() (err error) {
 	}
 	ev, perr := s.parser.Parse(raw)
 	if perr != nil {
-		return fmt.Errorf("%s: cannot decode the event at offset %d: %v", path, start, perr)
+		return fmt.Errorf("%s: cannot decode the event at offset %d: %s", path, start, libraryError(perr))
 	}
 	if fde, ok := ev.Event.(*replication.FormatDescriptionEvent); ok {
 		s.checksum.crc = fde.ChecksumAlgorithm == replication.BINLOG_CHECKSUM_ALG_CRC32
 	}
-	end := uint32(s.r.n)
+	end := uint64(s.r.n)
 	if _, ok := ev.Event.(*replication.RotateEvent); ok {
 		// A rotate at the end of a file names the next file; the next file
 		// is whatever comes next on the command line.
 		return nil
 	}
-	return s.asm.handle(ev, end)
+	if err := s.asm.safeHandle(ev, end); err != nil {
+		return fmt.Errorf("%s: event at offset %d: %w", path, start, err)
+	}
+	return nil
+}
+
+// safeHandle is handle, with a panic of the decoder turned into an error.
+func (a *assembler) safeHandle(ev *replication.BinlogEvent, endPos uint64) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("corrupt %s event: %s", ev.Header.EventType, describePanic(r))
+		}
+	}()
+	return a.handle(ev, endPos)
+}
+
+// libraryError is the message of a go-mysql decoding error, without the
+// Go runtime text and struct dumps it carries when it recovered a panic.
+func libraryError(err error) string {
+	msg := err.Error()
+	if strings.Contains(msg, "runtime error") || strings.Contains(msg, "panic") {
+		return "a length, count or offset in the event points past its end"
+	}
+	if i := strings.IndexAny(msg, "\n"); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > 200 {
+		msg = msg[:200] + "..."
+	}
+	return msg
+}
+
+// describePanic says what a recovered panic of the decoder means, without
+// Go runtime text: the decoder checks lengths against the event, so an
+// index out of range is data that lies about its own size.
+func describePanic(r any) string {
+	if _, ok := r.(runtime.Error); ok {
+		return "a length, count or offset in the event points past its end"
+	}
+	if err, ok := r.(error); ok {
+		return err.Error()
+	}
+	return fmt.Sprint(r)
 }
 
 // Catalog implements Source.

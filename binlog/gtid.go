@@ -3,6 +3,7 @@ package binlog
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -117,6 +118,14 @@ func normalizeTag(s string) (string, error) {
 	return s, nil
 }
 
+// MaxGNO is the largest MySQL transaction number (GNO): MySQL caps it at
+// 2^63-1. MariaDB sequence numbers use the whole uint64 range.
+const MaxGNO = 1<<63 - 1
+
+// touches reports whether b starts at most one after a ends (b <= a+1),
+// without overflowing at the top of the range.
+func touches(a, b uint64) bool { return a == math.MaxUint64 || b <= a+1 }
+
 // Interval is an inclusive range of transaction numbers.
 type Interval struct{ Lo, Hi uint64 }
 
@@ -142,7 +151,7 @@ func (iv intervals) add(lo, hi uint64) intervals {
 	// in-order applier adds each next transaction.
 	if n := len(iv); n > 0 && lo >= iv[n-1].Lo {
 		last := &iv[n-1]
-		if lo <= last.Hi+1 {
+		if touches(last.Hi, lo) {
 			last.Hi = max(last.Hi, hi)
 			return iv
 		}
@@ -152,9 +161,9 @@ func (iv intervals) add(lo, hi uint64) intervals {
 	placed := false
 	for _, x := range iv {
 		switch {
-		case x.Hi+1 < lo:
+		case !touches(x.Hi, lo):
 			out = append(out, x)
-		case hi+1 < x.Lo:
+		case !touches(hi, x.Lo):
 			if !placed {
 				out = append(out, Interval{lo, hi})
 				placed = true
@@ -297,6 +306,9 @@ func (s *GTIDSet) parsePart(part string) error {
 			continue
 		}
 		lo, hi, err := parseRange(r)
+		if err == nil && hi > MaxGNO {
+			err = fmt.Errorf("%q: MySQL transaction numbers end at %d", r, uint64(MaxGNO))
+		}
 		if err != nil {
 			return err
 		}

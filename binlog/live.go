@@ -2,22 +2,22 @@ package binlog
 
 import (
 	"context"
+	"crypto/tls"
 	"database/sql"
-	"database/sql/driver"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"strings"
-	"syscall"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
-	drv "github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog/schema"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // StartMode says where a live source begins.
@@ -43,7 +43,7 @@ type Start struct {
 
 // LiveConfig configures a connection to a server as a replica.
 type LiveConfig struct {
-	DSN DSN
+	DSN mysqlconn.DSN
 	// ServerID is the id sluice registers with; it must differ from every
 	// server and replica in the topology.
 	ServerID uint32
@@ -69,6 +69,7 @@ type LiveSource struct {
 	db   *sql.DB
 	Info *ServerInfo
 
+	tls      *tls.Config // for the binlog connection; nil: plain text
 	syncer   *replication.BinlogSyncer
 	streamer *replication.BinlogStreamer
 	asm      *assembler
@@ -89,7 +90,7 @@ type LiveSource struct {
 // Connect checks the server and starts streaming from cfg.Start.
 func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 	if cfg.ServerID == 0 {
-		return nil, userErrorf("server id 0 is not allowed: choose a replica server id unique in the topology")
+		return nil, mysqlconn.UserErrorf("server id 0 is not allowed: choose a replica server id unique in the topology")
 	}
 	if cfg.Heartbeat == 0 {
 		cfg.Heartbeat = 5 * time.Second
@@ -102,18 +103,22 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 		log = slog.Default()
 	}
 	s := &LiveSource{cfg: cfg, log: log.With("server", cfg.DSN.Addr()), state: "connecting"}
-	db, err := OpenDB(ctx, cfg.DSN)
+	db, err := mysqlconn.Open(ctx, cfg.DSN, nil)
 	if err != nil {
 		return nil, err
 	}
 	s.db = db
+	if s.tls, err = binlogTLS(ctx, cfg.DSN, db); err != nil {
+		db.Close()
+		return nil, err
+	}
 	if s.Info, err = Inspect(ctx, db, cfg.DSN); err != nil {
 		db.Close()
 		return nil, err
 	}
 	if s.Info.ServerID == cfg.ServerID {
 		db.Close()
-		return nil, userErrorf("%s: the source's own server_id is %d; register with a different server_id", cfg.DSN, cfg.ServerID)
+		return nil, mysqlconn.UserErrorf("%s: the source's own server_id is %d; register with a different server_id", cfg.DSN, cfg.ServerID)
 	}
 	if cfg.Decode.Catalog == nil {
 		if cfg.Decode.Catalog, err = schema.Load(ctx, db); err != nil {
@@ -141,7 +146,7 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 	case StartOldest:
 		if len(s.Info.Files) == 0 {
 			db.Close()
-			return nil, userErrorf("%s: the server lists no binary logs", cfg.DSN)
+			return nil, mysqlconn.UserErrorf("%s: the server lists no binary logs", cfg.DSN)
 		}
 		st = Start{Mode: StartPosition, Pos: Position{s.Info.Files[0], 4}}
 	case StartPosition:
@@ -164,7 +169,7 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 	if st.Mode == StartGTID {
 		if s.Info.Flavor == MariaDB != st.GTID.IsMariaDB() && !st.GTID.IsEmpty() {
 			db.Close()
-			return nil, userErrorf("%s: GTID set %q is not a %s GTID set", cfg.DSN, st.GTID, s.Info.Flavor)
+			return nil, mysqlconn.UserErrorf("%s: GTID set %q is not a %s GTID set", cfg.DSN, st.GTID, s.Info.Flavor)
 		}
 		opts.StartSet = st.GTID
 		s.useGTID = true
@@ -186,26 +191,28 @@ func (s *LiveSource) syncerConfig() replication.BinlogSyncerConfig {
 	d := s.cfg.DSN
 	hb := s.cfg.Heartbeat
 	return replication.BinlogSyncerConfig{
-		ServerID:                  s.cfg.ServerID,
-		Flavor:                    string(s.Info.Flavor),
-		Host:                      d.Host,
-		Port:                      uint16(d.Port),
-		User:                      d.User,
-		Password:                  d.Password,
-		TLSConfig:                 d.TLSConfig(),
-		Localhost:                 "sluice",
-		ParseTime:                 false,
-		TimestampStringLocation:   time.UTC,
-		UseDecimal:                false,
-		RenderJSONAsMySQLText:     true,
-		HeartbeatPeriod:           hb,
-		ReadTimeout:               3*hb + 10*time.Second,
+		ServerID:                s.cfg.ServerID,
+		Flavor:                  string(s.Info.Flavor),
+		Host:                    d.Host,
+		Port:                    uint16(d.Port),
+		User:                    d.User,
+		Password:                d.Password,
+		TLSConfig:               s.tls,
+		Localhost:               "sluice",
+		ParseTime:               false,
+		TimestampStringLocation: time.UTC,
+		UseDecimal:              false,
+		RenderJSONAsMySQLText:   true,
+		HeartbeatPeriod:         hb,
+		// A silent server (no event, no heartbeat) is noticed after a few
+		// missed heartbeats; the floor leaves room for a large packet.
+		ReadTimeout:               max(3*hb, 10*time.Second),
 		DisableRetrySync:          true, // reconnection resumes from sluice's own state, see Next
 		VerifyChecksum:            true,
 		FillZeroLogPos:            s.Info.Flavor == MariaDB,
 		EventCacheCount:           256,
 		Logger:                    slog.New(minLevel{s.log.Handler(), slog.LevelWarn}),
-		Dialer:                    (&net.Dialer{Timeout: d.Timeout, KeepAlive: 30 * time.Second}).DialContext,
+		Dialer:                    (&net.Dialer{Timeout: d.ConnectTimeout(), KeepAlive: 30 * time.Second}).DialContext,
 		RowsEventDecodeFunc:       rowsDecodeFunc(s.cfg.Decode.Filter),
 		PayloadDecoderConcurrency: 1,
 	}
@@ -225,15 +232,36 @@ func (s *LiveSource) startStream(ctx context.Context, st Start) error {
 			s.streamer, err = s.syncer.StartSyncGTID(gs)
 		}
 	} else {
+		if st.Pos.Pos > math.MaxUint32 {
+			s.syncer.Close()
+			return mysqlconn.UserErrorf("%s: position %s is past 4 GiB, which the replication protocol cannot ask for: start from a GTID instead", s.cfg.DSN, st.Pos)
+		}
 		s.asm.file = st.Pos.File
-		s.streamer, err = s.syncer.StartSync(gomysql.Position{Name: st.Pos.File, Pos: st.Pos.Pos})
+		s.streamer, err = s.syncer.StartSync(gomysql.Position{Name: st.Pos.File, Pos: uint32(st.Pos.Pos)})
 	}
 	if err != nil {
 		s.syncer.Close()
-		return explainDumpError(s.cfg.DSN, err)
+		return mysqlconn.ExplainDumpError(s.cfg.DSN, err)
 	}
 	s.state = "streaming"
 	return nil
+}
+
+// binlogTLS is the TLS configuration of the replication connection. Under
+// tls: preferred it is encrypted when the SQL connection could be.
+func binlogTLS(ctx context.Context, d mysqlconn.DSN, db *sql.DB) (*tls.Config, error) {
+	tc, err := d.TLSConfig()
+	if err != nil || tc == nil || d.TLS.Mode != mysqlconn.TLSPreferred {
+		return tc, err
+	}
+	enc, err := mysqlconn.Encrypted(ctx, db)
+	if err != nil {
+		return nil, mysqlconn.ExplainConnError(d, err)
+	}
+	if !enc {
+		return nil, nil
+	}
+	return tc, nil
 }
 
 // Next implements Source.
@@ -256,6 +284,11 @@ func (s *LiveSource) Next(ctx context.Context) (*Txn, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
+			if strings.HasPrefix(err.Error(), "panic ") {
+				// go-mysql's reader recovered a panic decoding an event:
+				// reading it again would fail again.
+				return nil, fmt.Errorf("%s: the server sent an event sluice cannot decode after %s: %s", s.cfg.DSN, s.asm.position(), libraryError(err))
+			}
 			if err := s.reconnect(ctx, err); err != nil {
 				return nil, err
 			}
@@ -268,11 +301,11 @@ func (s *LiveSource) Next(ctx context.Context) (*Txn, error) {
 				s.asm.file = hb.Filename
 			}
 			if ev.Header.LogPos > 0 && !s.asm.inTxn() {
-				s.asm.lastPos = ev.Header.LogPos
+				s.asm.lastPos = uint64(ev.Header.LogPos)
 			}
 			continue
 		}
-		if err := s.asm.handle(ev, ev.Header.LogPos); err != nil {
+		if err := s.asm.safeHandle(ev, uint64(ev.Header.LogPos)); err != nil {
 			return nil, err
 		}
 		s.queue = append(s.queue, s.asm.take()...)
@@ -282,29 +315,26 @@ func (s *LiveSource) Next(ctx context.Context) (*Txn, error) {
 // reconnect resumes the stream after a broken connection, from the last
 // transaction returned. Server errors that retrying cannot fix are returned.
 func (s *LiveSource) reconnect(ctx context.Context, cause error) error {
-	var me *gomysql.MyError
-	if errors.As(cause, &me) && !retryableServerError(me.Code) {
-		return ExplainConnError(s.cfg.DSN, cause)
+	if mysqlconn.ErrorNumber(cause) != 0 && !mysqlconn.Retryable(cause) {
+		return mysqlconn.ExplainConnError(s.cfg.DSN, cause)
 	}
 	s.syncer.Close()
 	for _, t := range s.queue {
 		t.Close()
 	}
 	s.queue = nil
-	backoff := time.Second
+	wait := backoff.Policy{Initial: time.Second, Max: 30 * time.Second}.Timer()
 	for {
 		s.retries++
 		s.state = "reconnecting"
 		if s.cfg.MaxRetries > 0 && s.retries > s.cfg.MaxRetries {
 			return fmt.Errorf("%s: connection lost and %d reconnection attempts failed: %w", s.cfg.DSN, s.cfg.MaxRetries, cause)
 		}
-		s.log.Warn("source connection lost, reconnecting", "error", cause.Error(), "attempt", s.retries, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
+		d := wait.Next()
+		s.log.Warn("source connection lost, reconnecting", "error", cause.Error(), "attempt", s.retries, "in", d)
+		if err := backoff.Sleep(ctx, d); err != nil {
+			return err
 		}
-		backoff = min(backoff*2, 30*time.Second)
 		s.asm.resume(s.resumed, s.useGTID)
 		st := Start{Mode: StartPosition, Pos: s.resumePs}
 		if s.useGTID {
@@ -315,59 +345,11 @@ func (s *LiveSource) reconnect(ctx context.Context, cause error) error {
 			s.log.Info("source reconnected", "resume", s.ResumePoint())
 			return nil
 		}
-		var ue *UserError
-		if errors.As(err, &ue) && !errors.As(err, new(*net.OpError)) && !isConnRefused(err) {
+		if !mysqlconn.Retryable(err) {
 			return err
 		}
 		cause = err
 	}
-}
-
-func isConnRefused(err error) bool {
-	var ue *UserError
-	return errors.As(err, &ue) && (strings.Contains(ue.Msg, "cannot connect") || strings.Contains(ue.Msg, "timed out"))
-}
-
-// IsUnreachable reports whether err means a server could not be reached or
-// went away (down, restarting, network loss), as opposed to refusing what
-// was asked: waiting and trying again may help.
-func IsUnreachable(err error) bool {
-	if err == nil || errors.Is(err, context.Canceled) {
-		return false
-	}
-	if isConnRefused(err) {
-		return true
-	}
-	var ue *UserError
-	if errors.As(err, &ue) {
-		return false
-	}
-	var me *drv.MySQLError
-	if errors.As(err, &me) {
-		return retryableServerError(me.Number)
-	}
-	var gme *gomysql.MyError
-	if errors.As(err, &gme) {
-		return retryableServerError(gme.Code)
-	}
-	var ne net.Error
-	return errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, drv.ErrInvalidConn) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
-}
-
-// retryableServerError lists server errors after which reconnecting helps.
-func retryableServerError(code uint16) bool {
-	switch code {
-	case 1040, // too many connections
-		1053,       // server shutdown in progress
-		1159, 1161, // network read/write timeout
-		1205, 1213,
-		2006, 2013, // gone away, lost connection
-		4031: // idle client disconnected by the server (MariaDB)
-		return true
-	}
-	return false
 }
 
 // ResumePoint describes where the source would resume.

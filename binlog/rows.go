@@ -123,6 +123,9 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			return string(appendClock(out, int(t/10000), int(t%10000/100), int(t%100))), 8, nil
 		}, nil
 	case mysql.MYSQL_TYPE_DATETIME2:
+		if meta > 6 {
+			return nil, fmt.Errorf("column %s: DATETIME fractional-seconds precision %d in the table map (at most 6)", c.Name, meta)
+		}
 		return datetime2Decoder(int(meta)), nil
 	case mysql.MYSQL_TYPE_TIMESTAMP:
 		return func(b []byte) (Value, int, error) {
@@ -132,6 +135,9 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			return formatTimestamp(int64(binary.LittleEndian.Uint32(b)), 0, 0), 4, nil
 		}, nil
 	case mysql.MYSQL_TYPE_TIMESTAMP2:
+		if meta > 6 {
+			return nil, fmt.Errorf("column %s: TIMESTAMP fractional-seconds precision %d in the table map (at most 6)", c.Name, meta)
+		}
 		dec := int(meta)
 		n := 4 + (dec+1)/2
 		return func(b []byte) (Value, int, error) {
@@ -154,6 +160,9 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			return formatTime(neg, int64(v/10000), int64(v%10000/100), int64(v%100), 0, 0), 3, nil
 		}, nil
 	case mysql.MYSQL_TYPE_TIME2:
+		if meta > 6 {
+			return nil, fmt.Errorf("column %s: TIME fractional-seconds precision %d in the table map (at most 6)", c.Name, meta)
+		}
 		return time2Decoder(int(meta)), nil
 	case mysql.MYSQL_TYPE_ENUM:
 		size := int(meta & 0xff)
@@ -572,8 +581,8 @@ func (td *tableDecoder) decodeImage(data []byte, present []byte) ([]Value, int, 
 
 // decodeDeferred decodes the rows of an event left by rowsDecodeFunc.
 func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op Op) ([]*Change, error) {
-	if len(e.ColumnBitmap1)*8 < len(td.dec) || (op == Update && len(e.ColumnBitmap2)*8 < len(td.dec)) {
-		return nil, errors.New("row event column bitmap shorter than the table")
+	if err := checkBitmaps(e, len(td.dec), len(data), op); err != nil {
+		return nil, err
 	}
 	var out []*Change
 	for len(data) > 0 {
@@ -598,4 +607,40 @@ func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// checkBitmaps rejects row events whose column bitmaps cannot describe
+// their row data: shorter than the table, or naming no column at all while
+// rows follow (each image would then be empty, and a reader would never
+// get to the end of the data).
+func checkBitmaps(e *replication.RowsEvent, columns, dataLen int, op Op) error {
+	if int(e.ColumnCount) != columns {
+		return fmt.Errorf("row event for %d columns, the table map has %d", e.ColumnCount, columns)
+	}
+	check := func(name string, bm []byte) error {
+		if len(bm)*8 < columns {
+			return fmt.Errorf("row event %s column bitmap of %d bytes is short for %d columns", name, len(bm), columns)
+		}
+		if dataLen > 0 && countBits(bm, columns) == 0 {
+			return fmt.Errorf("row event with %d bytes of row data names no column in its %s bitmap", dataLen, name)
+		}
+		return nil
+	}
+	if err := check("before/after", e.ColumnBitmap1); err != nil {
+		return err
+	}
+	if op == Update {
+		return check("after", e.ColumnBitmap2)
+	}
+	return nil
+}
+
+func countBits(bm []byte, n int) int {
+	c := 0
+	for i := 0; i < n && i>>3 < len(bm); i++ {
+		if bm[i>>3]&(1<<(uint(i)&7)) != 0 {
+			c++
+		}
+	}
+	return c
 }

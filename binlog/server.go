@@ -5,11 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 
-	gomysql "github.com/go-mysql-org/go-mysql/mysql"
 	drv "github.com/go-sql-driver/mysql"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // Flavor is the server family.
@@ -34,102 +33,13 @@ type ServerInfo struct {
 	Files        []string // SHOW BINARY LOGS
 }
 
-// UserError is an error the operator fixes (a wrong DSN, a missing
-// privilege, a server setting): its message says what to change.
-type UserError struct{ Msg string }
-
-func (e *UserError) Error() string { return e.Msg }
-
-func userErrorf(format string, args ...any) error {
-	return &UserError{Msg: fmt.Sprintf(format, args...)}
-}
-
-// OpenDB opens a database/sql handle for the DSN and checks that it
-// connects, turning connection failures into messages that say what to fix.
-func OpenDB(ctx context.Context, d DSN) (*sql.DB, error) {
-	conn, err := drv.NewConnector(d.DriverConfig())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", d, err)
-	}
-	db := sql.OpenDB(conn)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, ExplainConnError(d, err)
-	}
-	return db, nil
-}
-
-// explainDumpError explains a failure to start the binlog dump. The
-// credentials already worked for a plain connection, so an access error
-// here means a missing REPLICATION SLAVE privilege, whatever the server's
-// message says (MariaDB answers "Access denied for user").
-func explainDumpError(d DSN, err error) error {
-	var gme *gomysql.MyError
-	if errors.As(err, &gme) && (gme.Code == 1045 || gme.Code == 1227) {
-		return userErrorf("%s: the server refused the binlog dump (%s): GRANT REPLICATION SLAVE ON *.* TO %q", d, gme.Message, d.User)
-	}
-	return ExplainConnError(d, err)
-}
-
-// ExplainConnError rewrites a connection error into one line that names
-// the server and what to change.
-func ExplainConnError(d DSN, err error) error {
-	var me *drv.MySQLError
-	if errors.As(err, &me) {
-		switch me.Number {
-		case 1045:
-			return userErrorf("%s: access denied for user %q: check the user and password in the DSN", d, d.User)
-		case 1049:
-			return userErrorf("%s: unknown database %q: fix the database in the DSN or create it", d, d.Database)
-		case 1044, 1227, 1142:
-			return userErrorf("%s: %s: grant the missing privilege to %q", d, me.Message, d.User)
-		}
-		return fmt.Errorf("%s: %w", d, err)
-	}
-	var gme *gomysql.MyError
-	if errors.As(err, &gme) {
-		switch gme.Code {
-		case 1045:
-			return userErrorf("%s: access denied for user %q: check the user and password in the DSN", d, d.User)
-		case 1227, 1044:
-			return userErrorf("%s: %s: grant REPLICATION SLAVE, REPLICATION CLIENT (MariaDB: also BINLOG MONITOR) ON *.* TO %q", d, gme.Message, d.User)
-		case 1236:
-			return userErrorf("%s: the source cannot serve the requested start position: %s. "+
-				"The binlogs holding it were purged (or the position does not exist); start from an available position (--from-start, or start: oldest) after re-seeding the target", d, gme.Message)
-		}
-		return fmt.Errorf("%s: %w", d, err)
-	}
-	var dnsErr *net.DNSError
-	if errors.As(err, &dnsErr) {
-		return userErrorf("%s: unknown host %q: check the host in the DSN", d, d.Host)
-	}
-	var opErr *net.OpError
-	if errors.As(err, &opErr) || strings.Contains(err.Error(), "connection refused") {
-		return userErrorf("%s: cannot connect to %s (%v): is the server running and the port right?", d, d.Addr(), rootCause(err))
-	}
-	if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "i/o timeout") {
-		return userErrorf("%s: timed out connecting to %s: check the host, port and firewall", d, d.Addr())
-	}
-	return fmt.Errorf("%s: %w", d, err)
-}
-
-func rootCause(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
-	}
-}
-
 // Inspect reads the server's version, binlog settings and position.
-func Inspect(ctx context.Context, db *sql.DB, d DSN) (*ServerInfo, error) {
+func Inspect(ctx context.Context, db *sql.DB, d mysqlconn.DSN) (*ServerInfo, error) {
 	info := &ServerInfo{}
 	var logBin, serverID sql.NullString
 	if err := db.QueryRowContext(ctx, "SELECT VERSION(), @@log_bin, @@server_id, @@binlog_format, @@binlog_row_image").
 		Scan(&info.Version, &logBin, &serverID, &info.BinlogFormat, &info.RowImage); err != nil {
-		return nil, ExplainConnError(d, err)
+		return nil, mysqlconn.ExplainConnError(d, err)
 	}
 	info.LogBin = logBin.String == "1" || strings.EqualFold(logBin.String, "ON")
 	var id uint64
@@ -140,10 +50,10 @@ func Inspect(ctx context.Context, db *sql.DB, d DSN) (*ServerInfo, error) {
 		info.Flavor = MariaDB
 	}
 	if !info.LogBin {
-		return nil, userErrorf("%s: binary logging is off: start the server with --log-bin (and --binlog-format=ROW)", d)
+		return nil, mysqlconn.UserErrorf("%s: binary logging is off: start the server with --log-bin (and --binlog-format=ROW)", d)
 	}
 	if !strings.EqualFold(info.BinlogFormat, "ROW") {
-		return nil, userErrorf("%s: binlog_format is %s: sluice needs ROW; run SET GLOBAL binlog_format=ROW and set it in the server's configuration", d, info.BinlogFormat)
+		return nil, mysqlconn.UserErrorf("%s: binlog_format is %s: sluice needs ROW; run SET GLOBAL binlog_format=ROW and set it in the server's configuration", d, info.BinlogFormat)
 	}
 
 	// SHOW MASTER STATUS became SHOW BINARY LOG STATUS in MySQL 8.4.
@@ -153,7 +63,7 @@ func Inspect(ctx context.Context, db *sql.DB, d DSN) (*ServerInfo, error) {
 		rows, err = db.QueryContext(ctx, "SHOW BINARY LOG STATUS")
 	}
 	if err != nil {
-		return nil, explainPrivilege(d, err, "SHOW MASTER STATUS")
+		return nil, mysqlconn.ExplainPrivilege(d, err, "SHOW MASTER STATUS")
 	}
 	status, cols, err := scanAll(rows)
 	if err != nil {
@@ -161,7 +71,7 @@ func Inspect(ctx context.Context, db *sql.DB, d DSN) (*ServerInfo, error) {
 	}
 	if len(status) > 0 {
 		row := status[0]
-		var pos uint32
+		var pos uint64
 		fmt.Sscan(row[1], &pos)
 		info.Current = Position{File: row[0], Pos: pos}
 		for i, c := range cols {
@@ -192,7 +102,7 @@ func Inspect(ctx context.Context, db *sql.DB, d DSN) (*ServerInfo, error) {
 
 	rows, err = db.QueryContext(ctx, "SHOW BINARY LOGS")
 	if err != nil {
-		return nil, explainPrivilege(d, err, "SHOW BINARY LOGS")
+		return nil, mysqlconn.ExplainPrivilege(d, err, "SHOW BINARY LOGS")
 	}
 	logs, _, err := scanAll(rows)
 	if err != nil {
@@ -229,12 +139,4 @@ func scanAll(rows *sql.Rows) ([][]string, []string, error) {
 		out = append(out, row)
 	}
 	return out, cols, rows.Err()
-}
-
-func explainPrivilege(d DSN, err error, what string) error {
-	var me *drv.MySQLError
-	if errors.As(err, &me) && (me.Number == 1227 || me.Number == 1044 || me.Number == 1142) {
-		return userErrorf("%s: %s needs REPLICATION CLIENT (MariaDB 10.5+: BINLOG MONITOR): GRANT REPLICATION SLAVE, REPLICATION CLIENT ON *.* TO %q", d, what, d.User)
-	}
-	return ExplainConnError(d, err)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // TestReconnect: the live source survives a server restart and a killed
@@ -18,7 +19,7 @@ import (
 func TestReconnect(t *testing.T) {
 	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	m.Exec(t, "CREATE DATABASE r", "CREATE TABLE r.t (id INT PRIMARY KEY)")
-	d, _ := binlog.ParseDSN(m.DSN())
+	d, _ := mysqlconn.ParseDSN(m.DSN())
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 8888, Start: binlog.Start{Mode: binlog.StartCurrent},
@@ -94,7 +95,7 @@ func TestLargeTransactionBoundedMemory(t *testing.T) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 
-	d, _ := binlog.ParseDSN(m.DSN())
+	d, _ := mysqlconn.ParseDSN(m.DSN())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	f, _ := binlog.NewFilter([]string{"big.*"}, nil)

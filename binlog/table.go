@@ -1,6 +1,9 @@
 package binlog
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Table describes a table as its rows are laid out in the binlog at one
 // point in time: the column types come from the TABLE_MAP event, names,
@@ -54,6 +57,12 @@ func (t *Table) ColumnIndex(name string) int {
 			return i
 		}
 	}
+	// Column names are case-insensitive in MySQL and MariaDB.
+	for i := range t.Columns {
+		if strings.EqualFold(t.Columns[i].Name, name) {
+			return i
+		}
+	}
 	return -1
 }
 
@@ -67,3 +76,12 @@ func (t *Table) PKNames() []string {
 }
 
 func unknownColumnName(i int) string { return "@" + strconv.Itoa(i+1) }
+
+// ColumnNames returns the column names in order.
+func (t *Table) ColumnNames() []string {
+	out := make([]string, len(t.Columns))
+	for i := range t.Columns {
+		out[i] = t.Columns[i].Name
+	}
+	return out
+}

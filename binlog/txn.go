@@ -14,7 +14,7 @@ import (
 // offset of the next event.
 type Position struct {
 	File string `json:"file"`
-	Pos  uint32 `json:"pos"`
+	Pos  uint64 `json:"pos"`
 }
 
 func (p Position) String() string { return p.File + ":" + strconv.FormatUint(uint64(p.Pos), 10) }

@@ -1,10 +1,6 @@
 package checkpoint
 
 import (
-	"context"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/sluice-cdc/sluice/binlog"
@@ -18,39 +14,6 @@ func gset(t *testing.T, s string) binlog.GTIDSet {
 		t.Fatal(err)
 	}
 	return g
-}
-
-func TestFileStore(t *testing.T) {
-	dir := t.TempDir()
-	fs, err := NewFileStore(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if _, ok, err := fs.Load(ctx, "p", "s"); ok || err != nil {
-		t.Fatalf("empty store: %v %v", ok, err)
-	}
-	want := State{GTID: gset(t, "0-1-100"), Pos: binlog.Position{File: "bin.000002", Pos: 400}}
-	if err := fs.Save(ctx, "p", "s", want); err != nil {
-		t.Fatal(err)
-	}
-	if err := fs.Save(ctx, "p", "other", State{GTID: gset(t, "0-1-5")}); err != nil {
-		t.Fatal(err)
-	}
-	got, ok, err := fs.Load(ctx, "p", "s")
-	if err != nil || !ok || !got.GTID.Equal(want.GTID) || got.Pos != want.Pos {
-		t.Fatalf("Load = %+v %v %v", got, ok, err)
-	}
-	// No temporary files are left behind.
-	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Fatalf("directory holds %d files", len(entries))
-	}
-	// A corrupt file is an error that says what to do.
-	os.WriteFile(filepath.Join(dir, "p.checkpoint.json"), []byte("{trunc"), 0o644)
-	if _, _, err := fs.Load(ctx, "p", "s"); err == nil || !strings.Contains(err.Error(), "restore it from a backup") {
-		t.Fatalf("corrupt file: %v", err)
-	}
 }
 
 func TestCovers(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // File is a configuration file.
@@ -108,7 +109,7 @@ type Source struct {
 	Operations []string `yaml:"operations" doc:"the row changes to keep from this source, of insert, update, delete (default all)"`
 
 	// Parsed forms, set by validation.
-	Conn binlog.DSN `yaml:"-"`
+	Conn mysqlconn.DSN `yaml:"-"`
 	// Filter combines the source's and the pipeline's include/exclude.
 	Filter *binlog.Filter `yaml:"-"`
 	// Ops are the row operations kept (the source's and the pipeline's).
@@ -141,7 +142,7 @@ type Sink struct {
 	KVBucket   string   `yaml:"kv_bucket" sink:"nats" default:"sluice_checkpoints" doc:"KV bucket for checkpoint: kv"`
 	Outbox     []Outbox `yaml:"outbox" sink:"nats" doc:"outbox tables relayed as messages (transactional outbox pattern)"`
 
-	Conn binlog.DSN `yaml:"-"`
+	Conn mysqlconn.DSN `yaml:"-"`
 }
 
 // TLS configures a TLS connection.
@@ -204,7 +205,7 @@ func (s *Start) decodeNode(d *decoder, n *yaml.Node, path string) {
 	var raw struct {
 		GTID string `yaml:"gtid" doc:"start after this GTID set"`
 		File string `yaml:"file" doc:"start in this binlog file"`
-		Pos  uint32 `yaml:"pos" doc:"at this offset (default 4)"`
+		Pos  uint64 `yaml:"pos" doc:"at this offset (default 4)"`
 	}
 	before := len(d.errs)
 	d.decodeStruct(n, reflect.ValueOf(&raw).Elem(), path)
@@ -311,7 +312,7 @@ func (f *File) validate(data []byte) Errors {
 				d.errorf(at(sp+".name"), sp+".name", "%q: use letters, digits, '-', '_' and '.'", s.Name)
 			}
 			var err error
-			if s.Conn, err = binlog.ParseDSN(s.DSN); err != nil {
+			if s.Conn, err = mysqlconn.ParseDSN(s.DSN); err != nil {
 				d.errorf(at(sp+".dsn"), sp+".dsn", "%v", err)
 			}
 			if s.Filter, err = binlog.NewFilter(s.Include, s.Exclude); err != nil {
@@ -365,7 +366,7 @@ func (f *File) validate(data []byte) Errors {
 		}
 		if p.Sink.Type == "mysql" {
 			var err error
-			if p.Sink.Conn, err = binlog.ParseDSN(p.Sink.DSN); err != nil {
+			if p.Sink.Conn, err = mysqlconn.ParseDSN(p.Sink.DSN); err != nil {
 				d.errorf(at(pp+".sink.dsn"), pp+".sink.dsn", "%v", err)
 			}
 		}

@@ -10,7 +10,7 @@ import (
 type startDoc struct {
 	GTID string `yaml:"gtid" doc:"start after this GTID set"`
 	File string `yaml:"file" doc:"start in this binlog file"`
-	Pos  uint32 `yaml:"pos" default:"4" doc:"at this offset"`
+	Pos  uint64 `yaml:"pos" default:"4" doc:"at this offset"`
 }
 
 // Docs is the reference of every key, generated from the same field tags

@@ -133,8 +133,8 @@ func TestBidirectionalConflict(t *testing.T) {
 func onlyLeaseWrites(t *testing.T, m *testenv.MariaDB, pos, pipeline string) {
 	t.Helper()
 	file, off, _ := strings.Cut(pos, ":")
-	n, _ := strconv.ParseUint(off, 10, 32)
-	start := binlog.Start{Mode: binlog.StartPosition, Pos: binlog.Position{File: file, Pos: uint32(n)}}
+	n, _ := strconv.ParseUint(off, 10, 64)
+	start := binlog.Start{Mode: binlog.StartPosition, Pos: binlog.Position{File: file, Pos: n}}
 	leases := 0
 	testenv.ReadSource(t, m, start, binlog.DecodeOptions{}, func(tx *binlog.Txn) {
 		defer tx.Close()

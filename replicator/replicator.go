@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/config"
 )
 
@@ -154,19 +155,23 @@ func (r *Replicator) start(p *config.Pipeline) {
 // runPipeline opens the pipeline's sink and runs its sources until they stop.
 func (r *Replicator) runPipeline(ctx context.Context, pr *pipelineRun, log *slog.Logger, bidirectional bool) []error {
 	p := pr.p
-	sink, err := OpenSink(ctx, p, SinkOptions{Logger: log, Bidirectional: bidirectional})
+	sink, err := r.openSink(ctx, p, pr.runners, SinkOptions{Logger: log, Bidirectional: bidirectional})
 	if err != nil {
-		err = fmt.Errorf("pipeline %s: sink: %w", p.Name, err)
+		if ctx.Err() != nil {
+			for _, sr := range pr.runners {
+				sr.setState("stopped", nil)
+			}
+			return nil
+		}
 		for _, sr := range pr.runners {
 			sr.setState("error", err)
 		}
-		return []error{err}
+		log.Error("sink stopped", "error", err.Error())
+		return []error{fmt.Errorf("pipeline %s: sink: %w", p.Name, err)}
 	}
 	defer sink.Close()
 	for _, sr := range pr.runners {
-		sr.mu.Lock()
-		sr.sink = sink
-		sr.mu.Unlock()
+		sr.setSink(sink)
 	}
 	if l, ok := sink.(leaser); ok {
 		return r.superviseLeased(ctx, l, p.LeaseTTL.Duration, pr.runners, log)
@@ -238,6 +243,30 @@ func (r *Replicator) Reload(cfg *config.File) {
 	r.log.Info("reload: done", "running", len(r.runs), "restarted_or_added", len(added), "stopped_or_restarted", len(stop))
 }
 
+// openSink opens a pipeline's sink, waiting with backoff for a target
+// that is down or unreachable as a source runner waits for its server
+// (its sources show "reconnecting" meanwhile). Other errors, and any
+// error under StopAtEnd, are returned.
+func (r *Replicator) openSink(ctx context.Context, p *config.Pipeline, runners []*sourceRunner, o SinkOptions) (Sink, error) {
+	var sink Sink
+	err := backoff.Retry(ctx, backoff.Policy{Initial: time.Second, Max: 30 * time.Second}, func(attempt int) (bool, error) {
+		var err error
+		sink, err = OpenSink(ctx, p, o)
+		if err == nil {
+			return false, nil
+		}
+		if r.opts.StopAtEnd || !sinkRetryable(err) {
+			return false, err
+		}
+		for _, sr := range runners {
+			sr.setState("reconnecting", fmt.Errorf("sink: %w", err))
+		}
+		o.Logger.Warn("sink unreachable, retrying", "error", err.Error(), "attempt", attempt)
+		return true, err
+	})
+	return sink, err
+}
+
 // Status returns every source's status.
 func (r *Replicator) Status() []SourceStatus {
 	r.mu.Lock()
@@ -274,9 +303,15 @@ func (r *Replicator) serveHTTP(ctx context.Context) (<-chan struct{}, error) {
 		_ = enc.Encode(StatusReport{Started: r.started, Sources: r.Status()})
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// Healthy only while every source and its sink stream: a server
+		// being waited for (down, restarting, unreachable) is not.
 		for _, s := range r.Status() {
-			if s.State == "error" {
-				http.Error(w, s.Pipeline+"/"+s.Source+": "+s.Error, http.StatusServiceUnavailable)
+			if s.State != "streaming" && !(s.State == "stopped" && r.opts.StopAtEnd) {
+				msg := s.Pipeline + "/" + s.Source + ": " + s.State
+				if s.Error != "" {
+					msg += ": " + s.Error
+				}
+				http.Error(w, msg, http.StatusServiceUnavailable)
 				return
 			}
 		}

@@ -2,11 +2,12 @@ package replicator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 )
@@ -33,7 +34,7 @@ func OpenSink(ctx context.Context, p *config.Pipeline, o SinkOptions) (Sink, err
 		cfg := natssink.Config{URL: k.URL, Creds: k.Creds, NKey: k.NKey, TLSCA: k.TLS.CA, TLSCert: k.TLS.Cert, TLSKey: k.TLS.Key,
 			Pipeline: p.Name, Stream: k.Stream.Name, StreamSubjects: k.Stream.Subjects, CreateStream: k.Stream.Create,
 			Replicas: k.Stream.Replicas, Subject: k.Subject, DDLSubject: k.DDLSubject, PKBuckets: k.PKBuckets, Format: k.Format,
-			Mode: k.Mode, Checkpoint: k.Checkpoint, KVBucket: k.KVBucket, SourceDSN: map[string]binlog.DSN{}, Logger: log}
+			Mode: k.Mode, Checkpoint: k.Checkpoint, KVBucket: k.KVBucket, SourceDSN: map[string]mysqlconn.DSN{}, Logger: log}
 		for _, s := range p.Sources {
 			cfg.SourceDSN[s.Name] = s.Conn
 		}
@@ -44,4 +45,15 @@ func OpenSink(ctx context.Context, p *config.Pipeline, o SinkOptions) (Sink, err
 		return natssink.Open(ctx, cfg)
 	}
 	return nil, fmt.Errorf("sink type %q is not available", p.Sink.Type)
+}
+
+// sinkRetryable reports whether a source's or sink's error may go away by
+// waiting: MySQL/MariaDB errors as mysqlconn classifies them, NATS errors
+// as the NATS sink does.
+func sinkRetryable(err error) bool {
+	var ue *mysqlconn.UserError
+	if errors.As(err, &ue) || mysqlconn.ErrorNumber(err) != 0 {
+		return mysqlconn.Retryable(err)
+	}
+	return mysqlconn.Retryable(err) || natssink.Retryable(err)
 }

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/config"
@@ -118,6 +119,13 @@ func (r *sourceRunner) Status() SourceStatus {
 	return s
 }
 
+// setSink gives the runner its pipeline's sink, once opened.
+func (r *sourceRunner) setSink(s Sink) {
+	r.mu.Lock()
+	r.sink = s
+	r.mu.Unlock()
+}
+
 // queueSize bounds the transactions decoded ahead of the sink.
 const queueSize = 64
 
@@ -126,7 +134,7 @@ const queueSize = 64
 // applied and returns nil.
 func (r *sourceRunner) run(ctx context.Context) error {
 	err := r.stream(ctx)
-	backoff := time.Second
+	wait := backoff.Policy{Initial: time.Second, Max: 30 * time.Second}.Timer()
 retry:
 	for ctx.Err() == nil {
 		switch {
@@ -134,18 +142,16 @@ retry:
 			break retry
 		case errors.Is(err, checkpoint.ErrBehind):
 			r.log.Warn("the sink lost transactions it had acknowledged: reading the source again from the sink's checkpoint", "error", err.Error())
-		case !r.stopAtEnd && binlog.IsUnreachable(err):
+		case !r.stopAtEnd && sinkRetryable(err):
 			// A source (or target) that is down does not stop the other
 			// sources; this one waits for its server and resumes from its
 			// checkpoint. Wrong credentials or settings are not retried.
 			r.setState("reconnecting", err)
-			r.log.Warn("server unreachable, retrying", "error", err.Error(), "in", backoff)
-			select {
-			case <-ctx.Done():
+			d := wait.Next()
+			r.log.Warn("server unreachable, retrying", "error", err.Error(), "in", d)
+			if backoff.Sleep(ctx, d) != nil {
 				continue
-			case <-time.After(backoff):
 			}
-			backoff = min(backoff*2, 30*time.Second)
 		default:
 			break retry
 		}

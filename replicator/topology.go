@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // topology is what the pipelines of one file say about each other. A
@@ -36,7 +37,7 @@ func (a serverID) same(b serverID) bool {
 
 func resolveTopology(ctx context.Context, cfg *config.File, run []*config.Pipeline, log *slog.Logger) *topology {
 	ids := map[string]serverID{}
-	id := func(d binlog.DSN) serverID {
+	id := func(d mysqlconn.DSN) serverID {
 		key := d.String()
 		if v, ok := ids[key]; ok {
 			return v
@@ -72,7 +73,7 @@ func resolveTopology(ctx context.Context, cfg *config.File, run []*config.Pipeli
 
 // identify asks a server for its host name, port and server id. An
 // unreachable server is named by its address (localhost as 127.0.0.1).
-func identify(ctx context.Context, d binlog.DSN) serverID {
+func identify(ctx context.Context, d mysqlconn.DSN) serverID {
 	host := strings.ToLower(d.Host)
 	if host == "localhost" || host == "::1" || host == "" {
 		host = "127.0.0.1"
@@ -80,7 +81,7 @@ func identify(ctx context.Context, d binlog.DSN) serverID {
 	id := serverID{addr: fmt.Sprintf("%s:%d", host, d.Port)}
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	db, err := binlog.OpenDB(ctx, d)
+	db, err := mysqlconn.Open(ctx, d, nil)
 	if err != nil {
 		return id
 	}

@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluice-cdc/sluice/backoff"
 )
 
 // Table is one table to compare. Routes can merge several source tables into
@@ -355,7 +357,7 @@ func (c *comparison) chunk(ctx context.Context, lower, upper []keyValue) error {
 	} else {
 		s, d, err = c.checksumBoth(ctx, where)
 		for i := 0; err == nil && s != d && i < c.opts.Retries; i++ {
-			if err = sleep(ctx, c.opts.RetryWait); err == nil {
+			if err = backoff.Sleep(ctx, c.opts.RetryWait); err == nil {
 				s, d, err = c.checksumBoth(ctx, where)
 			}
 		}
@@ -419,20 +421,6 @@ func rangeQuery(ctx context.Context, conn *sql.Conn, list, from, where, extra st
 		return sum, fmt.Errorf("checksum: %w", err)
 	}
 	return sum, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
 
 // estimateRows is only for progress reports, so a failure just means no

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
@@ -85,9 +86,9 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	var src binlog.Source
 	live := o.source != ""
 	if live {
-		dsn, err := binlog.ParseDSN(o.source)
+		dsn, err := mysqlconn.ParseDSN(o.source)
 		if err != nil {
-			return &binlog.UserError{Msg: err.Error()}
+			return &mysqlconn.UserError{Msg: err.Error()}
 		}
 		cfg := binlog.LiveConfig{DSN: dsn, ServerID: uint32(o.serverID), StopAtEnd: o.stopAtEnd, Decode: dec, Logger: log, MaxRetries: 5}
 		if cfg.ServerID == 0 {
@@ -103,7 +104,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			}
 			cfg.Start = binlog.Start{Mode: binlog.StartGTID, GTID: set}
 		case o.startFile != "":
-			cfg.Start = binlog.Start{Mode: binlog.StartPosition, Pos: binlog.Position{File: o.startFile, Pos: uint32(o.startPos)}}
+			cfg.Start = binlog.Start{Mode: binlog.StartPosition, Pos: binlog.Position{File: o.startFile, Pos: uint64(o.startPos)}}
 		}
 		ls, err := binlog.Connect(ctx, cfg)
 		if err != nil {
@@ -113,7 +114,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	} else {
 		fsrc, err := binlog.OpenFiles(files, dec)
 		if err != nil {
-			return &binlog.UserError{Msg: err.Error()}
+			return &mysqlconn.UserError{Msg: err.Error()}
 		}
 		src = fsrc
 	}

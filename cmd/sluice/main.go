@@ -25,8 +25,8 @@ import (
 
 	drv "github.com/go-sql-driver/mysql"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // Exit codes: 0 success, 1 runtime failure (or, for verify, a difference),
@@ -122,7 +122,7 @@ func exitCode(err error, stderr io.Writer, cmd string) int {
 	}
 	fmt.Fprintf(stderr, "sluice %s: %s\n", cmd, oneLine(err.Error()))
 	var ue *usageError
-	var be *binlog.UserError
+	var be *mysqlconn.UserError
 	var cp *configProblems
 	if errors.As(err, &ue) || errors.As(err, &be) || errors.As(err, &cp) || isConfigError(err) {
 		return exitUsage

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	"github.com/sluice-cdc/sluice/verify"
 )
 
@@ -46,20 +46,22 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	mismatches, compared, skipped := 0, 0, 0
+	var uncomparable []string
 	for _, p := range cfg.Pipelines {
 		if len(pipelines) > 0 && !slices.Contains(pipelines, p.Name) {
 			continue
 		}
 		if p.Sink.Type != "mysql" {
 			fmt.Fprintf(stdout, "%s: sink type %s: nothing to compare\n", p.Name, p.Sink.Type)
+			uncomparable = append(uncomparable, p.Name+" ("+p.Sink.Type+")")
 			continue
 		}
-		dst, err := binlog.OpenDB(ctx, p.Sink.Conn)
+		dst, err := mysqlconn.Open(ctx, p.Sink.Conn, nil)
 		if err != nil {
 			return err
 		}
 		for _, s := range p.Sources {
-			src, err := binlog.OpenDB(ctx, s.Conn)
+			src, err := mysqlconn.Open(ctx, s.Conn, nil)
 			if err != nil {
 				dst.Close()
 				return err
@@ -120,6 +122,9 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fmt.Fprintln(stdout)
 	if mismatches > 0 {
 		return exitWith{1}
+	}
+	if compared == 0 && len(uncomparable) > 0 {
+		return usagef("nothing compared: verify compares MySQL/MariaDB targets, and the sinks of %s cannot be compared", strings.Join(uncomparable, ", "))
 	}
 	return nil
 }

@@ -237,6 +237,47 @@ func (m *MariaDB) Stop() error { return m.signal(syscall.SIGTERM, 60*time.Second
 // Kill stops the server with SIGKILL, as a crash or power loss would.
 func (m *MariaDB) Kill() error { return m.signal(syscall.SIGKILL, 30*time.Second) }
 
+// Pause freezes the server with SIGSTOP: its port still accepts
+// connections (the kernel completes the TCP handshake) but nothing
+// answers, as with a hung server or a black-holed network. Resume undoes it;
+// Close works on a paused server.
+func (m *MariaDB) Pause() error {
+	if err := m.sendSignal(syscall.SIGSTOP); err != nil {
+		return err
+	}
+	// The stop is asynchronous: wait until every thread is stopped.
+	m.mu.Lock()
+	pid := m.cmd.Process.Pid
+	m.mu.Unlock()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		stopped := len(tasks) > 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if i := bytes.LastIndexByte(b, ')'); err != nil || i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return nil
+		}
+	}
+	return fmt.Errorf("mariadbd on port %d: not stopped 10s after SIGSTOP", m.Port)
+}
+
+// Resume continues a paused server.
+func (m *MariaDB) Resume() error { return m.sendSignal(syscall.SIGCONT) }
+
+func (m *MariaDB) sendSignal(sig syscall.Signal) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return fmt.Errorf("mariadbd on port %d is not running", m.Port)
+	}
+	return m.cmd.Process.Signal(sig)
+}
+
 func (m *MariaDB) signal(sig syscall.Signal, wait time.Duration) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -244,6 +285,7 @@ func (m *MariaDB) signal(sig syscall.Signal, wait time.Duration) error {
 		return nil
 	}
 	_ = m.cmd.Process.Signal(sig)
+	_ = m.cmd.Process.Signal(syscall.SIGCONT) // a paused server handles SIGTERM only once continued
 	select {
 	case <-m.done:
 	case <-time.After(wait):

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/config"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	"github.com/sluice-cdc/sluice/replicator"
 )
 
@@ -81,7 +82,7 @@ func SourceRowCounts(t testing.TB, m *MariaDB, db string) map[string]int {
 // and hands each to use, which then owns it.
 func ReadSource(t testing.TB, m *MariaDB, start binlog.Start, decode binlog.DecodeOptions, use func(*binlog.Txn)) {
 	t.Helper()
-	d, err := binlog.ParseDSN(m.DSN())
+	d, err := mysqlconn.ParseDSN(m.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}

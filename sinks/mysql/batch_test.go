@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // TestApplyBatchAcrossTargetRestarts applies a backlog of transfers in
@@ -23,7 +24,7 @@ func TestApplyBatchAcrossTargetRestarts(t *testing.T) {
 	load := testenv.StartLoad(t, src, "bank", 3)
 	time.Sleep(2 * time.Second)
 	load.Stop()
-	d, _ := binlog.ParseDSN(src.DSN())
+	d, _ := mysqlconn.ParseDSN(src.DSN())
 	ctx := context.Background()
 	s2, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 5151, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
 		Decode: binlog.DecodeOptions{StrictColumns: true, Filter: mustFilter()}, Logger: slog.New(slog.DiscardHandler)})

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	drv "github.com/go-sql-driver/mysql"
-	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // errorNumber returns the server error number of err, or 0.
@@ -17,28 +17,9 @@ func errorNumber(err error) uint16 {
 	return 0
 }
 
-// retryable reports whether applying the transaction again can succeed:
-// deadlocks, lock timeouts, a lost connection, a restarting target. The
-// decision is by error number, never by message (gh-ost, Vitess do the
-// same).
-func retryable(err error) bool {
-	switch errorNumber(err) {
-	case 1205, // lock wait timeout
-		1213,                                                 // deadlock
-		1040,                                                 // too many connections
-		1053,                                                 // server shutdown in progress
-		1077,                                                 // normal shutdown
-		1152, 1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161, // aborted connection, packet errors, net timeouts (not 1153: a packet over max_allowed_packet stays too large)
-		1290,       // --read-only (a failover in progress)
-		1836,       // running in read-only mode
-		1927,       // connection killed
-		2006, 2013, // gone away, lost connection
-		4031: // idle connection closed by the server
-		return true
-	}
-	// Lost connections and the like, classified as for a source.
-	return binlog.IsUnreachable(err)
-}
+// retryable reports whether applying the transaction again can succeed;
+// mysqlconn decides for every MySQL connection of sluice.
+func retryable(err error) bool { return mysqlconn.Retryable(err) }
 
 // alreadyInEffect reports whether a DDL failed because what it does is
 // already done: replaying a DDL after a crash between running it and

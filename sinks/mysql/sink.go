@@ -15,13 +15,15 @@ import (
 
 	drv "github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // Config configures a MySQL/MariaDB sink.
 type Config struct {
-	DSN      binlog.DSN
+	DSN      mysqlconn.DSN
 	Pipeline string
 	// DDL is what to do with source DDL: "apply", "skip" or "stop".
 	DDL string
@@ -107,20 +109,15 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	dc := cfg.DSN.DriverConfig()
-	// UPDATE counts the rows it matched, not the rows it changed, so an
-	// update that writes the values a row already has is not a conflict.
-	dc.ClientFoundRows = true
-	dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"
-	dc.Params["foreign_key_checks"] = "0"
-	conn, err := drv.NewConnector(dc)
+	db, err := mysqlconn.Open(ctx, cfg.DSN, func(dc *drv.Config) {
+		// UPDATE counts the rows it matched, not the rows it changed, so an
+		// update that writes the values a row already has is not a conflict.
+		dc.ClientFoundRows = true
+		dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"
+		dc.Params["foreign_key_checks"] = "0"
+	})
 	if err != nil {
 		return nil, err
-	}
-	db := sql.OpenDB(conn)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, binlog.ExplainConnError(cfg.DSN, err)
 	}
 	// Only when missing: even CREATE ... IF NOT EXISTS is written to the
 	// target's binlog, and a reverse pipeline would read it at every start.
@@ -193,7 +190,7 @@ func (s *Sink) Checkpoint(ctx context.Context, source string) (checkpoint.State,
 	if st.GTID, err = binlog.ParseGTIDSet(gtid); err != nil {
 		return st, false, fmt.Errorf("%s: checkpoint of %s/%s: %w", s.cfg.DSN, s.cfg.Pipeline, source, err)
 	}
-	st.Pos = binlog.Position{File: file, Pos: uint32(pos)}
+	st.Pos = binlog.Position{File: file, Pos: pos}
 	return st, true, nil
 }
 
@@ -274,7 +271,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		a.reset()
 	}
 	done := 0
-	backoff := 100 * time.Millisecond
+	wait := backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	for attempt := 1; done < len(txns); attempt++ {
 		err := a.applyRun(ctx, txns[done:])
 		if err == nil {
@@ -299,11 +296,11 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 				return done, err
 			}
 			a.retries.Add(1)
-			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", backoff)
-			if err := sleep(ctx, backoff); err != nil {
+			d := wait.Next()
+			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", d)
+			if err := backoff.Sleep(ctx, d); err != nil {
 				return done, err
 			}
-			backoff = min(backoff*2, 10*time.Second)
 			attempt++
 		}
 		if !errors.Is(err, ErrFenced) && !retryable(err) && a.fenced(ctx) {
@@ -331,22 +328,13 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			return done, err
 		}
 		a.retries.Add(1)
-		s.log.Warn("retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", err.Error(), "in", backoff)
-		if err := sleep(ctx, backoff); err != nil {
+		d := wait.Next()
+		s.log.Warn("retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", err.Error(), "in", d)
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return done, err
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 	return done, nil
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
 }
 
 // txnID names a transaction: its GTID, or its end position.

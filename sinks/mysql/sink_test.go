@@ -10,6 +10,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
@@ -34,7 +35,7 @@ func sourceTxns(t *testing.T, src *testenv.MariaDB, stmts ...string) []*binlog.T
 
 func openSink(t *testing.T, dst *testenv.MariaDB, ddl, onConflict string, done ...string) *mysqlsink.Sink {
 	t.Helper()
-	d, _ := binlog.ParseDSN(dst.DSN())
+	d, _ := mysqlconn.ParseDSN(dst.DSN())
 	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: ddl, OnConflict: onConflict, DDLDone: done,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
@@ -24,7 +25,7 @@ func TestSkip(t *testing.T) {
 	// The target already has row 2 with another value: the insert conflicts.
 	dst.Exec(t, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, v INT)", "INSERT INTO shop.t VALUES (2, 20)")
 	var logs strings.Builder
-	d, _ := binlog.ParseDSN(dst.DSN())
+	d, _ := mysqlconn.ParseDSN(dst.DSN())
 	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: "apply", OnConflict: "stop",
 		Skip: []string{stuck}, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	if err != nil {

@@ -36,7 +36,7 @@ func benchTxns(n, rows int) []*binlog.Txn {
 		t.GTID = binlog.GTID{MariaDB: true, Domain: 0, Server: 1, Seq: uint64(i + 1)}
 		set.AdvanceTo(t.GTID)
 		t.Executed = set.Clone()
-		t.Pos = binlog.Position{File: "bin.000001", Pos: uint32(1000 + i*500)}
+		t.Pos = binlog.Position{File: "bin.000001", Pos: uint64(1000 + i*500)}
 		t.Timestamp = time.Unix(1700000000, 0)
 		out = append(out, t)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
@@ -27,18 +28,20 @@ type outboxMsg struct {
 	payload []byte
 	headers map[string]string
 	key     binlog.Value
+	// err: the row cannot be relayed (its table lacks a configured column).
+	err error
 }
 
 type outboxRelay struct {
 	routes map[string]Outbox // by db.table
-	dsns   map[string]binlog.DSN
+	dsns   map[string]mysqlconn.DSN
 	log    *slog.Logger
 
 	mu  sync.Mutex
 	dbs map[string]*sql.DB // per source, for deletes
 }
 
-func newOutboxRelay(routes []Outbox, dsns map[string]binlog.DSN, log *slog.Logger) (*outboxRelay, error) {
+func newOutboxRelay(routes []Outbox, dsns map[string]mysqlconn.DSN, log *slog.Logger) (*outboxRelay, error) {
 	r := &outboxRelay{routes: map[string]Outbox{}, dsns: dsns, log: log, dbs: map[string]*sql.DB{}}
 	for _, o := range routes {
 		if !strings.Contains(o.Table, ".") {
@@ -79,6 +82,14 @@ func (r *outboxRelay) route(c *binlog.Change) (*outboxMsg, bool) {
 			return string(x)
 		}
 		return string(binlog.AppendValueJSON(nil, v))
+	}
+	for _, name := range []string{o.KeyColumn, o.SubjectColumn, o.PayloadColumn} {
+		if c.Table.ColumnIndex(name) < 0 {
+			// Without its key every message would get the same id, and
+			// JetStream's de-duplication would drop all but the first.
+			return &outboxMsg{err: fmt.Errorf("outbox table %s has no column %q (its columns: %s); fix the outbox's key_column, subject_column or payload_column",
+				o.Table, name, strings.Join(c.Table.ColumnNames(), ", "))}, true
+		}
 	}
 	key := col(o.KeyColumn)
 	subj := strings.Trim(strings.Map(func(r rune) rune {
@@ -158,7 +169,7 @@ func (r *outboxRelay) db(ctx context.Context, source string) (*sql.DB, error) {
 	if !ok {
 		return nil, fmt.Errorf("no connection for source %s", source)
 	}
-	db, err := binlog.OpenDB(ctx, d)
+	db, err := mysqlconn.Open(ctx, d, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 )
@@ -36,7 +37,7 @@ func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 // what is already in it, and only the rest is published again.
 func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
 	done := 0
-	backoff := 200 * time.Millisecond
+	wait := backoff.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	failed := false
 	for done < len(txns) {
 		// After a reconnection the stream may have lost what it had
@@ -45,7 +46,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		// Checked before every retry, not only when the reconnect callback
 		// has run: it runs asynchronously, and publishing later
 		// transactions ahead of the lost ones would break their order.
-		if s.takeReconnected() || failed {
+		if s.takeReconnected(source) || failed {
 			if err := s.verifyNotBehind(ctx, source); err != nil {
 				return done, err
 			}
@@ -64,7 +65,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		done += failedAt
 		failed = true
-		if !retryable(err) || ctx.Err() != nil {
+		if !Retryable(err) || ctx.Err() != nil {
 			return done, err
 		}
 		s.mu.Lock()
@@ -75,11 +76,11 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		st.retries++
 		s.mu.Unlock()
-		s.log.Warn("publish failed, retrying", "source", source, "error", err.Error(), "in", backoff)
-		if err := sleep(ctx, backoff); err != nil {
+		d := wait.Next()
+		s.log.Warn("publish failed, retrying", "source", source, "error", err.Error(), "in", d)
+		if err := backoff.Sleep(ctx, d); err != nil {
 			return done, err
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 	if err := s.saveKV(ctx, source, txns[len(txns)-1]); err != nil {
 		return done, err
@@ -97,12 +98,16 @@ func (s *Sink) acked(source string, t *binlog.Txn) {
 	s.mu.Unlock()
 }
 
-func (s *Sink) takeReconnected() bool {
+// takeReconnected reports whether the connection was replaced since the
+// stream was last checked for this source, and marks it checked.
+func (s *Sink) takeReconnected(source string) bool {
+	n := s.nc.Stats().Reconnects
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	r := s.reconnected
-	s.reconnected = false
-	return r
+	r := s.run(source)
+	changed := r.checkedConn != n
+	r.checkedConn = n
+	return changed
 }
 
 // verifyNotBehind checks that the stream still holds the last transaction
@@ -114,6 +119,7 @@ func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
 	if !ok {
 		return nil
 	}
+	wait := backoff.Policy{Initial: time.Second, Max: 10 * time.Second}.Timer()
 	for {
 		st, found, err := s.scan(ctx, source)
 		if err == nil {
@@ -124,26 +130,17 @@ func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
 			}
 			return nil
 		}
-		if !retryable(err) {
+		if !Retryable(err) {
 			return err
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := wait.Wait(ctx); err != nil {
 			return err
 		}
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
-// retryable: the connection, the server or JetStream may come back.
-func retryable(err error) bool {
+// Retryable: the connection, the server or JetStream may come back.
+func Retryable(err error) bool {
 	if errors.Is(err, errPermission) || errors.Is(err, errTooLarge) || errors.Is(err, context.Canceled) {
 		return false
 	}
@@ -168,9 +165,9 @@ var (
 
 // sameConn fails once the connection the current run started on was
 // replaced.
-func (s *Sink) sameConn() error {
+func (s *Sink) sameConn(source string) error {
 	s.mu.Lock()
-	start := s.runConn
+	start := s.run(source).runConn
 	s.mu.Unlock()
 	if s.nc.Stats().Reconnects != start {
 		return errReconnected
@@ -183,15 +180,16 @@ func (s *Sink) sameConn() error {
 // index of the first transaction not wholly acknowledged.
 func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
 	s.mu.Lock()
-	s.asyncErr = nil
-	s.failed = map[string]bool{}
-	s.runConn = s.nc.Stats().Reconnects
+	run := s.run(source)
+	run.asyncErr = nil
+	run.failed = map[string]bool{}
+	run.runConn = s.nc.Stats().Reconnects
 	s.mu.Unlock()
 	firstFailed := func(upTo int) int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for i, t := range txns[:upTo] {
-			if s.failed[txnID(t)] {
+			if run.failed[txnID(t)] {
 				return i
 			}
 		}
@@ -199,24 +197,24 @@ func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn
 	}
 	for i, t := range txns {
 		if err := s.publishTxn(ctx, source, t); err != nil {
-			s.waitAsync(ctx)
+			s.waitAsync(ctx, source)
 			return firstFailed(i), err
 		}
-		if err := s.checkErrs(); err != nil {
-			s.waitAsync(ctx)
+		if err := s.checkErrs(source); err != nil {
+			s.waitAsync(ctx, source)
 			return firstFailed(i + 1), err
 		}
 	}
-	if err := s.waitAsync(ctx); err != nil {
+	if err := s.waitAsync(ctx, source); err != nil {
 		return firstFailed(len(txns)), err
 	}
-	if err := s.checkErrs(); err != nil {
+	if err := s.checkErrs(source); err != nil {
 		return firstFailed(len(txns)), err
 	}
 	return len(txns), nil
 }
 
-func (s *Sink) waitAsync(ctx context.Context) error {
+func (s *Sink) waitAsync(ctx context.Context, source string) error {
 	deadline := time.After(60 * time.Second)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -235,22 +233,22 @@ func (s *Sink) waitAsync(ctx context.Context) error {
 			perm := s.permErr
 			s.mu.Unlock()
 			if perm != nil {
-				return s.checkErrs()
+				return s.checkErrs(source)
 			}
 		}
 	}
 }
 
-func (s *Sink) checkErrs() error {
+func (s *Sink) checkErrs(source string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.permErr != nil {
 		err := fmt.Errorf("%w: %v; grant this NATS user publish permission on the subjects sluice writes (sink.subject, sink.ddl_subject, outbox subjects)", errPermission, s.permErr)
 		return err
 	}
-	if s.asyncErr != nil {
-		err := s.asyncErr
-		s.asyncErr = nil
+	if r := s.run(source); r.asyncErr != nil {
+		err := r.asyncErr
+		r.asyncErr = nil
 		return err
 	}
 	return nil
@@ -286,7 +284,7 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 	}
 	s.mu.Unlock()
 
-	msgs, rows, err := s.plan(t)
+	msgs, rows, err := s.plan(t, source)
 	if err != nil {
 		return err
 	}
@@ -326,7 +324,7 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		if len(batch) == 0 {
 			return nil
 		}
-		err := s.publishAtomic(ctx, id, phys, batch)
+		err := s.publishAtomic(ctx, source, id, phys, batch)
 		batch = batch[:0]
 		return err
 	}
@@ -385,11 +383,11 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 				}
 				return nil
 			}
-			if err := s.sameConn(); err != nil {
+			if err := s.sameConn(source); err != nil {
 				return err
 			}
 			if _, err := s.js.PublishMsgAsync(msg); err != nil {
-				return s.explainPublish(lm.subject, err)
+				return s.explainPublish(source, lm.subject, err)
 			}
 			return nil
 		})
@@ -402,10 +400,10 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 
 // publishAtomic commits msgs as one atomic batch: every message but the
 // last published without an acknowledgement, the last one committing.
-func (s *Sink) publishAtomic(ctx context.Context, txn string, upTo int, msgs []*natsgo.Msg) error {
+func (s *Sink) publishAtomic(ctx context.Context, source, txn string, upTo int, msgs []*natsgo.Msg) error {
 	if len(msgs) == 1 {
 		_, err := s.js.PublishMsg(ctx, msgs[0])
-		return s.explainPublish(msgs[0].Subject, err)
+		return s.explainPublish(source, msgs[0].Subject, err)
 	}
 	batchID := fmt.Sprintf("%s-%d", strings.NewReplacer("|", "-", ":", "-").Replace(txn), upTo)
 	if len(batchID) > 64 {
@@ -413,7 +411,7 @@ func (s *Sink) publishAtomic(ctx context.Context, txn string, upTo int, msgs []*
 		h.Write([]byte(batchID))
 		batchID = strconv.FormatUint(h.Sum64(), 36)
 	}
-	if err := s.sameConn(); err != nil {
+	if err := s.sameConn(source); err != nil {
 		return err
 	}
 	for i, msg := range msgs {
@@ -421,7 +419,7 @@ func (s *Sink) publishAtomic(ctx context.Context, txn string, upTo int, msgs []*
 		msg.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
 		if i < len(msgs)-1 {
 			if err := s.nc.PublishMsg(msg); err != nil {
-				return s.explainPublish(msg.Subject, err)
+				return s.explainPublish(source, msg.Subject, err)
 			}
 			continue
 		}
@@ -429,13 +427,13 @@ func (s *Sink) publishAtomic(ctx context.Context, txn string, upTo int, msgs []*
 		// other publish: batches of consecutive transactions are pipelined.
 		msg.Header.Set(hdrBatchEnd, "1")
 		if _, err := s.js.PublishMsgAsync(msg); err != nil {
-			return s.explainPublish(msg.Subject, err)
+			return s.explainPublish(source, msg.Subject, err)
 		}
 	}
 	return nil
 }
 
-func (s *Sink) explainPublish(subject string, err error) error {
+func (s *Sink) explainPublish(source, subject string, err error) error {
 	if err == nil {
 		return nil
 	}
@@ -446,7 +444,7 @@ func (s *Sink) explainPublish(subject string, err error) error {
 		return fmt.Errorf("%w: message on %s exceeds the server's max_payload: %v", errTooLarge, subject, err)
 	}
 	if errors.Is(err, natsgo.ErrNoResponders) {
-		if perr := s.checkErrs(); perr != nil {
+		if perr := s.checkErrs(source); perr != nil {
 			return perr
 		}
 		return fmt.Errorf("publish to %s: %w; is the subject part of stream %q (sink.stream.subjects)?", subject, err, s.cfg.Stream)
@@ -455,9 +453,9 @@ func (s *Sink) explainPublish(subject string, err error) error {
 }
 
 // plan lists a transaction's messages and counts its rows.
-func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
+func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 	if t.DDL != nil && t.Len() == 0 {
-		subj := s.subject(s.cfg.DDLSubject, t.DDL.Schema, "", "ddl", "", "")
+		subj := s.subject(s.cfg.DDLSubject, t.DDL.Schema, "", "ddl", "", source)
 		return []logical{{subject: subj, op: "ddl"}}, 0, nil
 	}
 	var msgs []logical
@@ -469,6 +467,9 @@ func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
 		}
 		if s.outbox != nil {
 			if ob, ok := s.outbox.route(c); ok {
+				if ob != nil && ob.err != nil {
+					return nil, 0, ob.err
+				}
 				if ob != nil {
 					msgs = append(msgs, logical{subject: ob.subject, op: "outbox", outbox: ob})
 				}
@@ -476,21 +477,23 @@ func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
 			}
 		}
 		if s.cfg.Mode == "row" {
-			msgs = append(msgs, logical{subject: s.changeSubject(c), op: c.Op.String(), change: c, row: rows})
+			msgs = append(msgs, logical{subject: s.changeSubject(c, source), op: c.Op.String(), change: c, row: rows})
 		} else if first == nil {
 			first = c
 		}
 		rows++
 	}
 	if s.cfg.Mode != "row" && first != nil {
-		msgs = append([]logical{{subject: s.changeSubject(first), op: "transaction"}}, msgs...)
+		msgs = append([]logical{{subject: s.changeSubject(first, source), op: "transaction"}}, msgs...)
 	}
 	return msgs, rows, nil
 }
 
 // body encodes one logical message.
 func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
-	sp := s.spool
+	s.mu.Lock()
+	sp := s.run(m.source).spool
+	s.mu.Unlock()
 	sp.reset()
 	var buf []byte
 	switch {
@@ -526,7 +529,7 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	return sp, sp.write(buf)
 }
 
-func (s *Sink) changeSubject(c *binlog.Change) string {
+func (s *Sink) changeSubject(c *binlog.Change, source string) string {
 	pk := ""
 	if strings.Contains(s.cfg.Subject, "{pk}") {
 		h := fnv.New32a()
@@ -537,13 +540,13 @@ func (s *Sink) changeSubject(c *binlog.Change) string {
 		}
 		pk = strconv.Itoa(int(h.Sum32() % uint32(max(s.cfg.PKBuckets, 1))))
 	}
-	return s.subject(s.cfg.Subject, c.Table.Schema, c.Table.Name, c.Op.String(), pk, "")
+	return s.subject(s.cfg.Subject, c.Table.Schema, c.Table.Name, c.Op.String(), pk, source)
 }
 
 var tokenCleaner = strings.NewReplacer(".", "_", " ", "_", "*", "_", ">", "_", "\t", "_", "\r", "_", "\n", "_")
 
 // subject fills a subject template. Names become single subject tokens.
-func (s *Sink) subject(tmpl, schema, table, op, pk, _ string) string {
+func (s *Sink) subject(tmpl, schema, table, op, pk, source string) string {
 	clean := func(v string) string {
 		if v == "" {
 			return "_"
@@ -551,7 +554,7 @@ func (s *Sink) subject(tmpl, schema, table, op, pk, _ string) string {
 		return tokenCleaner.Replace(v)
 	}
 	return strings.NewReplacer("{schema}", clean(schema), "{table}", clean(table), "{op}", op, "{pk}", pk,
-		"{pipeline}", clean(s.cfg.Pipeline)).Replace(tmpl)
+		"{pipeline}", clean(s.cfg.Pipeline), "{source}", clean(source)).Replace(tmpl)
 }
 
 // saveKV records the checkpoint in the KV bucket (checkpoint: kv).
@@ -561,15 +564,16 @@ func (s *Sink) saveKV(ctx context.Context, source string, t *binlog.Txn) error {
 	}
 	st := checkpoint.After(t)
 	b := fmt.Appendf(nil, `{"gtid":%q,"file":%q,"pos":%d}`, st.GTID.String(), st.Pos.File, st.Pos.Pos)
+	wait := backoff.Policy{Initial: time.Second, Max: 10 * time.Second}.Timer()
 	for {
 		_, err := s.kv.Put(ctx, kvKey(s.cfg.Pipeline, source), b)
-		if err == nil || !retryable(err) || ctx.Err() != nil {
+		if err == nil || !Retryable(err) || ctx.Err() != nil {
 			if err != nil {
 				return fmt.Errorf("checkpoint KV bucket %q: %w", s.cfg.KVBucket, explainJS(err))
 			}
 			return nil
 		}
-		if err := sleep(ctx, time.Second); err != nil {
+		if err := wait.Wait(ctx); err != nil {
 			return err
 		}
 	}

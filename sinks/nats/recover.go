@@ -122,8 +122,8 @@ func parsePos(s string) binlog.Position {
 	if i < 0 {
 		return binlog.Position{}
 	}
-	p, _ := strconv.ParseUint(s[i+1:], 10, 32)
-	return binlog.Position{File: s[:i], Pos: uint32(p)}
+	p, _ := strconv.ParseUint(s[i+1:], 10, 64)
+	return binlog.Position{File: s[:i], Pos: p}
 }
 
 func (s *Sink) loadKV(ctx context.Context, source string) (checkpoint.State, bool, error) {
@@ -137,7 +137,7 @@ func (s *Sink) loadKV(ctx context.Context, source string) (checkpoint.State, boo
 	var v struct {
 		GTID string `json:"gtid"`
 		File string `json:"file"`
-		Pos  uint32 `json:"pos"`
+		Pos  uint64 `json:"pos"`
 	}
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
 		return checkpoint.State{}, false, fmt.Errorf("checkpoint KV bucket %q key %s: %w", s.cfg.KVBucket, e.Key(), err)

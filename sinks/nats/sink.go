@@ -29,8 +29,8 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // Header names.
@@ -81,7 +81,7 @@ type Config struct {
 	Outbox     []Outbox
 	// SourceDSN gives, per source, the connection used to delete relayed
 	// outbox rows (Outbox.Delete).
-	SourceDSN map[string]binlog.DSN
+	SourceDSN map[string]mysqlconn.DSN
 
 	Logger *slog.Logger
 	// Now is the clock for message build times (tests fix it).
@@ -109,21 +109,44 @@ type Sink struct {
 	// chunk is the largest body a message carries; larger ones are split.
 	chunk int
 
-	mu          sync.Mutex
-	asyncErr    error                       // first failed asynchronous publish since the last check
-	failed      map[string]bool             // transactions with a failed publish in the current run
-	lastAcked   map[string]checkpoint.State // per source
-	reconnected bool
+	mu        sync.Mutex
+	lastAcked map[string]checkpoint.State // per source
+	permErr   error                       // a permissions violation reported by the server
+	partial   map[string]part             // per source: a transaction a crash left half-published
+	outbox    *outboxRelay
+	// runs is each source's publishing state: sources publish
+	// concurrently, and one source's failure must never be cleared or
+	// taken by another.
+	runs  map[string]*sourceRun
+	stats map[string]*stats
+}
+
+// sourceRun is one source's state of its current run of publishes.
+type sourceRun struct {
+	asyncErr error           // first failed asynchronous publish since the last check
+	failed   map[string]bool // transactions with a failed publish in the current run
 	// runConn is the connection's reconnect count when the current run of
 	// publishes started: nothing is published on a newer connection until
 	// the run ends and the stream has been checked, or messages lost with
 	// the old connection would be republished after later ones.
 	runConn uint64
-	permErr error           // a permissions violation reported by the server
-	partial map[string]part // per source: a transaction a crash left half-published
-	outbox  *outboxRelay
-	spool   *spool
-	stats   map[string]*stats
+	// checkedConn is the reconnect count at which the stream was last
+	// checked for this source's acknowledged messages.
+	checkedConn uint64
+	spool       *spool // the message body being built
+}
+
+// run returns a source's publishing state. The caller holds s.mu.
+func (s *Sink) run(source string) *sourceRun {
+	r := s.runs[source]
+	if r == nil {
+		r = &sourceRun{failed: map[string]bool{}, spool: newSpool(8 << 20)}
+		if s.nc != nil {
+			r.checkedConn = s.nc.Stats().Reconnects
+		}
+		s.runs[source] = r
+	}
+	return r
 }
 
 type stats struct{ retries int64 }
@@ -146,7 +169,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		cfg.Now = time.Now
 	}
 	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg.Format), partial: map[string]part{},
-		spool: newSpool(8 << 20), stats: map[string]*stats{}, failed: map[string]bool{}, lastAcked: map[string]checkpoint.State{}}
+		runs: map[string]*sourceRun{}, stats: map[string]*stats{}, lastAcked: map[string]checkpoint.State{}}
 	opts := []natsgo.Option{
 		natsgo.Name("sluice " + cfg.Pipeline),
 		natsgo.Timeout(10 * time.Second),
@@ -159,7 +182,6 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		natsgo.ReconnectBufSize(-1),
 		natsgo.ReconnectHandler(func(*natsgo.Conn) {
 			s.mu.Lock()
-			s.reconnected = true
 			s.mu.Unlock()
 			s.log.Info("reconnected to NATS")
 		}),
@@ -203,13 +225,14 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 				return // an atomic batch already in the stream (a replay after a crash)
 			}
 			s.mu.Lock()
-			if s.asyncErr == nil {
-				s.asyncErr = fmt.Errorf("publish to %s: %w", m.Subject, err)
+			r := s.run(m.Header.Get(HdrSource))
+			if r.asyncErr == nil {
+				r.asyncErr = fmt.Errorf("publish to %s: %w", m.Subject, err)
 			}
 			if id := m.Header.Get(HdrGTID); id != "" {
-				s.failed[id] = true
+				r.failed[id] = true
 			} else {
-				s.failed[m.Header.Get(HdrPos)] = true
+				r.failed[m.Header.Get(HdrPos)] = true
 			}
 			s.mu.Unlock()
 		}))
@@ -380,7 +403,11 @@ func (s *Sink) Close() error {
 	if s.outbox != nil {
 		s.outbox.close()
 	}
-	s.spool.reset()
+	s.mu.Lock()
+	for _, r := range s.runs {
+		r.spool.reset()
+	}
+	s.mu.Unlock()
 	if s.nc != nil {
 		s.nc.Close()
 	}
