@@ -16,6 +16,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // Table is one table to compare. Routes can merge several source tables into
@@ -255,7 +257,7 @@ func (c *comparison) run(ctx context.Context) error {
 	if len(key) > 0 {
 		// The optimizer sometimes prefers a full scan for a secondary key
 		// when it needs every column; chunks are only cheap on the key.
-		c.srcFrom += " FORCE INDEX (" + quoteIdent(keyIndex) + ")"
+		c.srcFrom += " FORCE INDEX (" + sqltext.QuoteIdent(keyIndex) + ")"
 	}
 	c.dstFrom = qualified(c.t.TargetSchema, c.t.TargetTable)
 	c.total = estimateRows(ctx, c.src, c.t.SourceSchema, c.t.SourceTable)
@@ -297,7 +299,7 @@ func (c *comparison) nextBound(ctx context.Context, lower []keyValue) ([]keyValu
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(quoteIdent(k.name))
+		b.WriteString(sqltext.QuoteIdent(k.name))
 	}
 	fmt.Fprintf(&b, " LIMIT 1 OFFSET %d", c.opts.ChunkSize-1)
 
@@ -319,7 +321,7 @@ func (c *comparison) nextBound(ctx context.Context, lower []keyValue) ([]keyValu
 		vals := make([]string, n)
 		for j := range vals {
 			if !raw[j].Valid {
-				return nil, fmt.Errorf("key column %s is NULL", quoteIdent(k.name))
+				return nil, fmt.Errorf("key column %s is NULL", sqltext.QuoteIdent(k.name))
 			}
 			vals[j] = raw[j].String
 		}

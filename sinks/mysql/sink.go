@@ -17,6 +17,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // Config configures a MySQL/MariaDB sink.
@@ -101,7 +102,12 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	// UPDATE counts the rows it matched, not the rows it changed, so an
 	// update that writes the values a row already has is not a conflict.
 	dc.ClientFoundRows = true
-	dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"
+	// The session must store exactly what the source stored: no strict
+	// mode (an invalid ENUM value, index 0, is written as 0), zero dates
+	// allowed (no NO_ZERO_DATE), dates like 2020-02-31 that a source with
+	// ALLOW_INVALID_DATES stored, and an explicit 0 in an AUTO_INCREMENT
+	// column kept.
+	dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'"
 	dc.Params["foreign_key_checks"] = "0"
 	conn, err := drv.NewConnector(dc)
 	if err != nil {
@@ -373,13 +379,13 @@ func (a *applier) rollback(ctx context.Context) {
 // appendCheckpoint appends the statement recording t as applied.
 func (a *applier) appendCheckpoint(dst []byte, t *binlog.Txn) []byte {
 	dst = append(dst, "INSERT INTO "+checkpointTable+" (pipeline, source, gtid_set, binlog_file, binlog_pos, updated_at) VALUES ("...)
-	dst = AppendLiteral(dst, a.s.cfg.Pipeline)
+	dst = sqltext.AppendString(dst, a.s.cfg.Pipeline)
 	dst = append(dst, ',')
-	dst = AppendLiteral(dst, a.source)
+	dst = sqltext.AppendString(dst, a.source)
 	dst = append(dst, ',')
-	dst = AppendLiteral(dst, t.Executed.String())
+	dst = sqltext.AppendString(dst, t.Executed.String())
 	dst = append(dst, ',')
-	dst = AppendLiteral(dst, t.Pos.File)
+	dst = sqltext.AppendString(dst, t.Pos.File)
 	dst = append(dst, ',')
 	dst = strconv.AppendUint(dst, uint64(t.Pos.Pos), 10)
 	dst = append(dst, ",UTC_TIMESTAMP(6)) ON DUPLICATE KEY UPDATE gtid_set=VALUES(gtid_set), binlog_file=VALUES(binlog_file), "+
@@ -394,9 +400,9 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	record := func() error {
 		q := a.appendCheckpoint([]byte("START TRANSACTION;"), t)
 		q = fmt.Appendf(q, ";DELETE FROM %s WHERE pipeline = ", pendingTable)
-		q = AppendLiteral(q, s.cfg.Pipeline)
+		q = sqltext.AppendString(q, s.cfg.Pipeline)
 		q = append(q, " AND source = "...)
-		q = AppendLiteral(q, a.source)
+		q = sqltext.AppendString(q, a.source)
 		q = append(q, ";COMMIT"...)
 		_, err := a.exec(ctx, string(q))
 		if err != nil {
@@ -433,11 +439,11 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	replay := pending == id
 	if !replay {
 		q := fmt.Appendf(nil, "REPLACE INTO %s (pipeline, source, ddl_id) VALUES (", pendingTable)
-		q = AppendLiteral(q, s.cfg.Pipeline)
+		q = sqltext.AppendString(q, s.cfg.Pipeline)
 		q = append(q, ',')
-		q = AppendLiteral(q, a.source)
+		q = sqltext.AppendString(q, a.source)
 		q = append(q, ',')
-		q = AppendLiteral(q, id)
+		q = sqltext.AppendString(q, id)
 		q = append(q, ')')
 		if _, err := a.exec(ctx, string(q)); err != nil {
 			return err
@@ -448,7 +454,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		return err
 	}
 	if db := DDLDatabase(t.DDL); db != "" {
-		if _, err := a.exec(ctx, "USE "+QuoteIdent(db)); err != nil && errorNumber(err) != 1049 {
+		if _, err := a.exec(ctx, "USE "+sqltext.QuoteIdent(db)); err != nil && errorNumber(err) != 1049 {
 			return err
 		}
 	}
