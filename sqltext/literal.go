@@ -229,4 +229,3 @@ func appendDouble(dst []byte, f float64, bits int) []byte {
 	}
 	return append(dst, "e0"...)
 }
-
