@@ -78,9 +78,9 @@ func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 	case uint64:
 		return strconv.AppendUint(dst, x, 10)
 	case float32:
-		return appendDouble(dst, float64(x), 32)
+		return appendDouble(dst, float64(x))
 	case float64:
-		return appendDouble(dst, x, 64)
+		return appendDouble(dst, x)
 	case binlog.Decimal:
 		return append(dst, x...)
 	case string:
@@ -209,19 +209,18 @@ func appendHex(dst, b []byte) []byte {
 }
 
 // appendDouble writes f as a double literal: the shortest decimal that
-// reads back as the same float of the given size, with an exponent so
+// reads back as the same double, with an exponent so
 // that MySQL reads it as a DOUBLE, not as an exact DECIMAL. A FLOAT value
 // is written as the double it widens to, so that comparing a FLOAT column
 // with it is exact. NaN and infinities, which MySQL cannot store, are NULL.
-func appendDouble(dst []byte, f float64, bits int) []byte {
+func appendDouble(dst []byte, f float64) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return append(dst, "NULL"...)
 	}
 	// A FLOAT's 0.1 is 0.100000001490116...: "0.1" would store the same
-	// FLOAT but not compare equal to it, so bits is not used to shorten.
-	_ = bits
+	// FLOAT but not compare equal to it, so it is written as a double.
 	start := len(dst)
-	dst = strconv.AppendFloat(dst, f, 'g', -1, 64)
+	dst = binlog.AppendFloat(dst, f, 64)
 	for _, c := range dst[start:] {
 		if c == 'e' || c == 'E' {
 			return dst
