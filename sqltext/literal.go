@@ -68,7 +68,8 @@ func AppendValue(dst []byte, v binlog.Value) []byte { return AppendLiteral(dst, 
 //     UTF-8 column); RawText is always _charset X'…';
 //   - ENUM and SET by index and bitmask, which no collation can confuse;
 //   - FLOAT and DOUBLE as double literals (with an exponent), exact;
-//   - binary strings, GEOMETRY, UUID and INET values as X'…'.
+//   - binary strings and GEOMETRY as X'…'; UUID and INET values in their
+//     text form.
 func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 	switch x := v.(type) {
 	case nil:
@@ -96,11 +97,13 @@ func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 	case binlog.Set:
 		return strconv.AppendUint(dst, x.Bits, 10)
 	case binlog.UUID:
-		return appendHex(dst, x[:])
+		// The text form: what every MariaDB version reads the same way,
+		// whatever order it stores a UUID's bytes in.
+		return appendQuoted(dst, x.String())
 	case binlog.Inet4:
-		return appendHex(dst, x[:])
+		return appendQuoted(dst, x.String())
 	case binlog.Inet6:
-		return appendHex(dst, x[:])
+		return appendQuoted(dst, x.String())
 	case []byte:
 		return appendHex(dst, x)
 	case []float32:

@@ -104,11 +104,13 @@ func TestValueFidelity(t *testing.T) {
 			name:   "uuid inet4 inet6 with trailing zero bytes",
 			schema: []string{"CREATE TABLE m.t (u UUID, a INET4, b INET6, n INT)"},
 			dml: []string{"INSERT INTO m.t VALUES ('00000000-0000-0000-0000-000000000000', '0.0.0.0', '::', 1), " +
-				"('123e4567-e89b-12d3-a456-426655440000', '1.2.3.0', '1::', 2), ('6ccd780c-baba-1026-9564-5b8c656024db', '255.0.0.0', '::ffff:1.2.3.4', 3)",
+				"('123e4567-e89b-12d3-a456-426655440000', '1.2.3.0', '1::', 2), ('6ccd780c-baba-1026-9564-5b8c656024db', '255.0.0.0', '::ffff:1.2.3.4', 3), " +
+				"('6ccd780c-baba-4026-9564-5b8c656024db', '0.0.0.1', '::1.2.3.4', 4), ('ffffffff-ffff-ffff-ffff-ffffffffffff', '1.2.3.4', '1:0:0:2::3', 5), (NULL, NULL, '::102', 6)",
 				"UPDATE m.t SET n = n + 10", "DELETE FROM m.t WHERE n = 13"},
 			tables: []string{"m.t"},
 			query:  "SELECT u, a, b, n FROM m.t ORDER BY n",
-			want:   "00000000-0000-0000-0000-000000000000,0.0.0.0,::,11 123e4567-e89b-12d3-a456-426655440000,1.2.3.0,1::,12",
+			want: "00000000-0000-0000-0000-000000000000,0.0.0.0,::,11 123e4567-e89b-12d3-a456-426655440000,1.2.3.0,1::,12 " +
+				"6ccd780c-baba-4026-9564-5b8c656024db,0.0.0.1,::1.2.3.4,14 ffffffff-ffff-ffff-ffff-ffffffffffff,1.2.3.4,1:0:0:2::3,15 NULL,NULL,::102,16",
 		},
 		{
 			name:   "timestamp at epoch 0 with a fraction",
