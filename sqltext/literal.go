@@ -13,6 +13,7 @@ package sqltext
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
@@ -113,7 +114,9 @@ func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 		}
 		return appendHex(dst, b)
 	}
-	return append(dst, "NULL"...)
+	// A value type this writer does not know must not become NULL or any
+	// other value silently: the statement fails, naming it.
+	return fmt.Appendf(dst, "sluice_cannot_write_%T", v)
 }
 
 // appendText writes text of column col: exactly the bytes the column's

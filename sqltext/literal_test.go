@@ -54,6 +54,7 @@ func TestAppendLiteral(t *testing.T) {
 		{"json", nil, binlog.JSON(`{"a":"b\n"}`), `_utf8mb4 X'7b2261223a22625c6e227d'`},
 		{"vector", nil, []float32{1}, "X'0000803f'"},
 		{"temporal", nil, "2020-02-31", "'2020-02-31'"},
+		{"unknown type fails the statement", nil, int32(1), "sluice_cannot_write_int32"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
