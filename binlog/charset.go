@@ -6,7 +6,6 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/japanese"
 	"golang.org/x/text/encoding/korean"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -20,28 +19,10 @@ import (
 // stay RawText, the stored bytes, so that nothing is ever replaced by "?"
 // or U+FFFD on the way to a target.
 
-// singleByte are MySQL's 8-bit character sets that x/text has a table for.
-var singleByte = map[string]*charmap.Charmap{
-	"latin1":   charmap.Windows1252, // MySQL's latin1 is cp1252, see latin1Table
-	"latin2":   charmap.ISO8859_2,
-	"latin5":   charmap.ISO8859_9,
-	"latin7":   charmap.ISO8859_13,
-	"greek":    charmap.ISO8859_7,
-	"hebrew":   charmap.ISO8859_8,
-	"cp1250":   charmap.Windows1250,
-	"cp1251":   charmap.Windows1251,
-	"cp1256":   charmap.Windows1256,
-	"cp1257":   charmap.Windows1257,
-	"cp850":    charmap.CodePage850,
-	"cp852":    charmap.CodePage852,
-	"cp866":    charmap.CodePage866,
-	"koi8r":    charmap.KOI8R,
-	"koi8u":    charmap.KOI8U,
-	"tis620":   charmap.Windows874,
-	"macroman": charmap.Macintosh,
-}
-
-// multiByte are the other character sets x/text converts.
+// multiByte are the multi-byte character sets x/text converts. Their text
+// is checked to convert back to exactly the stored bytes; x/text's tables
+// differ from MySQL's for a few characters (big5 0xC755 is U+30BD in MySQL,
+// U+306E in x/text), which JSON output then shows as x/text reads them.
 var multiByte = map[string]encoding.Encoding{
 	"gbk":     simplifiedchinese.GBK,
 	"gb2312":  simplifiedchinese.GBK,
@@ -58,9 +39,10 @@ var multiByte = map[string]encoding.Encoding{
 	"utf32":   utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM),
 }
 
-// notASCII are character sets whose bytes below 0x80 are not ASCII: the
-// UTF-16/32 family (decoded by x/text) and swe7 (7-bit Swedish, carried raw).
-var notASCII = map[string]bool{"ucs2": true, "utf16": true, "utf16le": true, "utf32": true, "swe7": true}
+// notASCII are the character sets whose bytes below 0x80 are not ASCII:
+// the UTF-16/32 family (decoded by x/text) and, from the server's tables,
+// swe7 (7-bit Swedish).
+var notASCII = map[string]bool{"ucs2": true, "utf16": true, "utf16le": true, "utf32": true}
 
 // byteTable is a single-byte character set as a table both ways; entries
 // of dec that are utf8.RuneError are bytes the character set does not map.
@@ -69,23 +51,14 @@ type byteTable struct {
 	enc map[rune]byte
 }
 
+// byteTables are MySQL's 8-bit character sets, from the server's own
+// conversion tables (charset_tables.go): latin1 is cp1252 with 0x81, 0x8D,
+// 0x8F, 0x90 and 0x9D as U+0081..., swe7 maps '[' to 'Ä', and so on.
 var byteTables = map[string]*byteTable{}
 
 func init() {
-	for name, cm := range singleByte {
-		bt := &byteTable{enc: make(map[rune]byte, 256)}
-		for i := range 256 {
-			r := cm.DecodeByte(byte(i))
-			bt.dec[i] = r
-		}
-		if name == "latin1" {
-			// MySQL's latin1 maps cp1252's five undefined bytes to the C1
-			// controls of the same code (ctype-latin1.c), so that every
-			// byte converts to UTF-8 and back.
-			for _, b := range []byte{0x81, 0x8D, 0x8F, 0x90, 0x9D} {
-				bt.dec[b] = rune(b)
-			}
-		}
+	for name, tab := range mysqlByteTables {
+		bt := &byteTable{dec: *tab, enc: make(map[rune]byte, 256)}
 		for i, r := range bt.dec {
 			if r == utf8.RuneError {
 				continue
@@ -97,6 +70,12 @@ func init() {
 				continue
 			}
 			bt.enc[r] = byte(i)
+		}
+		for b := range 0x80 {
+			if bt.dec[b] != rune(b) {
+				notASCII[name] = true
+				break
+			}
 		}
 		byteTables[name] = bt
 	}
@@ -128,8 +107,9 @@ func textDecoder(cs string) func([]byte) Value {
 		}
 	case byteTables[cs] != nil:
 		bt := byteTables[cs]
+		ascii := !notASCII[cs]
 		return func(b []byte) Value {
-			if isASCII(b) {
+			if ascii && isASCII(b) {
 				return string(b)
 			}
 			out := make([]byte, 0, len(b)+len(b)/2)
@@ -162,9 +142,8 @@ func textDecoder(cs string) func([]byte) Value {
 	case notASCII[cs]:
 		return raw
 	}
-	// ASCII and the 8-bit character sets x/text has no table for (dec8,
-	// hp8, keybcs2, macce, armscii8, geostd8): ASCII text is text, the rest
-	// stays bytes.
+	// A character set sluice has no table for: ASCII text is text, the
+	// rest stays bytes.
 	return func(b []byte) Value {
 		if isASCII(b) {
 			return string(b)

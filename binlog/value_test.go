@@ -66,9 +66,12 @@ func TestTextRoundTrip(t *testing.T) {
 		{"cp852", []byte{0xe9}, "Ú", false},
 		{"tis620", []byte{0xa1}, "ก", false},
 		{"macroman", []byte{0x8e}, "é", false},
-		{"swe7", []byte{'['}, "", true},
+		{"swe7", []byte{'['}, "Ä", false},
+		{"swe7", []byte{0x80}, "", true},
 		{"hp8", []byte{'a'}, "a", false},
-		{"hp8", []byte{0xa1}, "", true},
+		{"hp8", []byte{0xa1}, "À", false},
+		{"hebrew", []byte{0xaf}, "‾", false}, // MySQL's table, not ISO 8859-8's macron
+		{"tis620", []byte{0xa0}, "", true},
 		{"sjis", []byte{0x82, 0xa0}, "あ", false},
 	}
 	for _, tt := range tests {
