@@ -1,11 +1,11 @@
 package binlog
 
 import (
+	"bytes"
 	"strings"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding"
-	"golang.org/x/text/encoding/charmap"
 	"golang.org/x/text/encoding/japanese"
 	"golang.org/x/text/encoding/korean"
 	"golang.org/x/text/encoding/simplifiedchinese"
@@ -14,23 +14,16 @@ import (
 	"golang.org/x/text/encoding/unicode/utf32"
 )
 
-// Row events carry text in the column's character set. Everything sluice
-// emits is UTF-8, so other character sets are converted.
-var charsets = map[string]encoding.Encoding{
-	"latin1":  charmap.Windows1252, // MySQL's latin1 is cp1252
-	"latin2":  charmap.ISO8859_2,
-	"latin5":  charmap.ISO8859_9,
-	"latin7":  charmap.ISO8859_13,
-	"greek":   charmap.ISO8859_7,
-	"hebrew":  charmap.ISO8859_8,
-	"cp1250":  charmap.Windows1250,
-	"cp1251":  charmap.Windows1251,
-	"cp1256":  charmap.Windows1256,
-	"cp1257":  charmap.Windows1257,
-	"cp850":   charmap.CodePage850,
-	"cp866":   charmap.CodePage866,
-	"koi8r":   charmap.KOI8R,
-	"koi8u":   charmap.KOI8U,
+// Row events carry text in the column's character set. Values are UTF-8
+// strings when the bytes convert to UTF-8 and back exactly; otherwise they
+// stay RawText, the stored bytes, so that nothing is ever replaced by "?"
+// or U+FFFD on the way to a target.
+
+// multiByte are the multi-byte character sets x/text converts. Their text
+// is checked to convert back to exactly the stored bytes; x/text's tables
+// differ from MySQL's for a few characters (big5 0xC755 is U+30BD in MySQL,
+// U+306E in x/text), which JSON output then shows as x/text reads them.
+var multiByte = map[string]encoding.Encoding{
 	"gbk":     simplifiedchinese.GBK,
 	"gb2312":  simplifiedchinese.GBK,
 	"gb18030": simplifiedchinese.GB18030,
@@ -46,24 +39,150 @@ var charsets = map[string]encoding.Encoding{
 	"utf32":   utf32.UTF32(utf32.BigEndian, utf32.IgnoreBOM),
 }
 
-// textDecoder returns a function converting bytes in charset cs to a UTF-8
-// string, or nil when no conversion is needed (UTF-8, ASCII, unknown).
-func textDecoder(cs string) func([]byte) string {
-	enc := charsets[strings.ToLower(cs)]
-	if enc == nil {
-		return nil
+// notASCII are the character sets whose bytes below 0x80 are not ASCII:
+// the UTF-16/32 family (decoded by x/text) and, from the server's tables,
+// swe7 (7-bit Swedish).
+var notASCII = map[string]bool{"ucs2": true, "utf16": true, "utf16le": true, "utf32": true}
+
+// byteTable is a single-byte character set as a table both ways; entries
+// of dec that are utf8.RuneError are bytes the character set does not map.
+type byteTable struct {
+	dec [256]rune
+	enc map[rune]byte
+}
+
+// byteTables are MySQL's 8-bit character sets, from the server's own
+// conversion tables (charset_tables.go): latin1 is cp1252 with 0x81, 0x8D,
+// 0x8F, 0x90 and 0x9D as U+0081..., swe7 maps '[' to 'Ä', and so on.
+var byteTables = map[string]*byteTable{}
+
+func init() {
+	for name, tab := range mysqlByteTables {
+		bt := &byteTable{dec: *tab, enc: make(map[rune]byte, 256)}
+		for i, r := range bt.dec {
+			if r == utf8.RuneError {
+				continue
+			}
+			if _, dup := bt.enc[r]; dup {
+				// Two bytes for one character: neither converts back exactly.
+				bt.dec[bt.enc[r]] = utf8.RuneError
+				bt.dec[i] = utf8.RuneError
+				continue
+			}
+			bt.enc[r] = byte(i)
+		}
+		for b := range 0x80 {
+			if bt.dec[b] != rune(b) {
+				notASCII[name] = true
+				break
+			}
+		}
+		byteTables[name] = bt
 	}
-	return func(b []byte) string {
+}
+
+// isUTF8 reports whether charset cs stores UTF-8.
+func isUTF8(cs string) bool {
+	switch cs {
+	case "utf8mb4", "utf8mb3", "utf8":
+		return true
+	}
+	return false
+}
+
+// textDecoder returns the function converting bytes stored in charset cs
+// to a Value: a UTF-8 string when the conversion is exact both ways,
+// RawText otherwise. An empty cs (character set unknown) is treated as
+// UTF-8.
+func textDecoder(cs string) func([]byte) Value {
+	cs = strings.ToLower(cs)
+	raw := func(b []byte) Value { return RawText{Bytes: bytes.Clone(b), Charset: cs} }
+	switch {
+	case cs == "" || isUTF8(cs):
+		return func(b []byte) Value {
+			if utf8.Valid(b) {
+				return string(b)
+			}
+			return raw(b)
+		}
+	case byteTables[cs] != nil:
+		bt := byteTables[cs]
+		ascii := !notASCII[cs]
+		return func(b []byte) Value {
+			if ascii && isASCII(b) {
+				return string(b)
+			}
+			out := make([]byte, 0, len(b)+len(b)/2)
+			for _, c := range b {
+				r := bt.dec[c]
+				if r == utf8.RuneError {
+					return raw(b)
+				}
+				out = utf8.AppendRune(out, r)
+			}
+			return string(out)
+		}
+	case multiByte[cs] != nil:
+		enc := multiByte[cs]
+		ascii := !notASCII[cs]
+		return func(b []byte) Value {
+			if ascii && isASCII(b) {
+				return string(b)
+			}
+			out, err := enc.NewDecoder().Bytes(b)
+			if err != nil || !utf8.Valid(out) || bytes.ContainsRune(out, utf8.RuneError) {
+				return raw(b)
+			}
+			back, err := enc.NewEncoder().Bytes(out)
+			if err != nil || !bytes.Equal(back, b) {
+				return raw(b)
+			}
+			return string(out)
+		}
+	case notASCII[cs]:
+		return raw
+	}
+	// A character set sluice has no table for: ASCII text is text, the
+	// rest stays bytes.
+	return func(b []byte) Value {
 		if isASCII(b) {
 			return string(b)
 		}
-		out, err := enc.NewDecoder().Bytes(b)
-		if err != nil || !utf8.Valid(out) {
-			return string(b)
-		}
-		return string(out)
+		return raw(b)
 	}
 }
+
+// EncodeText converts a text value (UTF-8) to the bytes charset cs stores
+// for it. ok is false when cs is unknown to sluice or s has a character cs
+// cannot store; text decoded from cs always converts back exactly.
+func EncodeText(s, cs string) (b []byte, ok bool) {
+	cs = strings.ToLower(cs)
+	switch {
+	case isUTF8(cs):
+		return []byte(s), utf8.ValidString(s)
+	case byteTables[cs] != nil:
+		bt := byteTables[cs]
+		out := make([]byte, 0, len(s))
+		for _, r := range s {
+			c, ok := bt.enc[r]
+			if !ok {
+				return nil, false
+			}
+			out = append(out, c)
+		}
+		return out, true
+	case multiByte[cs] != nil:
+		out, err := multiByte[cs].NewEncoder().Bytes([]byte(s))
+		return out, err == nil
+	case !notASCII[cs] && isASCII([]byte(s)):
+		return []byte(s), true
+	}
+	return nil, false
+}
+
+// ASCIICompatible reports whether charset cs stores ASCII text as ASCII
+// bytes, so that an ASCII literal means the same in it as in utf8mb4.
+func ASCIICompatible(cs string) bool { return !notASCII[strings.ToLower(cs)] }
 
 func isASCII(b []byte) bool {
 	for _, c := range b {

@@ -2,11 +2,9 @@ package binlog
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
@@ -172,7 +170,7 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 	if useDef {
 		for i, c := range def.Columns {
 			col := &t.Columns[i]
-			col.SQLType, col.Unsigned, col.Charset, col.Elems = c.SQLType, c.Unsigned, c.Charset, c.Elems
+			col.SQLType, col.BaseType, col.Unsigned, col.Charset, col.Elems = c.SQLType, c.Type, c.Unsigned, c.Charset, c.Elems
 			col.Binary = c.Charset == "binary" && !c.JSON
 			col.JSON, col.Generated, col.Invisible, col.Length = c.JSON, c.Generated, c.Invisible, c.Length
 			col.Nullable = c.Nullable
@@ -320,10 +318,17 @@ func converter(c *Column) func(Value) (Value, error) {
 			return normalizeInt(v, unsigned), nil
 		}
 	case mysql.MYSQL_TYPE_TIME2, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIMESTAMP2:
-		fsp := c.FSP
+		fsp, typ := c.FSP, c.Type
 		return func(v Value) (Value, error) {
 			if s, ok := v.(string); ok {
-				return padFraction(s, fsp), nil
+				s = padFraction(s, fsp)
+				// go-mysql prints a TIMESTAMP of second 0 with a fraction
+				// as the zero timestamp; it is 1970-01-01 00:00:00.f UTC.
+				if rest, ok := strings.CutPrefix(s, "0000-00-00 00:00:00."); ok && typ == mysql.MYSQL_TYPE_TIMESTAMP2 &&
+					strings.Trim(rest, "0") != "" {
+					s = "1970-01-01 00:00:00." + rest
+				}
+				return s, nil
 			}
 			return v, nil
 		}
@@ -344,89 +349,32 @@ func converter(c *Column) func(Value) (Value, error) {
 			return v, nil
 		}
 	case mysql.MYSQL_TYPE_ENUM:
-		elems := c.Elems
+		conv := enumValue(c.Elems)
 		return func(v Value) (Value, error) {
-			i, ok := v.(int64)
-			if !ok {
-				return v, nil
+			if i, ok := v.(int64); ok {
+				return conv(uint64(i))
 			}
-			if i == 0 {
-				return "", nil // the "invalid value" member
-			}
-			if elems == nil {
-				return i, nil // names unknown: keep the index, as mysqlbinlog does
-			}
-			if int(i) > len(elems) {
-				return nil, fmt.Errorf("ENUM index %d out of range for %d members", i, len(elems))
-			}
-			return elems[i-1], nil
+			return v, nil
 		}
 	case mysql.MYSQL_TYPE_SET:
-		elems := c.Elems
+		conv := setValue(c.Elems)
 		return func(v Value) (Value, error) {
-			bits, ok := v.(int64)
-			if !ok || elems == nil {
-				return v, nil
+			if bits, ok := v.(int64); ok {
+				return conv(uint64(bits)), nil
 			}
-			var b strings.Builder
-			for i, e := range elems {
-				if uint64(bits)&(1<<uint(i)) != 0 {
-					if b.Len() > 0 {
-						b.WriteByte(',')
-					}
-					b.WriteString(e)
-				}
-			}
-			return b.String(), nil
+			return v, nil
 		}
-	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB:
-		switch {
-		case c.JSON:
-			return func(v Value) (Value, error) { return toJSON(v), nil }
-		case c.Binary:
-			pad := 0
-			if c.Type == mysql.MYSQL_TYPE_STRING {
-				pad = c.Length
+	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB,
+		mysql.MYSQL_TYPE_GEOMETRY, mysql.MYSQL_TYPE_VECTOR:
+		conv := bytesValue(c)
+		return func(v Value) (Value, error) {
+			switch x := v.(type) {
+			case string:
+				return conv([]byte(x))
+			case []byte:
+				return conv(x)
 			}
-			return func(v Value) (Value, error) {
-				var b []byte
-				switch x := v.(type) {
-				case string:
-					b = []byte(x)
-				case []byte:
-					b = x
-				default:
-					return v, nil
-				}
-				// BINARY(n) is stored padded with zero bytes; the binlog drops
-				// the padding, SELECT shows it.
-				if len(b) < pad {
-					p := make([]byte, pad)
-					copy(p, b)
-					b = p
-				}
-				return b, nil
-			}
-		default:
-			dec := textDecoder(c.Charset)
-			return func(v Value) (Value, error) {
-				switch x := v.(type) {
-				case string:
-					if dec != nil {
-						return dec([]byte(x)), nil
-					}
-					return x, nil
-				case []byte:
-					if dec != nil {
-						return dec(x), nil
-					}
-					if c.Charset == "" && c.Type == mysql.MYSQL_TYPE_BLOB {
-						return x, nil // TEXT or BLOB unknown: keep the bytes
-					}
-					return string(x), nil
-				}
-				return v, nil
-			}
+			return v, nil
 		}
 	case mysql.MYSQL_TYPE_JSON:
 		return func(v Value) (Value, error) {
@@ -434,21 +382,6 @@ func converter(c *Column) func(Value) (Value, error) {
 				return nil, ErrPartialJSON
 			}
 			return toJSON(v), nil
-		}
-	case mysql.MYSQL_TYPE_VECTOR:
-		return func(v Value) (Value, error) {
-			b, ok := v.([]byte)
-			if !ok {
-				return v, nil
-			}
-			if len(b)%4 != 0 {
-				return nil, fmt.Errorf("VECTOR value of %d bytes is not a list of float32", len(b))
-			}
-			vec := make([]float32, len(b)/4)
-			for i := range vec {
-				vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[i*4:]))
-			}
-			return vec, nil
 		}
 	}
 	return func(v Value) (Value, error) { return v, nil }

@@ -1,6 +1,7 @@
 package binlog
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
@@ -155,11 +156,36 @@ func AppendValueJSON(dst []byte, v Value) []byte {
 		return append(dst, '"')
 	case JSON:
 		// JSON values are valid JSON: rendered by the JSON decoder, or
-		// checked when read from MariaDB's text JSON columns.
-		if len(x) == 0 {
-			return append(dst, "null"...)
+		// checked when read from MariaDB's text JSON columns. They are
+		// embedded, except the document null, which would read as SQL NULL,
+		// and documents that would read as that marker.
+		if len(x) == 0 || needsJSONMarker(x) {
+			dst = append(dst, `{"$json":`...)
+			if len(x) == 0 {
+				x = JSON("null")
+			}
+			dst = appendString(dst, string(x))
+			return append(dst, '}')
 		}
 		return append(dst, x...)
+	case RawText:
+		// Text whose bytes are not valid in its character set (or in a
+		// character set sluice does not convert): the bytes, marked.
+		dst = append(dst, `{"$base64":"`...)
+		dst = base64.StdEncoding.AppendEncode(dst, x.Bytes)
+		dst = append(dst, `","$charset":`...)
+		dst = appendString(dst, x.Charset)
+		return append(dst, '}')
+	case Enum:
+		return appendString(dst, x.Name)
+	case Set:
+		return appendString(dst, x.Names)
+	case UUID:
+		return appendString(dst, x.String())
+	case Inet4:
+		return appendString(dst, x.String())
+	case Inet6:
+		return appendString(dst, x.String())
 	case []float32:
 		dst = append(dst, '[')
 		for i, f := range x {
@@ -173,6 +199,39 @@ func AppendValueJSON(dst []byte, v Value) []byte {
 	b, _ := json.Marshal(v)
 	return append(dst, b...)
 }
+
+// needsJSONMarker reports whether a JSON document must be written as
+// {"$json":"<text>"}: the document null (which would read as SQL NULL),
+// and objects whose first key is "$json" (which would read as the marker).
+func needsJSONMarker(doc JSON) bool {
+	t := bytes.TrimLeft(doc, " \t\r\n")
+	switch {
+	case len(t) == 0:
+		return false
+	case t[0] == 'n':
+		return true
+	case t[0] != '{' || (!bytes.ContainsRune(t, '$') && !bytes.Contains(t, []byte(`\u`))):
+		return false
+	}
+	d := json.NewDecoder(bytes.NewReader(doc))
+	tok, err := d.Token()
+	if err != nil {
+		return false
+	}
+	if tok == nil {
+		return true
+	}
+	if tok != json.Delim('{') {
+		return false
+	}
+	key, err := d.Token()
+	return err == nil && key == "$json"
+}
+
+// AppendFloat appends f as the shortest text that reads back as the same
+// float of the given size; NaN and infinities (which MySQL cannot store)
+// as null.
+func AppendFloat(dst []byte, f float64, bits int) []byte { return appendFloat(dst, f, bits) }
 
 func appendFloat(dst []byte, f float64, bits int) []byte {
 	if math.IsNaN(f) || math.IsInf(f, 0) {

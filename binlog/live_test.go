@@ -69,6 +69,10 @@ func renderText(v binlog.Value) string {
 		return x
 	case binlog.JSON:
 		return string(x)
+	case binlog.Enum:
+		return x.Name
+	case binlog.Set:
+		return x.Names
 	case []byte:
 		return strings.ToUpper(hex.EncodeToString(x))
 	case float32:

@@ -169,31 +169,24 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 		if size != 1 && size != 2 {
 			return nil, fmt.Errorf("ENUM pack length %d", size)
 		}
-		elems := c.Elems
+		conv := enumValue(c.Elems)
 		return func(b []byte) (Value, int, error) {
 			if len(b) < size {
 				return nil, 0, errShort
 			}
-			idx := int(b[0])
+			idx := uint64(b[0])
 			if size == 2 {
-				idx = int(binary.LittleEndian.Uint16(b))
+				idx = uint64(binary.LittleEndian.Uint16(b))
 			}
-			switch {
-			case idx == 0:
-				return "", size, nil // the "invalid value" member
-			case elems == nil:
-				return int64(idx), size, nil // names unknown: the index, as mysqlbinlog prints it
-			case idx > len(elems):
-				return nil, 0, fmt.Errorf("ENUM index %d out of range for %d members", idx, len(elems))
-			}
-			return elems[idx-1], size, nil
+			v, err := conv(idx)
+			return v, size, err
 		}, nil
 	case mysql.MYSQL_TYPE_SET:
 		size := int(meta & 0xff)
 		if size < 1 || size > 8 {
 			return nil, fmt.Errorf("SET pack length %d", size)
 		}
-		elems := c.Elems
+		conv := setValue(c.Elems)
 		return func(b []byte) (Value, int, error) {
 			if len(b) < size {
 				return nil, 0, errShort
@@ -202,19 +195,7 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			for i := size - 1; i >= 0; i-- {
 				v = v<<8 | uint64(b[i])
 			}
-			if elems == nil {
-				return int64(v), size, nil
-			}
-			out := make([]byte, 0, 32)
-			for i, e := range elems {
-				if v&(1<<uint(i)) != 0 {
-					if len(out) > 0 {
-						out = append(out, ',')
-					}
-					out = append(out, e...)
-				}
-			}
-			return string(out), size, nil
+			return conv(v), size, nil
 		}, nil
 	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING:
 		maxLen := int(meta)
@@ -259,22 +240,7 @@ func intDecoder(size int, unsigned bool) colDecoder {
 // stringDecoder reads a length-prefixed value and makes it text, bytes,
 // JSON or a vector according to the column.
 func stringDecoder(prefix int, c *Column) colDecoder {
-	pad := 0
-	if c.Type == mysql.MYSQL_TYPE_STRING && c.Binary {
-		pad = c.Length
-	}
-	text := textDecoder(c.Charset)
-	kind := 0 // 0 text, 1 bytes, 2 JSON text, 3 vector
-	switch {
-	case c.Type == mysql.MYSQL_TYPE_VECTOR:
-		kind = 3
-	case c.JSON:
-		kind = 2
-	case c.Binary || c.Type == mysql.MYSQL_TYPE_GEOMETRY:
-		kind = 1
-	case c.Charset == "" && c.Type != mysql.MYSQL_TYPE_STRING && c.Type != mysql.MYSQL_TYPE_VARCHAR && c.Type != mysql.MYSQL_TYPE_VAR_STRING:
-		kind = 1 // a BLOB or TEXT whose character set is unknown: keep the bytes
-	}
+	conv := bytesValue(c)
 	return func(b []byte) (Value, int, error) {
 		if len(b) < prefix {
 			return nil, 0, errShort
@@ -286,35 +252,8 @@ func stringDecoder(prefix int, c *Column) colDecoder {
 		if n > len(b)-prefix {
 			return nil, 0, errShort
 		}
-		raw := b[prefix : prefix+n]
-		used := prefix + n
-		switch kind {
-		case 1:
-			out := make([]byte, max(n, pad))
-			copy(out, raw) // BINARY(n) loses its zero padding in the binlog
-			return out, used, nil
-		case 2:
-			// MariaDB's JSON is LONGTEXT with a json_valid() check, which is
-			// how the schema tracker knows the column is JSON: the text is
-			// valid JSON.
-			if n == 0 {
-				return JSON("null"), used, nil
-			}
-			return JSON(append([]byte(nil), raw...)), used, nil
-		case 3:
-			if n%4 != 0 {
-				return nil, 0, fmt.Errorf("VECTOR value of %d bytes", n)
-			}
-			vec := make([]float32, n/4)
-			for i := range vec {
-				vec[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[i*4:]))
-			}
-			return vec, used, nil
-		}
-		if text != nil {
-			return text(raw), used, nil
-		}
-		return string(raw), used, nil
+		v, err := conv(b[prefix : prefix+n])
+		return v, prefix + n, err
 	}
 }
 
@@ -450,7 +389,9 @@ func fracMicros(b []byte, dec int) int64 {
 func formatTimestamp(sec, micros int64, dec int) string {
 	var buf [26]byte
 	var out []byte
-	if sec == 0 {
+	if sec == 0 && micros == 0 {
+		// 0 is the zero timestamp; 1970-01-01 00:00:00.5 UTC is sec 0 with
+		// a fraction, a real time.
 		out = append(buf[:0], "0000-00-00 00:00:00"...)
 	} else {
 		t := time.Unix(sec, 0).UTC()

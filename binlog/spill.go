@@ -206,6 +206,12 @@ const (
 	tagJSON
 	tagVector
 	tagAbsent
+	tagRawText
+	tagEnum
+	tagSet
+	tagUUID
+	tagInet4
+	tagInet6
 )
 
 func encodeChange(dst []byte, c *Change, table int) []byte {
@@ -247,6 +253,21 @@ func encodeImage(dst []byte, img []Value) []byte {
 			}
 		case AbsentValue:
 			dst = append(dst, tagAbsent)
+		case RawText:
+			dst = appendBytes(append(dst, tagRawText), x.Bytes)
+			dst = appendBytes(dst, []byte(x.Charset))
+		case Enum:
+			dst = binary.AppendUvarint(append(dst, tagEnum), uint64(x.Index))
+			dst = appendBytes(dst, []byte(x.Name))
+		case Set:
+			dst = binary.AppendUvarint(append(dst, tagSet), x.Bits)
+			dst = appendBytes(dst, []byte(x.Names))
+		case UUID:
+			dst = append(append(dst, tagUUID), x[:]...)
+		case Inet4:
+			dst = append(append(dst, tagInet4), x[:]...)
+		case Inet6:
+			dst = append(append(dst, tagInet6), x[:]...)
 		default:
 			panic(fmt.Sprintf("binlog: value of unexpected type %T", v))
 		}
@@ -356,6 +377,27 @@ func (r *spillReader) image() []Value {
 			img[i] = vec
 		case tagAbsent:
 			img[i] = Absent
+		case tagRawText:
+			b := r.bytes(r.uvarint())
+			img[i] = RawText{Bytes: b, Charset: string(r.bytes(r.uvarint()))}
+		case tagEnum:
+			idx := r.uvarint()
+			img[i] = Enum{Index: uint16(idx), Name: string(r.bytes(r.uvarint()))}
+		case tagSet:
+			bits := r.uvarint()
+			img[i] = Set{Bits: bits, Names: string(r.bytes(r.uvarint()))}
+		case tagUUID:
+			if b := r.bytes(16); r.err == nil {
+				img[i] = UUID(b)
+			}
+		case tagInet4:
+			if b := r.bytes(4); r.err == nil {
+				img[i] = Inet4(b)
+			}
+		case tagInet6:
+			if b := r.bytes(16); r.err == nil {
+				img[i] = Inet6(b)
+			}
 		default:
 			r.err = errCorruptSpill
 		}

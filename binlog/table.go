@@ -30,7 +30,10 @@ type Column struct {
 	Type byte
 	// SQLType is the column's definition as SHOW CREATE TABLE would print
 	// its type, e.g. "int(10) unsigned", when known.
-	SQLType   string
+	SQLType string
+	// BaseType is the tracked base type in lower case ("int", "uuid",
+	// "inet6", ...), when known.
+	BaseType  string
 	Unsigned  bool
 	Nullable  bool
 	Binary    bool   // binary string (BINARY, VARBINARY, BLOB): values are []byte

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // column is one column of the source table as information_schema describes it.
@@ -153,7 +155,7 @@ func missingOnTarget(ctx context.Context, conn *sql.Conn, schema, table string, 
 	}
 	for _, c := range cols {
 		if !have[strings.ToLower(c.name)] {
-			missing = append(missing, quoteIdent(c.name))
+			missing = append(missing, sqltext.QuoteIdent(c.name))
 		}
 	}
 	return missing, true, nil
@@ -176,14 +178,14 @@ func checksumSelect(cols []column) string {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString("ISNULL(" + quoteIdent(c.name) + ")")
+		b.WriteString("ISNULL(" + sqltext.QuoteIdent(c.name) + ")")
 	}
 	b.WriteString("))) AS UNSIGNED)), 0)")
 	return b.String()
 }
 
 func (c column) checksumExpr() string {
-	q := quoteIdent(c.name)
+	q := sqltext.QuoteIdent(c.name)
 	switch c.dataType {
 	case "char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json":
 		// One character set for all: CONCAT_WS refuses to mix, say, latin1
@@ -220,7 +222,7 @@ type keyValue struct {
 // from, and for some types also a form to show (an ENUM's label says more
 // than its index).
 func (c column) boundExprs() []string {
-	q := quoteIdent(c.name)
+	q := sqltext.QuoteIdent(c.name)
 	switch c.kind() {
 	case kindNumberOf:
 		if c.dataType == "bit" {
@@ -250,7 +252,7 @@ func (c column) boundExprs() []string {
 func (c column) value(raw []string) (keyValue, error) {
 	s := raw[0]
 	bad := func() (keyValue, error) {
-		return keyValue{}, fmt.Errorf("unexpected value %q of key column %s", s, quoteIdent(c.name))
+		return keyValue{}, fmt.Errorf("unexpected value %q of key column %s", s, sqltext.QuoteIdent(c.name))
 	}
 	switch c.kind() {
 	case kindInt, kindNumberOf, kindDecimal:
@@ -283,16 +285,17 @@ func (c column) value(raw []string) (keyValue, error) {
 		if err != nil {
 			return bad()
 		}
-		lit := "X'" + s + "'"
+		cs := ""
 		switch c.kind() {
 		case kindText:
 			// An introducer keeps the column's character set, and a literal
 			// yields to the column's collation, so the comparison is the
 			// one ORDER BY used.
-			lit = "_" + c.charset + " " + lit
+			cs = c.charset
 		case kindOther:
-			lit = "_utf8mb4 " + lit
+			cs = "utf8mb4"
 		}
+		lit := string(sqltext.AppendCharsetBytes(nil, cs, b))
 		show := showBytes(b, s)
 		if len(raw) > 1 {
 			show = showBytes([]byte(raw[1]), s)
@@ -370,19 +373,19 @@ func keyUpTo(key []column, v []keyValue) string { return keyCompare(key, v, "<",
 
 func keyCompare(key []column, v []keyValue, op, lastOp string) string {
 	if len(key) == 1 {
-		return quoteIdent(key[0].name) + " " + lastOp + " " + v[0].lit
+		return sqltext.QuoteIdent(key[0].name) + " " + lastOp + " " + v[0].lit
 	}
 	var alts []string
 	for i := range key {
 		var terms []string
 		for j := range i {
-			terms = append(terms, quoteIdent(key[j].name)+" = "+v[j].lit)
+			terms = append(terms, sqltext.QuoteIdent(key[j].name)+" = "+v[j].lit)
 		}
 		o := op
 		if i == len(key)-1 {
 			o = lastOp
 		}
-		terms = append(terms, quoteIdent(key[i].name)+" "+o+" "+v[i].lit)
+		terms = append(terms, sqltext.QuoteIdent(key[i].name)+" "+o+" "+v[i].lit)
 		alts = append(alts, "("+strings.Join(terms, " AND ")+")")
 	}
 	return "(" + strings.Join(alts, " OR ") + ")"
@@ -406,11 +409,11 @@ func describeRange(key []column, lower, upper []keyValue) string {
 	}
 	var names string
 	if len(key) == 1 {
-		names = quoteIdent(key[0].name)
+		names = sqltext.QuoteIdent(key[0].name)
 	} else {
 		q := make([]string, len(key))
 		for i, k := range key {
-			q[i] = quoteIdent(k.name)
+			q[i] = sqltext.QuoteIdent(k.name)
 		}
 		names = "(" + strings.Join(q, ",") + ")"
 	}
@@ -444,6 +447,4 @@ func sameKey(a, b []keyValue) bool {
 	return true
 }
 
-func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-
-func qualified(schema, table string) string { return quoteIdent(schema) + "." + quoteIdent(table) }
+func qualified(schema, table string) string { return sqltext.QualifiedName(schema, table) }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sluice-cdc/sluice/backoff"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // Table is one table to compare. Routes can merge several source tables into
@@ -257,7 +258,7 @@ func (c *comparison) run(ctx context.Context) error {
 	if len(key) > 0 {
 		// The optimizer sometimes prefers a full scan for a secondary key
 		// when it needs every column; chunks are only cheap on the key.
-		c.srcFrom += " FORCE INDEX (" + quoteIdent(keyIndex) + ")"
+		c.srcFrom += " FORCE INDEX (" + sqltext.QuoteIdent(keyIndex) + ")"
 	}
 	c.dstFrom = qualified(c.t.TargetSchema, c.t.TargetTable)
 	c.total = estimateRows(ctx, c.src, c.t.SourceSchema, c.t.SourceTable)
@@ -299,7 +300,7 @@ func (c *comparison) nextBound(ctx context.Context, lower []keyValue) ([]keyValu
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		b.WriteString(quoteIdent(k.name))
+		b.WriteString(sqltext.QuoteIdent(k.name))
 	}
 	fmt.Fprintf(&b, " LIMIT 1 OFFSET %d", c.opts.ChunkSize-1)
 
@@ -321,7 +322,7 @@ func (c *comparison) nextBound(ctx context.Context, lower []keyValue) ([]keyValu
 		vals := make([]string, n)
 		for j := range vals {
 			if !raw[j].Valid {
-				return nil, fmt.Errorf("key column %s is NULL", quoteIdent(k.name))
+				return nil, fmt.Errorf("key column %s is NULL", sqltext.QuoteIdent(k.name))
 			}
 			vals[j] = raw[j].String
 		}

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 const dumpUsage = `usage:
@@ -340,7 +341,7 @@ func appendTxnSQL(dst []byte, t *binlog.Txn, reverse bool) ([]byte, error) {
 			if err != nil {
 				return dst, err
 			}
-			dst = mysqlsink.AppendChangeSQL(dst, c, false)
+			dst = sqltext.AppendChange(dst, c, false, false)
 			dst = append(dst, '\n')
 		}
 	} else {
@@ -355,7 +356,7 @@ func appendTxnSQL(dst []byte, t *binlog.Txn, reverse bool) ([]byte, error) {
 			changes = append(changes, c)
 		}
 		for i := len(changes) - 1; i >= 0; i-- {
-			dst = mysqlsink.AppendChangeSQL(dst, changes[i], true)
+			dst = sqltext.AppendChange(dst, changes[i], true, false)
 			dst = append(dst, '\n')
 		}
 	}

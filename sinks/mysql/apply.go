@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // Applying a transaction takes two round trips in the common case: one that
@@ -105,9 +106,9 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 		sep()
 		switch group[0].Op {
 		case binlog.Insert:
-			a.buf = appendInsert(a.buf, "INSERT", group)
+			a.buf = sqltext.AppendInsert(a.buf, "INSERT", group)
 		case binlog.Delete:
-			a.buf = appendDeleteIn(a.buf, group)
+			a.buf = sqltext.AppendDeleteIn(a.buf, group)
 		}
 		a.expect = append(a.expect, int64(len(group)))
 		group = group[:0]
@@ -158,7 +159,7 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 		default:
 			flushGroup()
 			sep()
-			a.buf = appendChange(a.buf, c, false, a.s.cfg.CheckBeforeImage)
+			a.buf = sqltext.AppendChange(a.buf, c, false, a.s.cfg.CheckBeforeImage)
 			a.buf = a.buf[:len(a.buf)-1] // the statement's own ';'
 			a.expect = append(a.expect, 1)
 		}
@@ -211,23 +212,6 @@ func deleteBatchable(c *binlog.Change) bool {
 	return k < len(c.Before) && c.Before[k] != nil && !binlog.IsAbsent(c.Before[k])
 }
 
-func appendDeleteIn(dst []byte, rows []*binlog.Change) []byte {
-	t := rows[0].Table
-	k := t.PK[0]
-	dst = append(dst, "DELETE FROM "...)
-	dst = append(dst, QualifiedName(t.Schema, t.Name)...)
-	dst = append(dst, " WHERE "...)
-	dst = append(dst, QuoteIdent(t.Columns[k].Name)...)
-	dst = append(dst, " IN ("...)
-	for i, c := range rows {
-		if i > 0 {
-			dst = append(dst, ',')
-		}
-		dst = AppendLiteral(dst, c.Before[k])
-	}
-	return append(dst, ')')
-}
-
 // applyCareful applies t one statement at a time so that each conflict
 // can be handled by the policy.
 func (a *applier) applyCareful(ctx context.Context, t *binlog.Txn) error {
@@ -261,7 +245,7 @@ func (a *applier) applyCareful(ctx context.Context, t *binlog.Txn) error {
 }
 
 func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Change) error {
-	stmt := string(appendChange(nil, c, false, a.s.cfg.CheckBeforeImage))
+	stmt := string(sqltext.AppendChange(nil, c, false, a.s.cfg.CheckBeforeImage))
 	affected, err := a.exec(ctx, stmt)
 	switch {
 	case err == nil && (c.Op == binlog.Insert || len(affected) == 1 && affected[0] == 1):
@@ -298,7 +282,7 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 		if c.Op != binlog.Insert && (err != nil || a.s.cfg.CheckBeforeImage || c.Op == binlog.Delete) {
 			// Remove the row the source changed, whatever the target has
 			// in it, then write the source's row.
-			del := AppendChangeSQL(nil, &binlog.Change{Table: c.Table, Op: binlog.Delete, Before: c.Before}, false)
+			del := sqltext.AppendChange(nil, &binlog.Change{Table: c.Table, Op: binlog.Delete, Before: c.Before}, false, false)
 			if _, err := a.exec(ctx, string(del)); err != nil {
 				return a.explain(t, err)
 			}
@@ -306,7 +290,7 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 		if c.Op == binlog.Delete {
 			return nil
 		}
-		rep := appendInsert(nil, "REPLACE", []*binlog.Change{{Table: c.Table, Op: binlog.Insert, After: c.After}})
+		rep := sqltext.AppendInsert(nil, "REPLACE", []*binlog.Change{{Table: c.Table, Op: binlog.Insert, After: c.After}})
 		if _, err := a.exec(ctx, string(rep)); err != nil {
 			return a.explain(t, err)
 		}
@@ -324,8 +308,8 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 // report; empty if there is none.
 func (a *applier) targetRow(ctx context.Context, c *binlog.Change) string {
 	t := c.Table
-	q := append([]byte("SELECT * FROM "), QualifiedName(t.Schema, t.Name)...)
-	q = appendWhere(q, t, c.Before, false)
+	q := append([]byte("SELECT * FROM "), sqltext.QualifiedName(t.Schema, t.Name)...)
+	q = sqltext.AppendWhere(q, t, c.Before, false)
 	q = append(q, " LIMIT 1"...)
 	rows, err := a.conn.QueryContext(ctx, string(q))
 	if err != nil {
@@ -363,8 +347,8 @@ func keyString(c *binlog.Change) string {
 		img = c.After
 	}
 	var parts []string
-	for _, i := range KeyColumns(c.Table, img) {
-		parts = append(parts, c.Table.Columns[i].Name+"="+string(AppendLiteral(nil, img[i])))
+	for _, i := range sqltext.KeyColumns(c.Table, img) {
+		parts = append(parts, c.Table.Columns[i].Name+"="+string(sqltext.AppendLiteral(nil, &c.Table.Columns[i], img[i])))
 	}
 	return truncate(strings.Join(parts, " "), 500)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // A pipeline's lease lives in the target it writes (Kleppmann's fencing
@@ -215,7 +216,7 @@ func readLease(ctx context.Context, q queryer, pipeline string) (Lease, bool, er
 // once another process has taken the lease.
 func (a *applier) appendFence(dst []byte, epoch uint64) []byte {
 	dst = append(dst, " FROM "+leaseTable+" WHERE pipeline = "...)
-	dst = AppendLiteral(dst, a.s.cfg.Pipeline)
+	dst = sqltext.AppendString(dst, a.s.cfg.Pipeline)
 	dst = append(dst, " AND epoch = "...)
 	return strconv.AppendUint(dst, epoch, 10)
 }

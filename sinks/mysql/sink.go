@@ -19,6 +19,7 @@ import (
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/mysqlconn"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // Config configures a MySQL/MariaDB sink.
@@ -113,7 +114,12 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		// UPDATE counts the rows it matched, not the rows it changed, so an
 		// update that writes the values a row already has is not a conflict.
 		dc.ClientFoundRows = true
-		dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION'"
+		// The session must store exactly what the source stored: no strict
+		// mode (an invalid ENUM value, index 0, is written as 0), zero dates
+		// allowed (no NO_ZERO_DATE), dates like 2020-02-31 that a source with
+		// ALLOW_INVALID_DATES stored, and an explicit 0 in an AUTO_INCREMENT
+		// column kept.
+		dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'"
 		dc.Params["foreign_key_checks"] = "0"
 	})
 	if err != nil {
@@ -421,13 +427,13 @@ func (a *applier) appendCheckpoint(dst []byte, t *binlog.Txn) []byte {
 	} else {
 		dst = append(dst, "VALUES ("...)
 	}
-	dst = AppendLiteral(dst, a.s.cfg.Pipeline)
+	dst = sqltext.AppendString(dst, a.s.cfg.Pipeline)
 	dst = append(dst, ',')
-	dst = AppendLiteral(dst, a.source)
+	dst = sqltext.AppendString(dst, a.source)
 	dst = append(dst, ',')
-	dst = AppendLiteral(dst, t.Executed.String())
+	dst = sqltext.AppendString(dst, t.Executed.String())
 	dst = append(dst, ',')
-	dst = AppendLiteral(dst, t.Pos.File)
+	dst = sqltext.AppendString(dst, t.Pos.File)
 	dst = append(dst, ',')
 	dst = strconv.AppendUint(dst, uint64(t.Pos.Pos), 10)
 	dst = append(dst, ",UTC_TIMESTAMP(6)"...)
@@ -460,9 +466,9 @@ func checkFence(affected int64) error {
 func (a *applier) recordOnly(ctx context.Context, t *binlog.Txn) error {
 	q := a.appendCheckpoint([]byte("START TRANSACTION;"), t)
 	q = fmt.Appendf(q, ";DELETE FROM %s WHERE pipeline = ", pendingTable)
-	q = AppendLiteral(q, a.s.cfg.Pipeline)
+	q = sqltext.AppendString(q, a.s.cfg.Pipeline)
 	q = append(q, " AND source = "...)
-	q = AppendLiteral(q, a.source)
+	q = sqltext.AppendString(q, a.source)
 	affected, err := a.exec(ctx, string(q))
 	if err == nil && len(affected) > 1 {
 		err = checkFence(affected[1])
@@ -510,11 +516,11 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	replay := pending == id
 	if !replay {
 		q := fmt.Appendf(nil, "REPLACE INTO %s (pipeline, source, ddl_id) VALUES (", pendingTable)
-		q = AppendLiteral(q, s.cfg.Pipeline)
+		q = sqltext.AppendString(q, s.cfg.Pipeline)
 		q = append(q, ',')
-		q = AppendLiteral(q, a.source)
+		q = sqltext.AppendString(q, a.source)
 		q = append(q, ',')
-		q = AppendLiteral(q, id)
+		q = sqltext.AppendString(q, id)
 		q = append(q, ')')
 		if _, err := a.exec(ctx, string(q)); err != nil {
 			return err
@@ -528,7 +534,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		return err
 	}
 	if db := DDLDatabase(t.DDL); db != "" {
-		if _, err := a.exec(ctx, "USE "+QuoteIdent(db)); err != nil && errorNumber(err) != 1049 {
+		if _, err := a.exec(ctx, "USE "+sqltext.QuoteIdent(db)); err != nil && errorNumber(err) != 1049 {
 			return err
 		}
 	}

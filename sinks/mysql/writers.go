@@ -4,6 +4,7 @@ import (
 	"sync"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // writerLog remembers which source transaction last wrote each of the most
@@ -35,9 +36,9 @@ func rowKey(c *binlog.Change, img []binlog.Value) string {
 	b = append(b, c.Table.Schema...)
 	b = append(b, '.')
 	b = append(b, c.Table.Name...)
-	for _, i := range KeyColumns(c.Table, img) {
+	for _, i := range sqltext.KeyColumns(c.Table, img) {
 		b = append(b, 0)
-		b = AppendLiteral(b, img[i])
+		b = sqltext.AppendLiteral(b, &c.Table.Columns[i], img[i])
 	}
 	return string(b)
 }

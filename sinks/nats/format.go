@@ -216,6 +216,8 @@ func canalString(v binlog.Value) string {
 			r[i] = rune(b)
 		}
 		return string(r)
+	case binlog.RawText: // text invalid in its charset: bytes, as binary strings
+		return canalString(x.Bytes)
 	case []float32:
 		return string(binlog.AppendValueJSON(nil, x))
 	}

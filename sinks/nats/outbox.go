@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/mysqlconn"
-	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
+	"github.com/sluice-cdc/sluice/sqltext"
 )
 
 // The transactional outbox ("local message table") pattern: the
@@ -69,17 +69,11 @@ func (r *outboxRelay) route(c *binlog.Change) (*outboxMsg, bool) {
 		return nil
 	}
 	text := func(v binlog.Value) string {
-		switch x := v.(type) {
-		case nil:
+		if v == nil {
 			return ""
-		case string:
-			return x
-		case []byte:
-			return string(x)
-		case binlog.JSON:
-			return string(x)
-		case binlog.Decimal:
-			return string(x)
+		}
+		if s, ok := binlog.Text(v); ok {
+			return s
 		}
 		return string(binlog.AppendValueJSON(nil, v))
 	}
@@ -115,7 +109,11 @@ func (r *outboxRelay) route(c *binlog.Change) (*outboxMsg, bool) {
 // true), once their messages are acknowledged. A failure is logged: the
 // rows stay, and are not relayed again (only inserts are).
 func (r *outboxRelay) deleteRelayed(ctx context.Context, source string, txns []*binlog.Txn) {
-	keys := map[string][]binlog.Value{}
+	type keyValue struct {
+		col *binlog.Column
+		v   binlog.Value
+	}
+	keys := map[string][]keyValue{}
 	for _, t := range txns {
 		for c, err := range t.Changes() {
 			if err != nil {
@@ -126,7 +124,7 @@ func (r *outboxRelay) deleteRelayed(ctx context.Context, source string, txns []*
 				continue
 			}
 			if i := c.Table.ColumnIndex(o.KeyColumn); i >= 0 {
-				keys[o.Table] = append(keys[o.Table], c.After[i])
+				keys[o.Table] = append(keys[o.Table], keyValue{&c.Table.Columns[i], c.After[i]})
 			}
 		}
 	}
@@ -143,12 +141,12 @@ func (r *outboxRelay) deleteRelayed(ctx context.Context, source string, txns []*
 		schema, name, _ := strings.Cut(table, ".")
 		for len(vals) > 0 {
 			n := min(len(vals), 500)
-			q := []byte("DELETE FROM " + mysqlsink.QualifiedName(schema, name) + " WHERE " + mysqlsink.QuoteIdent(o.KeyColumn) + " IN (")
+			q := []byte("DELETE FROM " + sqltext.QualifiedName(schema, name) + " WHERE " + sqltext.QuoteIdent(o.KeyColumn) + " IN (")
 			for i, v := range vals[:n] {
 				if i > 0 {
 					q = append(q, ',')
 				}
-				q = mysqlsink.AppendLiteral(q, v)
+				q = sqltext.AppendLiteral(q, v.col, v.v)
 			}
 			q = append(q, ')')
 			if _, err := db.ExecContext(ctx, string(q)); err != nil {

@@ -94,3 +94,32 @@ func TestKVCheckpoint(t *testing.T) {
 		t.Fatalf("after a purge, want only the new transaction; got %d messages", len(msgs))
 	}
 }
+
+// TestOutboxDeleteHostileKey: the outbox's DELETE of relayed rows runs on a
+// source session under the server's own sql_mode; a key that breaks
+// backslash escaping under NO_BACKSLASH_ESCAPES still deletes exactly its
+// row and runs nothing else.
+func TestOutboxDeleteHostileKey(t *testing.T) {
+	src := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	n := testenv.StartNATS(t)
+	src.Exec(t, "CREATE DATABASE app",
+		"CREATE TABLE app.keep (id INT PRIMARY KEY)", "INSERT INTO app.keep VALUES (1)",
+		"CREATE TABLE app.outbox (id VARCHAR(60) CHARACTER SET latin1 PRIMARY KEY, topic VARCHAR(100), payload TEXT)",
+		`INSERT INTO app.outbox VALUES ('a\\''); DROP TABLE app.keep; -- ', 't', 'p1'), (_binary X'E9818D', 't', 'p2'), ('other', 't', 'p3')`,
+		"SET GLOBAL sql_mode = CONCAT(@@GLOBAL.sql_mode, ',NO_BACKSLASH_ESCAPES,ANSI_QUOTES')",
+	)
+	cfg := natsPipeline(t, src, n.URL(), `
+stream: {name: OBH}
+subject: "cdc.{schema}.{table}"
+ddl_subject: cdc._ddl
+outbox:
+  - {table: app.outbox, subject_column: topic, key_column: id, payload_column: payload, subject_prefix: "events.", delete: true}
+`)
+	runToEnd(t, cfg)
+	if got := src.QueryString(t, "SELECT COUNT(*) FROM app.outbox"); got != "0" {
+		t.Fatalf("%s relayed rows left in the outbox", got)
+	}
+	if got := src.QueryString(t, "SELECT COUNT(*) FROM app.keep"); got != "1" {
+		t.Fatalf("app.keep has %s rows", got)
+	}
+}

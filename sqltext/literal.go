@@ -1,0 +1,236 @@
+// Package sqltext renders SQL: identifiers, literals and the row statements
+// (INSERT, UPDATE, DELETE, and their reverse for flashback) that the MySQL
+// sink applies, `sluice dump --format sql` prints, and verify and the NATS
+// outbox run.
+//
+// Everything it writes means the same whatever the session's sql_mode
+// (NO_BACKSLASH_ESCAPES, ANSI_QUOTES) and connection character set: it
+// never writes a backslash escape or a double-quoted string, and text that
+// is not plain printable ASCII carries a character set introducer, as hex
+// when it has bytes a client could mangle.
+package sqltext
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/sluice-cdc/sluice/binlog"
+)
+
+// QuoteIdent quotes an identifier with backticks.
+func QuoteIdent(s string) string {
+	return "`" + strings.ReplaceAll(s, "`", "``") + "`"
+}
+
+// AppendIdent appends s quoted with backticks.
+func AppendIdent(dst []byte, s string) []byte {
+	dst = append(dst, '`')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '`' {
+			dst = append(dst, '`')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '`')
+}
+
+// QualifiedName is `schema`.`table`.
+func QualifiedName(schema, table string) string {
+	return QuoteIdent(schema) + "." + QuoteIdent(table)
+}
+
+// AppendString appends s (UTF-8 text) as a string literal: '…' when it is
+// printable ASCII, _utf8mb4'…' when it is printable UTF-8, and
+// _utf8mb4 X'…' otherwise. A quote is doubled, never escaped.
+func AppendString(dst []byte, s string) []byte {
+	switch plainness(s) {
+	case plainASCII:
+		return appendQuoted(dst, s)
+	case plainUTF8:
+		return appendQuoted(append(dst, "_utf8mb4"...), s)
+	}
+	return appendHexText(dst, "utf8mb4", []byte(s))
+}
+
+// AppendValue appends v as a literal without knowing its column: text as
+// AppendString does.
+func AppendValue(dst []byte, v binlog.Value) []byte { return AppendLiteral(dst, nil, v) }
+
+// AppendLiteral appends v, a value of column col (nil if unknown), as a
+// SQL literal that stores exactly v in that column:
+//
+//   - text is converted back to the column's character set and written as
+//     _charset X'…' unless it is printable ASCII (or printable UTF-8 for a
+//     UTF-8 column); RawText is always _charset X'…';
+//   - ENUM and SET by index and bitmask, which no collation can confuse;
+//   - FLOAT and DOUBLE as double literals (with an exponent), exact;
+//   - binary strings and GEOMETRY as X'…'; UUID and INET values in their
+//     text form.
+func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(dst, "NULL"...)
+	case int64:
+		return strconv.AppendInt(dst, x, 10)
+	case uint64:
+		return strconv.AppendUint(dst, x, 10)
+	case float32:
+		return appendDouble(dst, float64(x))
+	case float64:
+		return appendDouble(dst, x)
+	case binlog.Decimal:
+		return append(dst, x...)
+	case string:
+		return appendText(dst, col, x)
+	case binlog.RawText:
+		return appendHexText(dst, x.Charset, x.Bytes)
+	case binlog.JSON:
+		// JSON text is utf8mb4, and a string with a character set is what
+		// MySQL's JSON type accepts (a binary string is not).
+		return AppendString(dst, string(x))
+	case binlog.Enum:
+		return strconv.AppendUint(dst, uint64(x.Index), 10)
+	case binlog.Set:
+		return strconv.AppendUint(dst, x.Bits, 10)
+	case binlog.UUID:
+		// The text form: what every MariaDB version reads the same way,
+		// whatever order it stores a UUID's bytes in.
+		return appendQuoted(dst, x.String())
+	case binlog.Inet4:
+		return appendQuoted(dst, x.String())
+	case binlog.Inet6:
+		return appendQuoted(dst, x.String())
+	case []byte:
+		return appendHex(dst, x)
+	case []float32:
+		b := make([]byte, 4*len(x))
+		for i, f := range x {
+			binary.LittleEndian.PutUint32(b[i*4:], math.Float32bits(f))
+		}
+		return appendHex(dst, b)
+	}
+	// A value type this writer does not know must not become NULL or any
+	// other value silently: the statement fails, naming it.
+	return fmt.Appendf(dst, "sluice_cannot_write_%T", v)
+}
+
+// appendText writes text of column col: exactly the bytes the column's
+// character set stores for it.
+func appendText(dst []byte, col *binlog.Column, s string) []byte {
+	cs := ""
+	if col != nil {
+		cs = strings.ToLower(col.Charset)
+	}
+	p := plainness(s)
+	switch {
+	case p == plainASCII && binlog.ASCIICompatible(cs):
+		return appendQuoted(dst, s)
+	case cs == "" || cs == "utf8mb4" || cs == "utf8mb3" || cs == "utf8" || cs == "binary":
+		if p != notPlain {
+			return appendQuoted(append(dst, "_utf8mb4"...), s)
+		}
+		return appendHexText(dst, "utf8mb4", []byte(s))
+	}
+	if b, ok := binlog.EncodeText(s, cs); ok {
+		return appendHexText(dst, cs, b)
+	}
+	// A character the column's character set cannot store (text that did
+	// not come from this column): the server converts, as it would for
+	// the client that wrote it.
+	return AppendString(dst, s)
+}
+
+type plain int
+
+const (
+	notPlain   plain = iota
+	plainASCII       // printable ASCII, no backslash
+	plainUTF8        // printable valid UTF-8, no backslash
+)
+
+// plainness classifies s: a backslash, a control byte or invalid UTF-8
+// make it not plain, as their meaning depends on the session.
+func plainness(s string) plain {
+	p := plainASCII
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '\\' || c < 0x20 || c == 0x7f {
+			return notPlain
+		}
+		if c >= 0x80 {
+			p = plainUTF8
+		}
+	}
+	if p == plainUTF8 {
+		if !utf8.ValidString(s) {
+			return notPlain
+		}
+		for _, r := range s {
+			if r >= 0x80 && r < 0xa0 || r == 0x2028 || r == 0x2029 {
+				return notPlain // C1 controls and line separators: hex in dumps
+			}
+		}
+	}
+	return p
+}
+
+func appendQuoted(dst []byte, s string) []byte {
+	dst = append(dst, '\'')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\'' {
+			dst = append(dst, '\'')
+		}
+		dst = append(dst, s[i])
+	}
+	return append(dst, '\'')
+}
+
+// AppendCharsetBytes appends b, bytes in charset cs, as _cs X'…' (with
+// an empty cs, or "binary", as a bare X'…').
+func AppendCharsetBytes(dst []byte, cs string, b []byte) []byte { return appendHexText(dst, cs, b) }
+
+func appendHexText(dst []byte, cs string, b []byte) []byte {
+	if cs != "" && cs != "binary" {
+		if cs == "utf8" {
+			cs = "utf8mb3"
+		}
+		dst = append(dst, '_')
+		dst = append(dst, cs...)
+		dst = append(dst, ' ')
+	}
+	dst = append(dst, "X'"...)
+	dst = hex.AppendEncode(dst, b)
+	return append(dst, '\'')
+}
+
+func appendHex(dst, b []byte) []byte {
+	dst = append(dst, "X'"...)
+	dst = hex.AppendEncode(dst, b)
+	return append(dst, '\'')
+}
+
+// appendDouble writes f as a double literal: the shortest decimal that
+// reads back as the same double, with an exponent so
+// that MySQL reads it as a DOUBLE, not as an exact DECIMAL. A FLOAT value
+// is written as the double it widens to, so that comparing a FLOAT column
+// with it is exact. NaN and infinities, which MySQL cannot store, are NULL.
+func appendDouble(dst []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(dst, "NULL"...)
+	}
+	// A FLOAT's 0.1 is 0.100000001490116...: "0.1" would store the same
+	// FLOAT but not compare equal to it, so it is written as a double.
+	start := len(dst)
+	dst = binlog.AppendFloat(dst, f, 64)
+	for _, c := range dst[start:] {
+		if c == 'e' || c == 'E' {
+			return dst
+		}
+	}
+	return append(dst, "e0"...)
+}
