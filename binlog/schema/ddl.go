@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/charset"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
@@ -23,7 +22,7 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("cannot parse DDL %q: %v", truncate(e.SQL, 300), e.Err)
+	return fmt.Sprintf("cannot parse DDL %q: %v", truncate(Redact(e.SQL), 300), e.Err)
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }
@@ -63,64 +62,27 @@ func mismatch(format string, args ...any) error {
 // ChangesSchema reports whether sql can change a table definition.
 func ChangesSchema(sql string) bool { return schemaDDL.MatchString(sql) }
 
-// tableHead extracts the first table a schema statement names, for error
-// messages and filtering when the statement cannot be parsed.
-var tableHead = regexp.MustCompile("(?is)^\\s*(?:/\\*.*?\\*/\\s*)*(?:create|alter|drop|rename)\\s+(?:or\\s+replace\\s+|online\\s+|ignore\\s+|temporary\\s+)*(?:tables?|database|schema)\\s+(?:if\\s+(?:not\\s+)?exists\\s+)?(`[^`]+`|[\\w$]+)(?:\\s*\\.\\s*(`[^`]+`|[\\w$]+))?")
-
-// TableOf returns the database and table a schema statement names first,
-// as far as it can tell without parsing. For database statements table is
-// empty.
-func TableOf(defaultDB, sql string) (db, table string, ok bool) {
-	m := tableHead.FindStringSubmatch(sql)
-	if m == nil {
-		return "", "", false
-	}
-	a, b := unquoteIdent(m[1]), unquoteIdent(m[2])
-	lower := strings.ToLower(m[0])
-	if strings.Contains(lower, "database") || strings.Contains(lower, "schema") {
-		return a, "", true
-	}
-	if m[2] == "" {
-		return defaultDB, a, true
-	}
-	return a, b, true
-}
-
-// RenameTableInDDL rewrites the first table a schema statement names (the
-// one TableOf finds) to db.table, for routing DDL to a renamed target.
-func RenameTableInDDL(sql, db, table string) (string, bool) {
-	m := tableHead.FindStringSubmatchIndex(sql)
-	if m == nil {
-		return sql, false
-	}
-	lower := strings.ToLower(sql[m[0]:m[1]])
-	if strings.Contains(lower, "database") || strings.Contains(lower, "schema") {
-		return sql, false
-	}
-	start, end := m[2], m[3]
-	if m[4] >= 0 {
-		end = m[5]
-	}
-	quote := func(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-	return sql[:start] + quote(db) + "." + quote(table) + sql[end:], true
-}
-
 // Apply applies one statement, run with defaultDB as the current database,
 // to the catalog. Statements that cannot change a table definition are
 // ignored. It returns the tables whose definitions changed ("db.table").
 func (c *Catalog) Apply(defaultDB, sql string) ([]string, error) {
+	return c.ApplyMode(defaultDB, sql, 0)
+}
+
+// ApplyMode is Apply for a statement the server ran under sql_mode mode
+// (ANSI_QUOTES changes how it reads).
+func (c *Catalog) ApplyMode(defaultDB, sql string, mode SQLMode) ([]string, error) {
 	if !ChangesSchema(sql) {
 		return nil, nil
 	}
-	rewritten, notes := dialectRewrite(sql)
-	stmts, _, err := parser.New().ParseSQL(rewritten)
+	stmts, notes, err := parse(sql, mode)
 	if err != nil {
 		return nil, &ParseError{SQL: sql, Err: err}
 	}
 	a := applier{c: c, db: defaultDB, notes: notes}
 	for _, st := range stmts {
 		if err := a.apply(st); err != nil {
-			return a.changed, fmt.Errorf("apply DDL %q: %w", truncate(sql, 300), err)
+			return a.changed, fmt.Errorf("apply DDL %q: %w", truncate(Redact(sql), 300), err)
 		}
 	}
 	return a.changed, nil

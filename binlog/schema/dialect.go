@@ -56,7 +56,7 @@ type token struct {
 	sig  bool // not white space or comment
 }
 
-func tokenize(s string) []token {
+func tokenize(s string, ansiQuotes bool) []token {
 	var out []token
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -82,7 +82,7 @@ func tokenize(s string) []token {
 			t.sig = false
 		case c == '\'' || c == '"' || c == '`':
 			for j < len(s) {
-				if s[j] == '\\' && c != '`' {
+				if s[j] == '\\' && c != '`' && !(ansiQuotes && c == '"') {
 					j += 2
 					continue
 				}
@@ -115,15 +115,17 @@ func isWordByte(c byte) bool {
 }
 
 func unquoteIdent(s string) string {
-	if len(s) >= 2 && s[0] == '`' {
-		return strings.ReplaceAll(s[1:len(s)-1], "``", "`")
+	if len(s) >= 2 && (s[0] == '`' || s[0] == '"') {
+		q := s[:1]
+		return strings.ReplaceAll(s[1:len(s)-1], q+q, q)
 	}
 	return s
 }
 
 // dialectRewrite returns sql in a form the TiDB parser accepts.
-func dialectRewrite(sql string) (string, rewriteNotes) {
-	toks := tokenize(sql)
+func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
+	ansi := mode.ANSIQuotes()
+	toks := tokenize(sql, ansi)
 	notes := rewriteNotes{types: map[string]string{}, invisible: map[string]bool{}}
 	var sig []int // indexes of significant tokens
 	for i, t := range toks {
@@ -175,7 +177,7 @@ func dialectRewrite(sql string) (string, rewriteNotes) {
 		}
 		if typeWords[w] && k > 0 {
 			prev := toks[sig[k-1]]
-			if prev.text != "" && (prev.word && !notIdentifier[strings.ToLower(prev.text)] || strings.HasPrefix(prev.text, "`")) {
+			if prev.text != "" && (prev.word && !notIdentifier[strings.ToLower(prev.text)] || strings.HasPrefix(prev.text, "`") || ansi && strings.HasPrefix(prev.text, `"`)) {
 				column = strings.ToLower(unquoteIdent(prev.text))
 				if sub, ok := substitutes[w]; ok {
 					notes.types[column] = w
