@@ -58,7 +58,13 @@ type DecodeOptions struct {
 	// EmitEmpty emits transactions whose changes were all filtered out (an
 	// applier needs them to advance its checkpoint).
 	EmitEmpty bool
-	Logger    *slog.Logger
+	// AccountStatements passes statements that change accounts and
+	// privileges (CREATE USER, GRANT, SET PASSWORD, ...). They concern no
+	// table, so no filter selects them, and they are dropped by default:
+	// replicating them creates accounts, with their passwords, on the
+	// target.
+	AccountStatements bool
+	Logger            *slog.Logger
 }
 
 // assembler turns a stream of binlog events into committed transactions.
@@ -87,6 +93,7 @@ type assembler struct {
 	hasPending bool
 
 	held     map[string]*Txn // XA transactions prepared and not yet committed, by xid
+	mariadb  bool            // the source is MariaDB (its format description says so)
 	executed GTIDSet
 
 	out []*Txn // transactions completed by the last event
@@ -162,6 +169,7 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint32) error {
 		// A new file, or a server restart within the stream: a transaction
 		// left open was never committed (the server crashed mid-write).
 		clear(a.ddlMarks) // thread ids start again after a restart
+		a.mariadb = strings.Contains(strings.ToLower(e.ServerVersion), "mariadb")
 		if a.cur != nil && h.LogPos != 0 {
 			a.log.Warn("binlog transaction without commit dropped at server restart", "gtid", a.cur.GTID.String(), "pos", a.position())
 			a.dropCurrent()
@@ -234,8 +242,11 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint32) error {
 				return err
 			}
 		}
-	case *replication.HeartbeatEvent, *replication.MariadbBinlogCheckPointEvent, *replication.RowsQueryEvent,
-		*replication.MariadbAnnotateRowsEvent, *replication.IntVarEvent, *replication.BeginLoadQueryEvent:
+	case *replication.RowsQueryEvent:
+		a.rowsQuery(e.Query)
+	case *replication.MariadbAnnotateRowsEvent:
+		a.rowsQuery(e.Query)
+	case *replication.HeartbeatEvent, *replication.MariadbBinlogCheckPointEvent, *replication.IntVarEvent, *replication.BeginLoadQueryEvent:
 	case *replication.ExecuteLoadQueryEvent:
 		return fmt.Errorf("LOAD DATA logged as a statement (EXECUTE_LOAD_QUERY): statement-based events are not supported; set binlog_format=ROW on the source")
 	case *replication.GenericEvent:
@@ -416,7 +427,9 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		a.begin(h)
 		ddlTxn = a.cur
 	}
-	ddlTxn.DDL = &DDL{Schema: db, SQL: q}
+	sess := parseSession(e.StatusVars, h.Timestamp, a.mariadb)
+	mode := schema.SQLMode(sess.SQLMode)
+	ddlTxn.DDL = &DDL{Schema: db, SQL: schema.StripStartTransaction(q), Session: sess}
 	if m, ok := a.ddlMarks[e.SlaveProxyID]; ok {
 		ddlTxn.Marks = append(ddlTxn.Marks, m)
 		delete(a.ddlMarks, e.SlaveProxyID)
@@ -429,7 +442,7 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		}
 		a.ddlMarks[e.SlaveProxyID] = mark
 	}
-	if err := a.applyDDL(db, q, endPos); err != nil {
+	if err := a.applyDDL(db, q, mode, endPos); err != nil {
 		return err
 	}
 	if a.maria&replication.BINLOG_MARIADB_FL_STANDALONE != 0 || a.maria == 0 && ddlTxn.Len() == 0 {
@@ -438,8 +451,8 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 	return nil // CREATE TABLE ... SELECT: rows and a commit follow
 }
 
-func (a *assembler) applyDDL(db, q string, endPos uint32) error {
-	changed, err := a.dec.catalog.Apply(db, q)
+func (a *assembler) applyDDL(db, q string, mode schema.SQLMode, endPos uint32) error {
+	changed, err := a.dec.catalog.ApplyMode(db, q, mode)
 	if len(changed) > 0 && a.cur != nil {
 		a.cur.Catalog = a.dec.catalog.Clone()
 	}
@@ -449,7 +462,7 @@ func (a *assembler) applyDDL(db, q string, endPos uint32) error {
 			// Tables this DDL touches may decode as @1, @2, ... (or, for an
 			// applier, fail) until a definition matches the binlog again.
 			a.log.Warn("DDL does not fit the tracked schema, which is newer than this point of the stream; definition kept",
-				"sql", q, "reason", me.Msg, "pos", Position{a.file, endPos}.String())
+				"sql", schema.Redact(q), "reason", me.Msg, "pos", Position{a.file, endPos}.String())
 			return nil
 		}
 		var pe *schema.ParseError
@@ -458,11 +471,11 @@ func (a *assembler) applyDDL(db, q string, endPos uint32) error {
 		}
 		if a.skipDDL(endPos) {
 			a.log.Warn("DDL the schema tracker cannot parse skipped as configured; rows of the table it changes may decode with the old columns",
-				"sql", q, "pos", Position{a.file, endPos}.String())
+				"sql", schema.Redact(q), "pos", Position{a.file, endPos}.String())
 			return nil
 		}
-		if sdb, table, ok := schema.TableOf(db, q); ok && !a.keep(sdb, table) {
-			a.log.Debug("DDL on a filtered-out table not parsed", "sql", q)
+		if st := schema.Classify(db, q, mode); len(st.Tables) > 0 && !a.anyKept(st.Tables) {
+			a.log.Debug("DDL on a filtered-out table not parsed", "sql", schema.Redact(q))
 			return nil
 		}
 		id := Position{a.file, endPos}.String()
@@ -641,12 +654,47 @@ func (a *assembler) heldInDomain(d uint32) bool {
 func (a *assembler) keep(db, table string) bool { return a.opts.Filter.Match(db, table) }
 
 // ddlKept reports whether a statement concerns a table (or database) the
-// filter keeps.
+// filter keeps. A table statement is kept when the filter keeps one of the
+// tables it names (a RENAME from or to a kept table); account statements
+// only with AccountStatements; any other statement by the session's
+// default database, so that a statement that names no database passes
+// only a filter that keeps everything.
 func (a *assembler) ddlKept(d *DDL) bool {
-	if db, table, ok := schema.TableOf(d.Schema, d.SQL); ok {
-		return a.keep(db, table)
+	var mode schema.SQLMode
+	if d.Session != nil {
+		mode = schema.SQLMode(d.Session.SQLMode)
 	}
-	return d.Schema == "" || a.keep(d.Schema, "")
+	st := schema.Classify(d.Schema, d.SQL, mode)
+	switch {
+	case st.Kind == schema.AccountStatement:
+		if !a.opts.AccountStatements {
+			a.log.Info("account statement not replicated (set account_statements to replicate them)", "sql", schema.Redact(d.SQL))
+		}
+		return a.opts.AccountStatements
+	case st.Kind == schema.DatabaseStatement:
+		return a.keep(st.Database, "")
+	case len(st.Tables) > 0:
+		return a.anyKept(st.Tables)
+	}
+	return a.keep(d.Schema, "")
+}
+
+func (a *assembler) anyKept(tables []schema.TableRef) bool {
+	for _, t := range tables {
+		if a.keep(t.Schema, t.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// rowsQuery records the statement text the server logs before row events
+// (binlog_rows_query_log_events / binlog_annotate_row_events).
+func (a *assembler) rowsQuery(q []byte) {
+	if a.cur == nil || len(q) == 0 {
+		return
+	}
+	a.cur.Queries = append(a.cur.Queries, string(q))
 }
 
 // resume prepares for a stream restarted after the last returned

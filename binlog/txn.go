@@ -110,6 +110,9 @@ func (c *Change) Image() []Value {
 type DDL struct {
 	Schema string // the session's default database when it ran
 	SQL    string
+	// Session is the source session's state when the statement ran (its
+	// time, sql_mode, time zone, ...); nil when unknown.
+	Session *Session
 	// Merged is set by routing when several source tables feed the table
 	// the statement changes: it may arrive once per source, so a repeat
 	// already in effect is not an error, and a destructive one needs a
@@ -162,6 +165,12 @@ type Txn struct {
 	// DDL is set for statement transactions (and for CREATE TABLE ... SELECT,
 	// which also carries rows).
 	DDL *DDL
+	// Queries are the statements the application ran, as the source logs
+	// them with the row events (MySQL binlog_rows_query_log_events,
+	// MariaDB binlog_annotate_row_events), in order. Empty unless the
+	// source logs them. They may carry secrets: print them only when
+	// asked.
+	Queries []string
 	// Statements holds statement-based DML (binlog_format=STATEMENT/MIXED).
 	// Only offline dumps of such logs see them; live sources must be ROW.
 	Statements []string

@@ -57,7 +57,12 @@ type Pipeline struct {
 	Exclude    []string  `yaml:"exclude" doc:"for every source: leave out tables matching these patterns"`
 	Operations []string  `yaml:"operations" doc:"for every source: the row changes to keep, of insert, update, delete (default all)"`
 	Routes     []*Route  `yaml:"routes" doc:"rename schema.table on the way to the sink, e.g. merge shards into one table"`
-	Sink       Sink      `yaml:"sink" required:"true" doc:"where transactions go"`
+	// AccountStatements replicates CREATE/ALTER/DROP/RENAME USER, GRANT,
+	// REVOKE, SET PASSWORD and role statements, which no table filter
+	// selects. Off by default: on the target they create accounts and
+	// set passwords.
+	AccountStatements bool `yaml:"account_statements" doc:"replicate account statements (CREATE USER, GRANT, REVOKE, SET PASSWORD, roles); off by default"`
+	Sink              Sink `yaml:"sink" required:"true" doc:"where transactions go"`
 }
 
 // Route renames the tables it matches, and can add columns that say where

@@ -159,7 +159,8 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 		return err
 	}
 	start := r.cfg.Start.Start
-	opts := binlog.DecodeOptions{Filter: r.cfg.Filter, StrictColumns: true, SkipDDL: r.cfg.SkipDDL, EmitEmpty: true, Logger: r.log}
+	opts := binlog.DecodeOptions{Filter: r.cfg.Filter, StrictColumns: true, SkipDDL: r.cfg.SkipDDL, EmitEmpty: true, Logger: r.log,
+		AccountStatements: r.pipeline.AccountStatements}
 	if haveCkpt {
 		// The checkpoint wins over the configured start.
 		if !state.GTID.IsEmpty() {

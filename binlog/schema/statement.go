@@ -259,10 +259,30 @@ func StripStartTransaction(sql string) string {
 // statement or puts it in an error uses it: statements are written to
 // logs, and an account statement carries a password or its hash.
 func Redact(sql string) string {
+	out, _ := redact(sql)
+	return out
+}
+
+// RedactError returns the text of an error about statement sql (a server's
+// syntax error quotes the statement from where it stopped reading) with
+// the statement's password literals hidden, wherever they appear.
+func RedactError(text, sql string) string {
+	_, secrets := redact(sql)
+	text = Redact(text)
+	for _, s := range secrets {
+		if s != "" {
+			text = strings.ReplaceAll(text, s, "***")
+		}
+	}
+	return text
+}
+
+func redact(sql string) (string, []string) {
 	lower := strings.ToLower(sql)
 	if !strings.Contains(lower, "password") && !strings.Contains(lower, "identified") && !strings.Contains(lower, "using") {
-		return sql
+		return sql, nil
 	}
+	var secrets []string
 	toks := tokenize(sql, false)
 	setPassword := false
 	if w := headWords(toks, 2); w[0] == "set" && w[1] == "password" {
@@ -306,6 +326,11 @@ func Redact(sql string) string {
 				secret = setPassword
 			}
 			if secret {
+				v := t.text
+				if isString {
+					v = strings.TrimSuffix(v[1:], v[:1])
+				}
+				secrets = append(secrets, v)
 				t.text = "'***'"
 				changed = true
 			}
@@ -313,23 +338,24 @@ func Redact(sql string) string {
 		prev = append(prev, text)
 	}
 	if !changed {
-		return sql
+		return sql, nil
 	}
 	var b strings.Builder
 	for _, t := range toks {
 		b.WriteString(t.text)
 	}
-	return b.String()
+	return b.String(), secrets
 }
 
 // RewriteTables rewrites the table names of a table statement: fn gets
 // each table the statement names (with defaultDB for an unqualified name)
 // and returns the name to use instead, or ok false to keep it. A renamed
-// table is written qualified. It reports whether anything was rewritten;
-// a statement the parser cannot read is left as it is.
+// table is written qualified. It reports whether anything was rewritten.
+// Of a statement the parser cannot read, only the first table (found by
+// the statement's head) is rewritten.
 func RewriteTables(defaultDB, sql string, mode SQLMode, fn func(TableRef) (db, table string, ok bool)) (string, bool) {
 	st := Classify(defaultDB, sql, mode)
-	if st.Kind != TableStatement || !st.Parsed {
+	if st.Kind != TableStatement {
 		return sql, false
 	}
 	toks := tokenize(sql, mode.ANSIQuotes())

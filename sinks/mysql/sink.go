@@ -16,6 +16,7 @@ import (
 	drv "github.com/go-sql-driver/mysql"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
 )
 
@@ -404,6 +405,19 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		}
 		return err
 	}
+	if t.Len() > 0 {
+		// CREATE TABLE ... SELECT: the statement and its rows are one
+		// source transaction. The rows and the checkpoint go in one target
+		// transaction once the table exists; a crash in between replays
+		// the statement (found in effect) and then the rows.
+		record = func() error {
+			if err := a.applyFast(ctx, t, false, false); err != nil {
+				a.rollback(ctx)
+				return err
+			}
+			return nil
+		}
+	}
 	switch {
 	case slices.Contains(s.cfg.DDLDone, id):
 		s.log.Info("DDL marked as done by hand", "source", a.source, "ddl", id)
@@ -443,16 +457,41 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 			return err
 		}
 	}
+	if db := DDLDatabase(t.DDL); db != "" {
+		if _, err := a.exec(ctx, "USE "+QuoteIdent(db)); err != nil {
+			if errorNumber(err) != 1049 {
+				return err
+			}
+			// The session's default database does not exist on the target
+			// (the filter leaves it out). That is fine for a statement that
+			// names its tables' databases, run without a default database;
+			// anything else would run in the wrong database.
+			if !qualifiedOnly(t.DDL) {
+				return fmt.Errorf("DDL %s: its database %q does not exist on the target (%w), and the statement %q names a table without its database. "+
+					"Create the database on the target, then restart; or add %q to sink.ddl_done, or set ddl: skip",
+					id, t.DDL.Schema, err, truncate(schema.Redact(t.DDL.SQL), 200), id)
+			}
+			a.reset() // a new connection, with no default database
+			if err := a.ensureConn(ctx); err != nil {
+				return err
+			}
+		}
+	}
 	// So that a pipeline reading the target does not send the DDL back.
+	// (After USE: the mark is known by the connection's thread id.)
 	if _, err := a.exec(ctx, binlog.DDLMarkStatement(s.cfg.Pipeline, a.source)); err != nil {
 		return err
 	}
-	if db := DDLDatabase(t.DDL); db != "" {
-		if _, err := a.exec(ctx, "USE "+QuoteIdent(db)); err != nil && errorNumber(err) != 1049 {
-			return err
-		}
+	restore, err := a.setSession(ctx, t.DDL.Session)
+	if err != nil {
+		return err
 	}
-	if _, err := a.exec(ctx, t.DDL.SQL); err != nil {
+	_, err = a.exec(ctx, t.DDL.SQL)
+	if rerr := restore(); rerr != nil && err == nil {
+		a.reset() // the session is not the sink's any more
+		return rerr
+	}
+	if err != nil {
 		if retryable(err) {
 			return err
 		}
@@ -462,11 +501,147 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		}
 		if why == "" {
 			return fmt.Errorf("DDL %s failed on the target: %w; statement %q in database %q. Fix the target (e.g. apply an equivalent statement by hand) "+
-				"and add %q to sink.ddl_done, or set ddl: skip", id, err, truncate(t.DDL.SQL, 200), t.DDL.Schema, id)
+				"and add %q to sink.ddl_done, or set ddl: skip", id, redactedError{err, t.DDL.SQL}, truncate(schema.Redact(t.DDL.SQL), 200), t.DDL.Schema, id)
 		}
-		s.log.Info("DDL already in effect on the target", "why", why, "source", a.source, "ddl", id, "error", err.Error())
+		s.log.Info("DDL already in effect on the target", "why", why, "source", a.source, "ddl", id, "error", schema.RedactError(err.Error(), t.DDL.SQL))
 		return record()
 	}
 	s.log.Info("DDL applied", "source", a.source, "ddl", id, "schema", t.DDL.Schema)
 	return record()
 }
+
+// qualifiedOnly reports whether a statement names the database of every
+// table it names.
+func qualifiedOnly(d *binlog.DDL) bool {
+	st := schema.Classify(d.Schema, d.SQL, ddlMode(d))
+	if !st.Parsed || st.Kind != schema.TableStatement {
+		return false
+	}
+	for _, t := range st.Tables {
+		if !t.Qualified {
+			return false
+		}
+	}
+	return true
+}
+
+func ddlMode(d *binlog.DDL) schema.SQLMode {
+	if d.Session == nil {
+		return 0
+	}
+	return schema.SQLMode(d.Session.SQLMode)
+}
+
+// setSession gives the connection the source session's state that changes
+// what a DDL does, as a replica does before it runs a statement: the
+// statement's time (DEFAULT CURRENT_TIMESTAMP fills existing rows with
+// it), sql_mode, time_zone, foreign_key_checks, the character set and
+// collation variables and explicit_defaults_for_timestamp. The returned
+// function puts the sink's own settings back.
+func (a *applier) setSession(ctx context.Context, ss *binlog.Session) (func() error, error) {
+	if ss == nil {
+		return func() error { return nil }, nil
+	}
+	type variable struct{ name, value string }
+	var vars []variable
+	if ss.HasSQLMode {
+		vars = append(vars, variable{"sql_mode", string(AppendLiteral(nil, ss.SQLModeNames))})
+	}
+	if ss.TimeZone != "" {
+		vars = append(vars, variable{"time_zone", string(AppendLiteral(nil, ss.TimeZone))})
+	}
+	if ss.HasFlags {
+		vars = append(vars, variable{"foreign_key_checks", boolVar(ss.ForeignKeyChecks)})
+	}
+	if ss.HasCharset {
+		vars = append(vars,
+			variable{"character_set_client", strconv.Itoa(int(ss.CharsetClient))},
+			variable{"collation_connection", strconv.Itoa(int(ss.CollationConnection))},
+			variable{"collation_server", strconv.Itoa(int(ss.CollationServer))})
+	}
+	if ss.HasExplicitDefaultsForTimestamp {
+		vars = append(vars, variable{"explicit_defaults_for_timestamp", boolVar(ss.ExplicitDefaultsForTimestamp)})
+	}
+	// What the sink's session has now, to put back.
+	saved := make([]sql.NullString, len(vars))
+	if len(vars) > 0 {
+		q := "SELECT "
+		ptrs := make([]any, len(vars))
+		for i, v := range vars {
+			if i > 0 {
+				q += ","
+			}
+			q += "@@SESSION." + v.name
+			ptrs[i] = &saved[i]
+		}
+		if err := a.conn.QueryRowContext(ctx, q).Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("read the target's session variables: %w", err)
+		}
+	}
+	set := func(vars []variable) string {
+		q := "SET TIMESTAMP=" + strconv.FormatInt(ss.Timestamp.Unix(), 10)
+		if us := ss.Timestamp.Nanosecond() / 1000; us > 0 {
+			q += fmt.Sprintf(".%06d", us)
+		}
+		for _, v := range vars {
+			q += ", @@SESSION." + v.name + "=" + v.value
+		}
+		return q
+	}
+	if _, err := a.exec(ctx, set(vars)); err != nil {
+		if errorNumber(err) != 1231 || !ss.HasSQLMode {
+			return nil, fmt.Errorf("set the source session's variables for the DDL: %w", err)
+		}
+		// A mode the target's flavor does not know (MariaDB's
+		// EMPTY_STRING_IS_NULL on MySQL, ...): the modes both know.
+		portable := binlog.PortableSQLModes(ss.SQLModeNames)
+		a.s.log.Warn("the target does not know every sql_mode of the source; running the DDL with the modes it knows",
+			"source", a.source, "sql_mode", ss.SQLModeNames, "used", portable)
+		vars[0].value = string(AppendLiteral(nil, portable))
+		if _, err := a.exec(ctx, set(vars)); err != nil {
+			return nil, fmt.Errorf("set the source session's variables for the DDL: %w", err)
+		}
+	}
+	return func() error {
+		q := "SET TIMESTAMP=DEFAULT"
+		for i, v := range vars {
+			q += ", @@SESSION." + v.name + "="
+			switch {
+			case saved[i].Valid && isDigits(saved[i].String):
+				q += saved[i].String
+			case saved[i].Valid:
+				q += string(AppendLiteral(nil, saved[i].String))
+			default:
+				q += "DEFAULT"
+			}
+		}
+		_, err := a.exec(context.WithoutCancel(ctx), q)
+		return err
+	}, nil
+}
+
+func boolVar(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// redactedError is a target's error about a statement, with the
+// statement's passwords hidden from its text.
+type redactedError struct {
+	err error
+	sql string
+}
+
+func (e redactedError) Error() string { return schema.RedactError(e.err.Error(), e.sql) }
+func (e redactedError) Unwrap() error { return e.err }
