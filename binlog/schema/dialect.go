@@ -45,6 +45,11 @@ func init() {
 	}
 }
 
+// textTypes are the types MariaDB's BYTE, ASCII and UNICODE attributes
+// follow.
+var textTypes = map[string]bool{"char": true, "varchar": true, "character": true, "nchar": true, "nvarchar": true,
+	"tinytext": true, "text": true, "mediumtext": true, "longtext": true}
+
 // notIdentifier lists words that can precede a type word without being a
 // column name.
 var notIdentifier = map[string]bool{"as": true, "not": true, "null": true, "default": true, "cast": true,
@@ -211,6 +216,29 @@ func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
 					toks[sig[j]].text = cs + "_bin"
 				}
 			}
+		case "default":
+			// DEFAULT (expression): the parser reads only a few expression
+			// forms there, and a default never changes how rows decode.
+			if k+1 < len(sig) && toks[sig[k+1]].text == "(" {
+				end := matchParen(toks, sig, k+1)
+				if end > 0 {
+					for j := k + 1; j <= end; j++ {
+						toks[sig[j]].text = ""
+					}
+					// Blank what lies between too (comments, spaces).
+					for i := sig[k+1]; i <= sig[end]; i++ {
+						toks[i].text = ""
+					}
+					toks[sig[k+1]].text = "NULL"
+					k = end
+				}
+			}
+		case "byte", "ascii", "unicode":
+			// MariaDB's CHAR(n) BYTE, CHAR(n) ASCII and ... UNICODE: the
+			// binary, latin1 and ucs2 character sets.
+			if textTypes[word(k-1)] || k >= 4 && toks[sig[k-1]].text == ")" && toks[sig[k-3]].text == "(" && textTypes[word(k-4)] {
+				t.text = map[string]string{"byte": "CHARACTER SET binary", "ascii": "CHARACTER SET latin1", "unicode": "CHARACTER SET ucs2"}[w]
+			}
 		case "with", "without":
 			if word(k+1) == "system" && word(k+2) == "versioning" {
 				drop(k)
@@ -228,4 +256,22 @@ func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
 		}
 	}
 	return b.String(), notes
+}
+
+// matchParen returns the significant index of the parenthesis closing the
+// one at significant index k, or -1.
+func matchParen(toks []token, sig []int, k int) int {
+	depth := 0
+	for j := k; j < len(sig); j++ {
+		switch toks[sig[j]].text {
+		case "(":
+			depth++
+		case ")":
+			depth--
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
 }

@@ -145,3 +145,19 @@ func TestApplyANSIQuotes(t *testing.T) {
 		t.Fatal("without ANSI_QUOTES, \"t2\" is a string and the statement does not parse")
 	}
 }
+
+func TestApplyMariaDBDialect(t *testing.T) {
+	c := NewCatalog("utf8mb4")
+	for _, q := range []string{
+		"CREATE TABLE t (a CHAR(1) BYTE, b CHAR(32) ASCII, c VARCHAR(5) UNICODE, d TEXT UNICODE, e INT DEFAULT (1+2), f VARCHAR(3) DEFAULT ('p' || 'q'))",
+		"ALTER TABLE t ADD g CHAR(2) ASCII NOT NULL DEFAULT (concat('a', 'b')), ADD h INT DEFAULT (-1)",
+	} {
+		if _, err := c.ApplyMode("d", q, SQLMode(mysql.ModePipesAsConcat)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := "a binary(1) cs=binary, b char(32) cs=latin1, c varchar(5) cs=ucs2, d text cs=ucs2, e int(11), f varchar(3) cs=utf8mb4, g char(2) cs=latin1 notnull, h int(11) | key "
+	if got := cols(c.Table("d", "t")); got != want {
+		t.Fatalf("columns\n%s\nwant\n%s", got, want)
+	}
+}

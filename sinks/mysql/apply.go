@@ -43,7 +43,7 @@ func (a *applier) applyRun(ctx context.Context, txns []*binlog.Txn) error {
 		if len(t.Statements) > 0 {
 			return fmt.Errorf("transaction %s holds DML logged as statements (a session with binlog_format=STATEMENT on the source?): sluice applies row events only", txnID(t))
 		}
-		if t.DDL != nil && t.Len() == 0 {
+		if t.DDL != nil {
 			if commitPrev {
 				if _, err := a.exec(ctx, "COMMIT"); err != nil {
 					return err
