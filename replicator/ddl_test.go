@@ -269,14 +269,24 @@ func TestDDLAttribution(t *testing.T) {
 		"CREATE TABLE other.o (a INT)",
 		"CREATE INDEX i ON other.o (a)",
 		"CREATE INDEX iv ON `q``b`.t (v)",
+		// A name with glob characters, quotes and a backtick, named by an
+		// escaped pattern (issue 14 item 10).
+		"CREATE DATABASE `special\"[``]$'_db`",
+		"CREATE TABLE `special\"[``]$'_db`.t (id INT PRIMARY KEY)",
+		"INSERT INTO `special\"[``]$'_db`.t VALUES (1), (2)",
+		"CREATE DATABASE `special\"x``]$'_db`",
+		"CREATE TABLE `special\"x``]$'_db`.t (id INT PRIMARY KEY)",
 	)
 	var logs logBuffer
-	yml := strings.Replace(pipelineYAML(src, dst, "", ""), `include: ["app.*"]`, "include: [\"q`b.*\"]", 1)
+	yml := strings.Replace(pipelineYAML(src, dst, "", ""), `include: ["app.*"]`, "include: [\"q`b.*\", 'special\"\\[`]$''_db.*']", 1)
 	cfg := testenv.LoadConfig(t, yml)
 	if err := runCaptured(t, cfg, &logs); err != nil {
 		t.Fatalf("%v\n%s", err, logs.String())
 	}
-	sameTables(t, src, dst, "`q``b`.t")
+	sameTables(t, src, dst, "`q``b`.t", "`special\"[``]$'_db`.t")
+	if n := dst.QueryString(t, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME IN ('other', 'special\"x`]$\\'_db')"); n != "0" {
+		t.Errorf("%s databases outside the filter reached the target", n)
+	}
 	if n := dst.QueryString(t, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'q`b' AND INDEX_NAME = 'iv'"); n != "1" {
 		t.Errorf("the index on q`b.t is missing on the target")
 	}
