@@ -64,7 +64,10 @@ type DecodeOptions struct {
 	// replicating them creates accounts, with their passwords, on the
 	// target.
 	AccountStatements bool
-	Logger            *slog.Logger
+	// IncludeQuery keeps the statement text the source logs with row
+	// events (Txn.Queries, Change.Query).
+	IncludeQuery bool
+	Logger       *slog.Logger
 }
 
 // assembler turns a stream of binlog events into committed transactions.
@@ -225,6 +228,7 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint32) error {
 			return err
 		}
 		for _, c := range changes {
+			c.Query = len(a.cur.Queries)
 			if err := a.cur.changes.add(c); err != nil {
 				return err
 			}
@@ -691,7 +695,7 @@ func (a *assembler) anyKept(tables []schema.TableRef) bool {
 // rowsQuery records the statement text the server logs before row events
 // (binlog_rows_query_log_events / binlog_annotate_row_events).
 func (a *assembler) rowsQuery(q []byte) {
-	if a.cur == nil || len(q) == 0 {
+	if a.cur == nil || len(q) == 0 || !a.opts.IncludeQuery {
 		return
 	}
 	a.cur.Queries = append(a.cur.Queries, string(q))

@@ -94,6 +94,9 @@ type Change struct {
 	Op     Op
 	Before []Value
 	After  []Value
+	// Query numbers the statement of Txn.Queries that made the change,
+	// from 1 (0: none logged, or not asked for). See Txn.QueryOf.
+	Query int
 }
 
 // Image returns the after image for inserts and updates, the before image
@@ -168,8 +171,8 @@ type Txn struct {
 	// Queries are the statements the application ran, as the source logs
 	// them with the row events (MySQL binlog_rows_query_log_events,
 	// MariaDB binlog_annotate_row_events), in order. Empty unless the
-	// source logs them. They may carry secrets: print them only when
-	// asked.
+	// source logs them and DecodeOptions.IncludeQuery asks for them: they
+	// may carry secrets.
 	Queries []string
 	// Statements holds statement-based DML (binlog_format=STATEMENT/MIXED).
 	// Only offline dumps of such logs see them; live sources must be ROW.
@@ -272,6 +275,15 @@ func (t *Txn) Close() error {
 		return nil
 	}
 	return t.changes.close()
+}
+
+// QueryOf returns the statement the application ran that made c, as the
+// source logged it (DecodeOptions.IncludeQuery), or "".
+func (t *Txn) QueryOf(c *Change) string {
+	if c.Query < 1 || c.Query > len(t.Queries) {
+		return ""
+	}
+	return t.Queries[c.Query-1]
 }
 
 // IsDDL reports whether the transaction is a statement rather than rows.

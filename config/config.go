@@ -61,6 +61,9 @@ type Pipeline struct {
 	// REVOKE, SET PASSWORD and role statements, which no table filter
 	// selects. Off by default: on the target they create accounts and
 	// set passwords.
+	// IncludeQuery carries the statement text the source logs with row
+	// events to the sink (the NATS formats' query fields).
+	IncludeQuery      bool `yaml:"include_query" doc:"carry the statement the application ran (binlog_annotate_row_events / binlog_rows_query_log_events) in the NATS formats"`
 	AccountStatements bool `yaml:"account_statements" doc:"replicate account statements (CREATE USER, GRANT, REVOKE, SET PASSWORD, roles); off by default"`
 	Sink              Sink `yaml:"sink" required:"true" doc:"where transactions go"`
 }

@@ -160,7 +160,7 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	}
 	start := r.cfg.Start.Start
 	opts := binlog.DecodeOptions{Filter: r.cfg.Filter, StrictColumns: true, SkipDDL: r.cfg.SkipDDL, EmitEmpty: true, Logger: r.log,
-		AccountStatements: r.pipeline.AccountStatements}
+		AccountStatements: r.pipeline.AccountStatements, IncludeQuery: r.pipeline.IncludeQuery}
 	if haveCkpt {
 		// The checkpoint wins over the configured start.
 		if !state.GTID.IsEmpty() {

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
@@ -43,6 +44,7 @@ type dumpOptions struct {
 	logLevel  string
 	logFormat string
 	spillDir  string
+	query     bool
 }
 
 func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -63,6 +65,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&o.skipDDL, "skip-ddl", "skip a DDL statement the schema tracker cannot parse, named by its GTID or file:pos; repeatable")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&o.query, "include-query", false, "print the statement the application ran with its rows (when the source logs it: binlog_annotate_row_events, binlog_rows_query_log_events)")
 	fs.StringVar(&o.spillDir, "spill-dir", "", "directory for large transactions' temporary files (default: the system's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -80,7 +83,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usagef("%v", err)
 	}
-	dec := binlog.DecodeOptions{Filter: filter, SkipDDL: o.skipDDL, SpillDir: o.spillDir, Logger: log}
+	dec := binlog.DecodeOptions{Filter: filter, SkipDDL: o.skipDDL, SpillDir: o.spillDir, Logger: log, IncludeQuery: o.query}
 
 	var src binlog.Source
 	live := o.source != ""
@@ -313,6 +316,9 @@ func appendTxnSQL(dst []byte, t *binlog.Txn, reverse bool) ([]byte, error) {
 		dst = fmt.Appendf(dst, " gtid %s", t.GTID)
 	}
 	dst = fmt.Appendf(dst, " %s\n", t.Timestamp.UTC().Format(time.RFC3339))
+	for _, q := range t.Queries {
+		dst = fmt.Appendf(dst, "-- query: %s\n", strings.ReplaceAll(oneLine(q), "\r", " "))
+	}
 	if t.DDL != nil && t.Len() == 0 {
 		if reverse {
 			dst = fmt.Appendf(dst, "-- DDL cannot be reversed, undo it by hand: %s\n", oneLine(t.DDL.SQL))
