@@ -83,7 +83,10 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usagef("%v", err)
 	}
-	dec := binlog.DecodeOptions{Filter: filter, SkipDDL: o.skipDDL, SpillDir: o.spillDir, Logger: log, IncludeQuery: o.query}
+	dec := binlog.DecodeOptions{Filter: filter, SkipDDL: o.skipDDL, SpillDir: o.spillDir, Logger: log, IncludeQuery: o.query,
+		// Account statements concern no table: shown when nothing is
+		// filtered, left out (as a pipeline does) with --include.
+		AccountStatements: len(o.include) == 0}
 
 	var src binlog.Source
 	live := o.source != ""
