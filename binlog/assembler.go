@@ -657,6 +657,16 @@ func (a *assembler) heldInDomain(d uint32) bool {
 
 func (a *assembler) keep(db, table string) bool { return a.opts.Filter.Match(db, table) }
 
+// keepName filters a name as a statement writes it: on a server that
+// compares names without case (lower_case_table_names), ALTER TABLE
+// Shop.Orders is about shop.orders.
+func (a *assembler) keepName(db, table string) bool {
+	if a.keep(db, table) {
+		return true
+	}
+	return a.dec.catalog.FoldCase && a.keep(strings.ToLower(db), strings.ToLower(table))
+}
+
 // ddlKept reports whether a statement concerns a table (or database) the
 // filter keeps. A table statement is kept when the filter keeps one of the
 // tables it names (a RENAME from or to a kept table); account statements
@@ -676,7 +686,7 @@ func (a *assembler) ddlKept(d *DDL) bool {
 		}
 		return a.opts.AccountStatements
 	case st.Kind == schema.DatabaseStatement:
-		return a.keep(st.Database, "")
+		return a.keepName(st.Database, "")
 	case len(st.Tables) > 0:
 		return a.anyKept(st.Tables)
 	}
@@ -685,7 +695,7 @@ func (a *assembler) ddlKept(d *DDL) bool {
 
 func (a *assembler) anyKept(tables []schema.TableRef) bool {
 	for _, t := range tables {
-		if a.keep(t.Schema, t.Name) {
+		if a.keepName(t.Schema, t.Name) {
 			return true
 		}
 	}

@@ -343,3 +343,26 @@ func TestDDLMariaDBDialect(t *testing.T) {
 	}
 	sameTables(t, src, dst, "app.d")
 }
+
+// On servers that compare table names without case
+// (lower_case_table_names=1), ALTER TABLE Orders changes the tracked
+// orders (issue 14 item 13).
+func TestDDLCaseInsensitiveNames(t *testing.T) {
+	opts := testenv.MariaDBOptions{Args: []string{"--lower-case-table-names=1"}}
+	src, dst := testenv.StartMariaDB(t, opts), testenv.StartMariaDB(t, opts)
+	src.Exec(t,
+		"CREATE DATABASE app",
+		"CREATE TABLE app.orders (id INT PRIMARY KEY, v VARCHAR(10))",
+		"INSERT INTO app.orders VALUES (1, 'a')",
+		"ALTER TABLE app.Orders ADD c INT NOT NULL DEFAULT 5",
+		"INSERT INTO APP.ORDERS VALUES (2, 'b', 7)",
+		"ALTER TABLE App.Orders DROP COLUMN v",
+		"INSERT INTO app.orders VALUES (3, 8)",
+	)
+	var logs logBuffer
+	cfg := testenv.LoadConfig(t, pipelineYAML(src, dst, "", ""))
+	if err := runCaptured(t, cfg, &logs); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	sameTables(t, src, dst, "app.orders")
+}

@@ -182,7 +182,7 @@ func (a *applier) apply(st ast.StmtNode) error {
 			}
 		}
 	case *ast.CreateDatabaseStmt:
-		if s.IfNotExists && c.dbs[s.Name.O] != "" {
+		if s.IfNotExists && c.dbs[c.key(s.Name.O)] != "" {
 			return nil
 		}
 		cs := dbCharset(s.Options)
@@ -199,11 +199,11 @@ func (a *applier) apply(st ast.StmtNode) error {
 			c.PutDatabase(db, cs)
 		}
 	case *ast.DropDatabaseStmt:
-		for _, t := range c.tables[s.Name.O] {
+		for _, t := range c.tables[c.key(s.Name.O)] {
 			a.mark(t.Schema, t.Name)
 		}
-		delete(c.tables, s.Name.O)
-		delete(c.dbs, s.Name.O)
+		delete(c.tables, c.key(s.Name.O))
+		delete(c.dbs, c.key(s.Name.O))
 	case *ast.CreateIndexStmt:
 		db, name := a.name(s.Table)
 		if old := c.Table(db, name); old != nil && s.KeyType == ast.IndexKeyTypeUnique {

@@ -30,6 +30,11 @@ func Load(ctx context.Context, db *sql.DB) (*Catalog, error) {
 		return nil, fmt.Errorf("read character_set_server: %w", err)
 	}
 	c := NewCatalog(strings.ToLower(serverCS))
+	var lctn int
+	if err := db.QueryRowContext(ctx, "SELECT @@lower_case_table_names").Scan(&lctn); err != nil {
+		return nil, fmt.Errorf("read lower_case_table_names: %w", err)
+	}
+	c.FoldCase = lctn != 0
 	notIn := "('" + strings.Join(systemSchemas, "','") + "')"
 
 	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN "+notIn)

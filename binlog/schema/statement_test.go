@@ -161,3 +161,25 @@ func TestApplyMariaDBDialect(t *testing.T) {
 		t.Fatalf("columns\n%s\nwant\n%s", got, want)
 	}
 }
+
+func TestFoldCase(t *testing.T) {
+	for _, fold := range []bool{false, true} {
+		c := NewCatalog("utf8mb4")
+		c.FoldCase = fold
+		for _, q := range []string{"CREATE TABLE orders (id INT PRIMARY KEY)", "ALTER TABLE Orders ADD c INT", "ALTER TABLE D.ORDERS ADD e INT"} {
+			if _, err := c.Apply("d", q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want := "id int(11) notnull | key id"
+		if fold {
+			want = "id int(11) notnull, c int(11), e int(11) | key id"
+		}
+		if got := cols(c.Table("d", "orders")); got != want {
+			t.Errorf("fold %v: %s, want %s", fold, got, want)
+		}
+		if fold && c.Table("D", "ORDERS") == nil {
+			t.Error("lookup is not case-insensitive")
+		}
+	}
+}
