@@ -64,6 +64,9 @@ type DecodeOptions struct {
 	// replicating them creates accounts, with their passwords, on the
 	// target.
 	AccountStatements bool
+	// Resolve reads a table's definition from the source, for a DDL the
+	// tracker cannot parse (nil when there is no source to ask: files).
+	Resolve func(db, table string) (*schema.Table, error)
 	// IncludeQuery keeps the statement text the source logs with row
 	// events (Txn.Queries, Change.Query).
 	IncludeQuery bool
@@ -478,9 +481,13 @@ func (a *assembler) applyDDL(db, q string, mode schema.SQLMode, endPos uint32) e
 				"sql", schema.Redact(q), "pos", Position{a.file, endPos}.String())
 			return nil
 		}
-		if st := schema.Classify(db, q, mode); len(st.Tables) > 0 && !a.anyKept(st.Tables) {
+		st := schema.Classify(db, q, mode)
+		if len(st.Tables) > 0 && !a.anyKept(st.Tables) {
 			a.log.Debug("DDL on a filtered-out table not parsed", "sql", schema.Redact(q))
 			return nil
+		}
+		if ok, rerr := a.resolve(st, q, endPos); ok || rerr != nil {
+			return rerr
 		}
 		id := Position{a.file, endPos}.String()
 		if !a.pending.IsZero() {
@@ -489,6 +496,33 @@ func (a *assembler) applyDDL(db, q string, mode schema.SQLMode, endPos uint32) e
 		return fmt.Errorf("%w; if this statement does not change a table you replicate, skip it with --skip-ddl %s (or skip_ddl in the pipeline)", err, id)
 	}
 	return nil
+}
+
+// resolve handles a table statement the tracker cannot parse by reading
+// the table's definition from the source. That is the definition as it is
+// now, so it is used only when it has the column types the next row events
+// log (the decoder checks every TABLE_MAP against it, and names from
+// binlog_row_metadata=FULL win); otherwise the table's rows stop the
+// pipeline with the reason, never decode as @1, @2, ... silently.
+func (a *assembler) resolve(st schema.Statement, q string, endPos uint32) (bool, error) {
+	if a.opts.Resolve == nil || st.Kind != schema.TableStatement || len(st.Tables) != 1 {
+		return false, nil
+	}
+	tr := st.Tables[0]
+	def, err := a.opts.Resolve(tr.Schema, tr.Name)
+	if err != nil {
+		return false, fmt.Errorf("read the definition of %s.%s from the source after a DDL the schema tracker cannot parse: %w", tr.Schema, tr.Name, err)
+	}
+	if def == nil {
+		return false, nil
+	}
+	a.dec.catalog.PutTable(def)
+	if a.cur != nil {
+		a.cur.Catalog = a.dec.catalog.Clone()
+	}
+	a.log.Warn("DDL the schema tracker cannot parse: the table's definition was read from the source instead (its definition now, checked against the column types of every row event)",
+		"table", tr.Schema+"."+tr.Name, "sql", schema.Redact(q), "pos", Position{a.file, endPos}.String())
+	return true, nil
 }
 
 func (a *assembler) skipDDL(endPos uint32) bool {

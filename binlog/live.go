@@ -122,6 +122,13 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 		}
 	}
 	s.end = s.Info.Current
+	if cfg.Decode.Resolve == nil {
+		cfg.Decode.Resolve = func(schemaName, table string) (*schema.Table, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return schema.LoadTable(ctx, db, schemaName, table)
+		}
+	}
 
 	opts := cfg.Decode
 	st := cfg.Start

@@ -366,3 +366,45 @@ func TestDDLCaseInsensitiveNames(t *testing.T) {
 	}
 	sameTables(t, src, dst, "app.orders")
 }
+
+// A DDL the tracker cannot parse (MariaDB's PERIOD FOR, ALGORITHM=NOCOPY,
+// a table named GENERATED) is resolved by reading the table's
+// definition from the source; when that definition does not fit the rows
+// (a later DDL changed the table) the pipeline stops saying so, and never
+// applies rows by position (issue 14 item 7).
+func TestDDLUnparsedResolvedFromSource(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	src.Exec(t,
+		"CREATE DATABASE app",
+		"USE app",
+		"CREATE TABLE p (id INT PRIMARY KEY, s DATE, e DATE, PERIOD FOR pp(s, e))",
+		"INSERT INTO p VALUES (1, '2020-01-01', '2021-01-01')",
+		"CREATE TABLE z (id INT PRIMARY KEY)",
+		"INSERT INTO z VALUES (1)",
+		"ALTER TABLE z ADD c VARCHAR(10), ALGORITHM=NOCOPY",
+		"INSERT INTO z VALUES (2, 'two')",
+		"CREATE TABLE GENERATED LIKE p",
+		"INSERT INTO GENERATED VALUES (5, '2020-01-01', '2022-01-01')",
+	)
+	var logs logBuffer
+	cfg := testenv.LoadConfig(t, pipelineYAML(src, dst, "", ""))
+	if err := runCaptured(t, cfg, &logs); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	sameTables(t, src, dst, "app.p", "app.z", "app.GENERATED")
+	if !strings.Contains(logs.String(), "definition was read from the source") {
+		t.Errorf("resolving was not logged:\n%s", logs.String())
+	}
+
+	src.Exec(t,
+		"CREATE TABLE app.y (id INT PRIMARY KEY)",
+		"ALTER TABLE app.y ADD c VARCHAR(10), ALGORITHM=NOCOPY",
+		"INSERT INTO app.y VALUES (1, 'a')",
+		"ALTER TABLE app.y ADD d INT",
+	)
+	err := runCaptured(t, cfg, &logs)
+	if err == nil || !strings.Contains(err.Error(), "cannot name the columns of app.y") {
+		t.Fatalf("got %v, want a stop naming app.y", err)
+	}
+}
