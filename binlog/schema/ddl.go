@@ -141,6 +141,9 @@ func (a *applier) apply(st ast.StmtNode) error {
 		for _, cons := range s.Constraints {
 			a.constraint(t, cons)
 		}
+		if a.notes.versioned {
+			addVersioningColumns(t)
+		}
 		c.PutTable(t)
 		a.mark(db, name)
 	case *ast.AlterTableStmt:
@@ -154,6 +157,12 @@ func (a *applier) apply(st ast.StmtNode) error {
 			if err := a.alter(t, spec); err != nil {
 				return err
 			}
+		}
+		switch {
+		case a.notes.addVersioning:
+			addVersioningColumns(t)
+		case a.notes.dropVersioning:
+			t.Columns = slices.DeleteFunc(t.Columns, func(c Column) bool { return isVersioningColumn(c) })
 		}
 		if t.Schema != db || t.Name != name {
 			c.dropTable(db, name)
@@ -322,6 +331,23 @@ func (a *applier) alter(t *Table, spec *ast.AlterTableSpec) error {
 		}
 	}
 	return nil
+}
+
+// MariaDB adds two invisible columns to a table created WITH SYSTEM
+// VERSIONING (unless it declares them itself), and logs them in row
+// events: when each row version started and ended. The server fills them,
+// so they are generated columns to an applier.
+func addVersioningColumns(t *Table) {
+	for _, name := range []string{"row_start", "row_end"} {
+		if t.ColumnIndex(name) >= 0 {
+			continue
+		}
+		t.Columns = append(t.Columns, Column{Name: name, Type: "timestamp", SQLType: "timestamp(6)", Generated: true, Invisible: true})
+	}
+}
+
+func isVersioningColumn(c Column) bool {
+	return c.Generated && c.Invisible && (strings.EqualFold(c.Name, "row_start") || strings.EqualFold(c.Name, "row_end"))
 }
 
 func insertColumn(t *Table, col Column, pos *ast.ColumnPosition) error {

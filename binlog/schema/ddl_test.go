@@ -55,7 +55,7 @@ func TestApplyDDL(t *testing.T) {
 			name:  "MariaDB JSON, spatial, uuid, invisible, persistent",
 			stmts: []string{"CREATE OR REPLACE TABLE d.m (id INT PRIMARY KEY, doc LONGTEXT CHECK (json_valid(doc)), g POINT, geo GEOMETRY NOT NULL, u UUID, h INT INVISIBLE, p INT AS (id * 2) PERSISTENT) WITH SYSTEM VERSIONING"},
 			table: "d.m",
-			want:  "id int(11) notnull, doc longtext cs=utf8mb4 json, g point cs=binary, geo geometry cs=binary notnull, u uuid cs=binary, h int(11) invisible, p int(11) generated | key id",
+			want:  "id int(11) notnull, doc longtext cs=utf8mb4 json, g point cs=binary, geo geometry cs=binary notnull, u uuid cs=binary, h int(11) invisible, p int(11) generated, row_start timestamp(6) generated invisible notnull, row_end timestamp(6) generated invisible notnull | key id",
 		},
 		{
 			name: "alter add first/after, drop, modify, change, rename column",

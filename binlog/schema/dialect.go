@@ -18,6 +18,9 @@ type rewriteNotes struct {
 	orReplace bool              // CREATE OR REPLACE TABLE
 	types     map[string]string // lower-case column name -> original type ("point", "uuid", ...)
 	invisible map[string]bool   // lower-case column name -> INVISIBLE
+	// MariaDB system versioning: WITH SYSTEM VERSIONING on the table, ALTER
+	// TABLE ... ADD / DROP SYSTEM VERSIONING.
+	versioned, addVersioning, dropVersioning bool
 }
 
 // substitutes maps types the parser lacks to a stand-in with the same binlog
@@ -241,7 +244,21 @@ func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
 			}
 		case "with", "without":
 			if word(k+1) == "system" && word(k+2) == "versioning" {
+				if w == "with" && depth == 0 {
+					notes.versioned = true
+				}
 				drop(k)
+				drop(k + 1)
+				drop(k + 2)
+			}
+		case "add", "drop":
+			if word(k+1) == "system" && word(k+2) == "versioning" && depth == 0 {
+				if w == "add" {
+					notes.addVersioning = true
+				} else {
+					notes.dropVersioning = true
+				}
+				t.text = "FORCE"
 				drop(k + 1)
 				drop(k + 2)
 			}

@@ -183,3 +183,22 @@ func TestFoldCase(t *testing.T) {
 		}
 	}
 }
+
+func TestSystemVersioning(t *testing.T) {
+	c := NewCatalog("utf8mb4")
+	steps := []struct{ sql, want string }{
+		{"CREATE TABLE v (id INT PRIMARY KEY, x INT WITHOUT SYSTEM VERSIONING) WITH SYSTEM VERSIONING",
+			"id int(11) notnull, x int(11), row_start timestamp(6) generated invisible notnull, row_end timestamp(6) generated invisible notnull | key id"},
+		{"ALTER TABLE v DROP SYSTEM VERSIONING", "id int(11) notnull, x int(11) | key id"},
+		{"ALTER TABLE v ADD SYSTEM VERSIONING",
+			"id int(11) notnull, x int(11), row_start timestamp(6) generated invisible notnull, row_end timestamp(6) generated invisible notnull | key id"},
+	}
+	for _, s := range steps {
+		if _, err := c.Apply("d", s.sql); err != nil {
+			t.Fatal(err)
+		}
+		if got := cols(c.Table("d", "v")); got != s.want {
+			t.Fatalf("after %s:\n%s\nwant\n%s", s.sql, got, s.want)
+		}
+	}
+}

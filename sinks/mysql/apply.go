@@ -121,6 +121,9 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 		if err != nil {
 			return err
 		}
+		if c = versionedChange(c); c == nil {
+			continue
+		}
 		if !c.Table.NamesKnown {
 			return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", txnID(t), c.Table.QualifiedName())
 		}
@@ -222,6 +225,9 @@ func (a *applier) applyCareful(ctx context.Context, t *binlog.Txn) error {
 	for c, err := range t.Changes() {
 		if err != nil {
 			return fail(err)
+		}
+		if c = versionedChange(c); c == nil {
+			continue
 		}
 		if err := a.applyChange(ctx, t, c); err != nil {
 			return fail(err)
