@@ -452,6 +452,11 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 	if err := a.applyDDL(db, q, mode, endPos); err != nil {
 		return err
 	}
+	if ddlTxn.DDL.SQL != q {
+		// MySQL 8.0.21+'s CREATE TABLE ... SELECT: "... START TRANSACTION",
+		// then the rows, then XID.
+		return nil
+	}
 	if a.maria&replication.BINLOG_MARIADB_FL_STANDALONE != 0 || a.maria == 0 && ddlTxn.Len() == 0 {
 		return a.commit(h, endPos)
 	}
