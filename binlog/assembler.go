@@ -64,6 +64,9 @@ type DecodeOptions struct {
 	// replicating them creates accounts, with their passwords, on the
 	// target.
 	AccountStatements bool
+	// Marker recognises transactions a sink wrote into this server (nil:
+	// none are).
+	Marker Marker
 	// Resolve reads a table's definition from the source, for a DDL the
 	// tracker cannot parse (nil when there is no source to ask: files).
 	Resolve func(db, table string) (*schema.Table, error)
@@ -89,7 +92,7 @@ type assembler struct {
 	curSize    int64
 	savepoints map[string]changeMark
 	// ddlMarks are the sluice marks a server thread logged for the next
-	// DDL it runs (see DDLMarkStatement).
+	// DDL it runs (see Marker).
 	ddlMarks   map[uint32]Mark
 	pending    GTID // GTID event seen, transaction not started yet
 	pendingTS  time.Time
@@ -220,7 +223,7 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint32) error {
 		if a.cur == nil {
 			a.begin(h) // rows without BEGIN (a few DDL-with-rows forms)
 		}
-		if e.Table != nil && isMarkTable(string(e.Table.Schema), string(e.Table.Table)) {
+		if e.Table != nil && a.opts.Marker != nil && a.opts.Marker.Watches(string(e.Table.Schema), string(e.Table.Table)) {
 			return a.mark(e, h.EventType)
 		}
 		if e.Table == nil || !a.keep(string(e.Table.Schema), string(e.Table.Table)) {
@@ -441,8 +444,7 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		ddlTxn.Marks = append(ddlTxn.Marks, m)
 		delete(a.ddlMarks, e.SlaveProxyID)
 	}
-	if m := reDDLMark.FindStringSubmatch(q); m != nil {
-		mark := Mark{Pipeline: m[1], Source: m[2]}
+	if mark, ok := a.statementMark(q); ok {
 		ddlTxn.Marks = append(ddlTxn.Marks, mark)
 		if len(a.ddlMarks) > 1000 { // marks whose DDL never came (a crash)
 			clear(a.ddlMarks)
@@ -600,12 +602,14 @@ func (a *assembler) xa(q string, h *replication.EventHeader, endPos uint32) erro
 	return nil
 }
 
-var reDDLMark = regexp.MustCompile(`^/\* sluice: pipeline=(\S+) source=(\S+) \*/`)
+func (a *assembler) statementMark(q string) (Mark, bool) {
+	if a.opts.Marker == nil {
+		return Mark{}, false
+	}
+	return a.opts.Marker.StatementMark(q)
+}
 
-func isMarkTable(schema, table string) bool { return schema == MarkSchema && table == MarkTable }
-
-// mark records the sluice pipelines whose checkpoint row a transaction
-// writes.
+// mark records the marks the rows of a watched table carry.
 func (a *assembler) mark(e *replication.RowsEvent, et replication.EventType) error {
 	strict := a.dec.strict
 	a.dec.strict = false // the mark table's names need not be known: positions suffice
@@ -615,13 +619,10 @@ func (a *assembler) mark(e *replication.RowsEvent, et replication.EventType) err
 		return err
 	}
 	for _, c := range changes {
-		img := c.Image()
-		if len(img) < 2 {
+		m, ok := a.opts.Marker.RowMark(string(e.Table.Schema), string(e.Table.Table), c.Image())
+		if !ok {
 			continue
 		}
-		p, _ := img[0].(string)
-		s, _ := img[1].(string)
-		m := Mark{Pipeline: p, Source: s}
 		if !slices.Contains(a.cur.Marks, m) {
 			a.cur.Marks = append(a.cur.Marks, m)
 		}

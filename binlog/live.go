@@ -213,7 +213,7 @@ func (s *LiveSource) syncerConfig() replication.BinlogSyncerConfig {
 		EventCacheCount:           256,
 		Logger:                    slog.New(minLevel{s.log.Handler(), slog.LevelWarn}),
 		Dialer:                    (&net.Dialer{Timeout: d.Timeout, KeepAlive: 30 * time.Second}).DialContext,
-		RowsEventDecodeFunc:       rowsDecodeFunc(s.cfg.Decode.Filter),
+		RowsEventDecodeFunc:       rowsDecodeFunc(s.cfg.Decode),
 		PayloadDecoderConcurrency: 1,
 	}
 }

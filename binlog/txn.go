@@ -132,22 +132,19 @@ type Mark struct {
 	Pipeline, Source string
 }
 
-// MarkSchema.MarkTable is the table whose row a sluice MySQL sink writes in
-// every transaction it applies (its checkpoint): the row marks the
-// transaction as applied by sluice. Its first two columns are the pipeline
-// and the source.
-const (
-	MarkSchema = "sluice"
-	MarkTable  = "checkpoint"
-)
-
-// DDLMarkStatement is what a sluice MySQL sink runs just before each DDL,
-// on the same connection: DDL cannot carry a checkpoint row, and a comment
-// in the DDL itself does not survive the servers rewriting some statements
-// (DROP TABLE) as they log them. This statement is logged as written, and
-// the thread id of its event marks the DDL that follows from that thread.
-func DDLMarkStatement(pipeline, source string) string {
-	return "/* sluice: pipeline=" + pipeline + " source=" + source + " */ CREATE DATABASE IF NOT EXISTS `" + MarkSchema + "`"
+// Marker recognises the transactions a sink wrote into the server being
+// read (a pipeline replicating the other way must not send them back). The
+// sink that writes the marks owns their form: the decoder knows no sink's
+// tables. It shows the Marker the rows of the tables it watches, whatever
+// the filter, and every statement; a statement that carries a mark marks
+// itself and the next DDL its server thread logs.
+type Marker interface {
+	// Watches reports whether rows of schema.table carry marks.
+	Watches(schema, table string) bool
+	// RowMark returns the mark a row image of a watched table carries.
+	RowMark(schema, table string, img []Value) (Mark, bool)
+	// StatementMark returns the mark a statement carries.
+	StatementMark(sql string) (Mark, bool)
 }
 
 // Txn is one committed source transaction. Rolled-back transactions never

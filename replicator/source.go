@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/config"
+	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
 // Sink is what a pipeline delivers to. It keeps each source's checkpoint
@@ -160,7 +161,10 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	}
 	start := r.cfg.Start.Start
 	opts := binlog.DecodeOptions{Filter: r.cfg.Filter, StrictColumns: true, SkipDDL: r.cfg.SkipDDL, EmitEmpty: true, Logger: r.log,
-		AccountStatements: r.pipeline.AccountStatements, IncludeQuery: r.pipeline.IncludeQuery}
+		AccountStatements: r.pipeline.AccountStatements, IncludeQuery: r.pipeline.IncludeQuery,
+		// Transactions a MySQL sink applied to this server carry its marks
+		// (a pipeline replicating the other way drops them).
+		Marker: mysqlsink.Marker{}}
 	if haveCkpt {
 		// The checkpoint wins over the configured start.
 		if !state.GTID.IsEmpty() {

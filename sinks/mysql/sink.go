@@ -66,7 +66,7 @@ type Sink struct {
 const (
 	// The checkpoint of each (pipeline, source), written in the same
 	// transaction as the rows it covers.
-	checkpointTable = "`" + binlog.MarkSchema + "`.`" + binlog.MarkTable + "`"
+	checkpointTable = "`" + markSchema + "`.`" + markTable + "`"
 	// A DDL started and not yet recorded: DDL is not transactional, so a
 	// crash between running it and writing the checkpoint leaves this row,
 	// and the replay tolerates "already done" errors.
@@ -117,7 +117,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	// target's binlog, and a reverse pipeline would read it at every start.
 	var have int
 	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME IN (?, ?)",
-		binlog.MarkSchema, binlog.MarkTable, "ddl_pending").Scan(&have); err != nil {
+		markSchema, markTable, "ddl_pending").Scan(&have); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", cfg.DSN, err)
 	}
@@ -479,7 +479,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	}
 	// So that a pipeline reading the target does not send the DDL back.
 	// (After USE: the mark is known by the connection's thread id.)
-	if _, err := a.exec(ctx, binlog.DDLMarkStatement(s.cfg.Pipeline, a.source)); err != nil {
+	if _, err := a.exec(ctx, ddlMarkStatement(s.cfg.Pipeline, a.source)); err != nil {
 		return err
 	}
 	restore, err := a.setSession(ctx, t.DDL.Session)
