@@ -542,27 +542,59 @@ func (a *applier) setSession(ctx context.Context, ss *binlog.Session) (func() er
 	if ss == nil {
 		return func() error { return nil }, nil
 	}
-	type variable struct{ name, value string }
-	var vars []variable
+	restore, err := a.trySession(ctx, ss, sessionVars(ss, false))
+	switch errorNumber(err) {
+	case 1193, // unknown system variable
+		1231, // a value the variable does not take (a sql_mode of the other flavor)
+		1273, // unknown collation
+		1115: // unknown character set
+		// The target's flavor or version lacks something the source has:
+		// what both have (the sql_modes both know, no character set ids,
+		// no explicit_defaults_for_timestamp).
+		a.s.log.Warn("the target does not take every session setting of the source; running the DDL with those it takes",
+			"source", a.source, "sql_mode", ss.SQLModeNames, "error", err.Error())
+		restore, err = a.trySession(ctx, ss, sessionVars(ss, true))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("set the source session's variables for the DDL: %w", err)
+	}
+	return restore, nil
+}
+
+type sessionVar struct{ name, value string }
+
+// sessionVars lists the variables to set for a DDL; portable keeps what
+// MySQL and MariaDB both have.
+func sessionVars(ss *binlog.Session, portable bool) []sessionVar {
+	var vars []sessionVar
 	if ss.HasSQLMode {
-		vars = append(vars, variable{"sql_mode", string(AppendLiteral(nil, ss.SQLModeNames))})
+		modes := ss.SQLModeNames
+		if portable {
+			modes = binlog.PortableSQLModes(modes)
+		}
+		vars = append(vars, sessionVar{"sql_mode", string(AppendLiteral(nil, modes))})
 	}
 	if ss.TimeZone != "" {
-		vars = append(vars, variable{"time_zone", string(AppendLiteral(nil, ss.TimeZone))})
+		vars = append(vars, sessionVar{"time_zone", string(AppendLiteral(nil, ss.TimeZone))})
 	}
 	if ss.HasFlags {
-		vars = append(vars, variable{"foreign_key_checks", boolVar(ss.ForeignKeyChecks)})
+		vars = append(vars, sessionVar{"foreign_key_checks", boolVar(ss.ForeignKeyChecks)})
 	}
-	if ss.HasCharset {
+	if ss.HasCharset && !portable {
 		vars = append(vars,
-			variable{"character_set_client", strconv.Itoa(int(ss.CharsetClient))},
-			variable{"collation_connection", strconv.Itoa(int(ss.CollationConnection))},
-			variable{"collation_server", strconv.Itoa(int(ss.CollationServer))})
+			sessionVar{"character_set_client", strconv.Itoa(int(ss.CharsetClient))},
+			sessionVar{"collation_connection", strconv.Itoa(int(ss.CollationConnection))},
+			sessionVar{"collation_server", strconv.Itoa(int(ss.CollationServer))})
 	}
-	if ss.HasExplicitDefaultsForTimestamp {
-		vars = append(vars, variable{"explicit_defaults_for_timestamp", boolVar(ss.ExplicitDefaultsForTimestamp)})
+	if ss.HasExplicitDefaultsForTimestamp && !portable {
+		vars = append(vars, sessionVar{"explicit_defaults_for_timestamp", boolVar(ss.ExplicitDefaultsForTimestamp)})
 	}
-	// What the sink's session has now, to put back.
+	return vars
+}
+
+// trySession saves the connection's values of vars, sets the source's, and
+// returns the function that puts the saved ones back.
+func (a *applier) trySession(ctx context.Context, ss *binlog.Session, vars []sessionVar) (func() error, error) {
 	saved := make([]sql.NullString, len(vars))
 	if len(vars) > 0 {
 		q := "SELECT "
@@ -575,32 +607,18 @@ func (a *applier) setSession(ctx context.Context, ss *binlog.Session) (func() er
 			ptrs[i] = &saved[i]
 		}
 		if err := a.conn.QueryRowContext(ctx, q).Scan(ptrs...); err != nil {
-			return nil, fmt.Errorf("read the target's session variables: %w", err)
+			return nil, err
 		}
 	}
-	set := func(vars []variable) string {
-		q := "SET TIMESTAMP=" + strconv.FormatInt(ss.Timestamp.Unix(), 10)
-		if us := ss.Timestamp.Nanosecond() / 1000; us > 0 {
-			q += fmt.Sprintf(".%06d", us)
-		}
-		for _, v := range vars {
-			q += ", @@SESSION." + v.name + "=" + v.value
-		}
-		return q
+	q := "SET TIMESTAMP=" + strconv.FormatInt(ss.Timestamp.Unix(), 10)
+	if us := ss.Timestamp.Nanosecond() / 1000; us > 0 {
+		q += fmt.Sprintf(".%06d", us)
 	}
-	if _, err := a.exec(ctx, set(vars)); err != nil {
-		if errorNumber(err) != 1231 || !ss.HasSQLMode {
-			return nil, fmt.Errorf("set the source session's variables for the DDL: %w", err)
-		}
-		// A mode the target's flavor does not know (MariaDB's
-		// EMPTY_STRING_IS_NULL on MySQL, ...): the modes both know.
-		portable := binlog.PortableSQLModes(ss.SQLModeNames)
-		a.s.log.Warn("the target does not know every sql_mode of the source; running the DDL with the modes it knows",
-			"source", a.source, "sql_mode", ss.SQLModeNames, "used", portable)
-		vars[0].value = string(AppendLiteral(nil, portable))
-		if _, err := a.exec(ctx, set(vars)); err != nil {
-			return nil, fmt.Errorf("set the source session's variables for the DDL: %w", err)
-		}
+	for _, v := range vars {
+		q += ", @@SESSION." + v.name + "=" + v.value
+	}
+	if _, err := a.exec(ctx, q); err != nil {
+		return nil, err
 	}
 	return func() error {
 		q := "SET TIMESTAMP=DEFAULT"
