@@ -24,7 +24,12 @@ type Additive struct {
 // AdditiveDDL reports whether sql only adds to the schema. When it does
 // not, reason says what it changes or removes.
 func AdditiveDDL(sql string) (add Additive, reason string, err error) {
-	stmts, notes, err := parse(sql, 0)
+	return AdditiveDDLMode(sql, 0)
+}
+
+// AdditiveDDLMode is AdditiveDDL for a statement run under sql_mode mode.
+func AdditiveDDLMode(sql string, mode SQLMode) (add Additive, reason string, err error) {
+	stmts, notes, err := parse(sql, mode)
 	if err != nil {
 		return add, "", &ParseError{SQL: sql, Err: err}
 	}

@@ -34,11 +34,11 @@ func (e *MergedDDLError) Error() string {
 // TABLE that would create the table without the columns routing fills.
 func (a *applier) checkMerged(ctx context.Context, t *binlog.Txn) error {
 	d := t.DDL
-	db, table, _ := schema.TableOf(d.Schema, d.SQL)
+	db, table, _ := ddlTable(d)
 	fail := func(reason string) error {
 		return &MergedDDLError{ID: txnID(t), Source: a.source, Table: db + "." + table, SQL: d.SQL, Reason: reason}
 	}
-	add, reason, err := schema.AdditiveDDL(d.SQL)
+	add, reason, err := schema.AdditiveDDLMode(d.SQL, ddlMode(d))
 	if err != nil {
 		return fail(err.Error())
 	}
@@ -68,7 +68,7 @@ func (a *applier) whyInEffect(ctx context.Context, t *binlog.Txn, err error, rep
 	if !alreadyInEffect(err) {
 		return "", nil
 	}
-	add, reason, perr := schema.AdditiveDDL(t.DDL.SQL)
+	add, reason, perr := schema.AdditiveDDLMode(t.DDL.SQL, ddlMode(t.DDL))
 	if perr != nil || reason != "" {
 		if replay {
 			return "replayed after a restart", nil
@@ -81,7 +81,7 @@ func (a *applier) whyInEffect(ctx context.Context, t *binlog.Txn, err error, rep
 		return "", nil
 	}
 	d := t.DDL
-	db, table, _ := schema.TableOf(d.Schema, d.SQL)
+	db, table, _ := ddlTable(d)
 	if len(add.Columns) == 0 || table == "" {
 		return "what it adds exists", nil
 	}
@@ -135,4 +135,16 @@ func (a *applier) targetColumns(ctx context.Context, db, table string) (map[stri
 		return nil, err
 	}
 	return cols, nil
+}
+
+// ddlTable is the first table (or the database) a statement names.
+func ddlTable(d *binlog.DDL) (db, table string, ok bool) {
+	st := schema.Classify(d.Schema, d.SQL, ddlMode(d))
+	switch {
+	case st.Kind == schema.DatabaseStatement:
+		return st.Database, "", true
+	case len(st.Tables) > 0:
+		return st.Tables[0].Schema, st.Tables[0].Name, true
+	}
+	return "", "", false
 }
