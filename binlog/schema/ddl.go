@@ -215,9 +215,12 @@ func (a *applier) apply(st ast.StmtNode) error {
 		delete(c.dbs, c.key(s.Name.O))
 	case *ast.CreateIndexStmt:
 		db, name := a.name(s.Table)
-		if old := c.Table(db, name); old != nil && s.KeyType == ast.IndexKeyTypeUnique {
+		if old := c.Table(db, name); old != nil {
 			t := old.clone()
-			t.Keys = addKeys(t.Keys, Key{Name: s.IndexName, Columns: partColumns(s.IndexPartSpecifications)})
+			if s.KeyType == ast.IndexKeyTypeUnique {
+				t.Keys = addKeys(t.Keys, Key{Name: s.IndexName, Columns: partColumns(s.IndexPartSpecifications)})
+			}
+			addHiddenColumns(t, s.IndexName, s.IndexPartSpecifications)
 			c.PutTable(t)
 			a.mark(db, name)
 		}
@@ -226,6 +229,7 @@ func (a *applier) apply(st ast.StmtNode) error {
 		if old := c.Table(db, name); old != nil {
 			t := old.clone()
 			t.Keys = dropKey(t.Keys, s.IndexName)
+			dropHiddenColumns(t, s.IndexName)
 			c.PutTable(t)
 			a.mark(db, name)
 		}
@@ -305,6 +309,7 @@ func (a *applier) alter(t *Table, spec *ast.AlterTableSpec) error {
 		t.Keys = slices.DeleteFunc(t.Keys, func(k Key) bool { return k.Primary })
 	case ast.AlterTableDropIndex:
 		t.Keys = dropKey(t.Keys, spec.Name)
+		dropHiddenColumns(t, spec.Name)
 	case ast.AlterTableRenameIndex:
 		for i := range t.Keys {
 			if strings.EqualFold(t.Keys[i].Name, spec.FromKey.O) {
@@ -348,6 +353,24 @@ func addVersioningColumns(t *Table) {
 
 func isVersioningColumn(c Column) bool {
 	return c.Generated && c.Invisible && (strings.EqualFold(c.Name, "row_start") || strings.EqualFold(c.Name, "row_end"))
+}
+
+// MySQL 8 implements each functional key part (INDEX i ((a+1))) as a
+// hidden virtual column, "!hidden!i!0!0", added after the table's columns
+// when the index is created, and logged in row events.
+func addHiddenColumns(t *Table, index string, parts []*ast.IndexPartSpecification) {
+	for i, p := range parts {
+		if p.Expr == nil {
+			continue
+		}
+		t.Columns = append(t.Columns, Column{Name: fmt.Sprintf("!hidden!%s!%d!0", index, i), Type: "functional index", SQLType: "functional index",
+			Nullable: true, Generated: true, Invisible: true})
+	}
+}
+
+func dropHiddenColumns(t *Table, index string) {
+	prefix := strings.ToLower("!hidden!" + index + "!")
+	t.Columns = slices.DeleteFunc(t.Columns, func(c Column) bool { return strings.HasPrefix(strings.ToLower(c.Name), prefix) })
 }
 
 func insertColumn(t *Table, col Column, pos *ast.ColumnPosition) error {
@@ -454,6 +477,9 @@ func (a *applier) constraint(t *Table, cons *ast.Constraint) {
 			name = cols[0]
 		}
 		t.Keys = addKeys(t.Keys, Key{Name: name, Columns: cols})
+		addHiddenColumns(t, name, cons.Keys)
+	case ast.ConstraintIndex, ast.ConstraintKey:
+		addHiddenColumns(t, cons.Name, cons.Keys)
 	case ast.ConstraintCheck:
 		if col := jsonValidColumn(cons.Expr); col != "" {
 			if i := t.ColumnIndex(col); i >= 0 {

@@ -202,3 +202,22 @@ func TestSystemVersioning(t *testing.T) {
 		}
 	}
 }
+
+func TestFunctionalIndexHiddenColumns(t *testing.T) {
+	c := NewCatalog("utf8mb4")
+	steps := []struct{ sql, want string }{
+		{"CREATE TABLE t (a INT, INDEX i((a+1)), KEY j (a))", "a int(11), !hidden!i!0!0 functional index generated invisible | key "},
+		{"ALTER TABLE t ADD COLUMN b TEXT", "a int(11), !hidden!i!0!0 functional index generated invisible, b text cs=utf8mb4 | key "},
+		{"CREATE INDEX k ON t ((a*2), b(3))", "a int(11), !hidden!i!0!0 functional index generated invisible, b text cs=utf8mb4, !hidden!k!0!0 functional index generated invisible | key "},
+		{"ALTER TABLE t DROP INDEX i", "a int(11), b text cs=utf8mb4, !hidden!k!0!0 functional index generated invisible | key "},
+		{"DROP INDEX k ON t", "a int(11), b text cs=utf8mb4 | key "},
+	}
+	for _, s := range steps {
+		if _, err := c.Apply("d", s.sql); err != nil {
+			t.Fatal(err)
+		}
+		if got := cols(c.Table("d", "t")); got != s.want {
+			t.Fatalf("after %s:\n%s\nwant\n%s", s.sql, got, s.want)
+		}
+	}
+}
