@@ -327,12 +327,12 @@ func appendTxnSQL(dst []byte, t *binlog.Txn, reverse bool) ([]byte, error) {
 			dst = fmt.Appendf(dst, "-- DDL cannot be reversed, undo it by hand: %s\n", oneLine(t.DDL.SQL))
 			return dst, nil
 		}
-		dst = mysqlsink.AppendDDLSQL(dst, t.DDL)
+		dst = appendDDLSQL(dst, t.DDL)
 		return append(dst, '\n'), nil
 	}
 	dst = append(dst, "BEGIN;\n"...)
 	if t.DDL != nil && !reverse {
-		dst = mysqlsink.AppendDDLSQL(dst, t.DDL)
+		dst = appendDDLSQL(dst, t.DDL)
 		dst = append(dst, '\n')
 	}
 	for _, st := range t.Statements {
@@ -420,3 +420,28 @@ func (r *reverseWriter) end(w *bufio.Writer) error {
 }
 
 func (r *reverseWriter) close() { r.f.Close() }
+
+// appendDDLSQL appends a statement with the source session's time,
+// sql_mode and time zone around it, as mariadb-binlog prints them, so that
+// replaying it has the source's result (DEFAULT CURRENT_TIMESTAMP fills
+// rows with the source's time; ANSI_QUOTES reads "x" as a name). The
+// replaying session's own settings are restored after it.
+func appendDDLSQL(dst []byte, d *binlog.DDL) []byte {
+	ss := d.Session
+	if ss == nil {
+		return mysqlsink.AppendDDLSQL(dst, d)
+	}
+	dst = append(dst, "SET @sluice_sql_mode = @@SESSION.sql_mode, @sluice_time_zone = @@SESSION.time_zone;\n"...)
+	dst = fmt.Appendf(dst, "SET TIMESTAMP = %d.%06d", ss.Timestamp.Unix(), ss.Timestamp.Nanosecond()/1000)
+	if ss.HasSQLMode {
+		dst = append(dst, ", @@SESSION.sql_mode = "...)
+		dst = mysqlsink.AppendLiteral(dst, ss.SQLModeNames)
+	}
+	if ss.TimeZone != "" {
+		dst = append(dst, ", @@SESSION.time_zone = "...)
+		dst = mysqlsink.AppendLiteral(dst, ss.TimeZone)
+	}
+	dst = append(dst, ";\n"...)
+	dst = mysqlsink.AppendDDLSQL(dst, d)
+	return append(dst, "\nSET TIMESTAMP = DEFAULT, @@SESSION.sql_mode = @sluice_sql_mode, @@SESSION.time_zone = @sluice_time_zone;"...)
+}

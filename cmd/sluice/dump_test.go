@@ -93,6 +93,14 @@ func TestDumpSQLReplays(t *testing.T) {
 		"INSERT INTO app.items (id, name) VALUES (2, 'two'), (3, 'three')",
 		"UPDATE app.items SET price = 9.9999, name = 'back\\\\slash' WHERE id = 2",
 		"INSERT INTO app.log VALUES ('hello', 1), ('hello', 1), ('bye', 2)",
+		// DDL replays with the source's time and sql_mode (issue 14 items
+		// 4 and 14).
+		"SET TIMESTAMP = 1000000000.5",
+		"ALTER TABLE app.log ADD c TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+		"SET TIMESTAMP = DEFAULT",
+		"SET SESSION sql_mode = 'ANSI_QUOTES'",
+		`ALTER TABLE "app"."log" ADD "q" VARCHAR(5) DEFAULT 'x'`,
+		"SET SESSION sql_mode = ''",
 		"DELETE FROM app.log WHERE msg = 'hello' LIMIT 1",
 		"UPDATE app.log SET n = 3 WHERE msg = 'bye'",
 	)
