@@ -58,7 +58,22 @@ type DecodeOptions struct {
 	// EmitEmpty emits transactions whose changes were all filtered out (an
 	// applier needs them to advance its checkpoint).
 	EmitEmpty bool
-	Logger    *slog.Logger
+	// AccountStatements passes statements that change accounts and
+	// privileges (CREATE USER, GRANT, SET PASSWORD, ...). They concern no
+	// table, so no filter selects them, and they are dropped by default:
+	// replicating them creates accounts, with their passwords, on the
+	// target.
+	AccountStatements bool
+	// Marker recognises transactions a sink wrote into this server (nil:
+	// none are).
+	Marker Marker
+	// Resolve reads a table's definition from the source, for a DDL the
+	// tracker cannot parse (nil when there is no source to ask: files).
+	Resolve func(db, table string) (*schema.Table, error)
+	// IncludeQuery keeps the statement text the source logs with row
+	// events (Txn.Queries, Change.Query).
+	IncludeQuery bool
+	Logger       *slog.Logger
 }
 
 // assembler turns a stream of binlog events into committed transactions.
@@ -77,7 +92,7 @@ type assembler struct {
 	curSize    int64
 	savepoints map[string]changeMark
 	// ddlMarks are the sluice marks a server thread logged for the next
-	// DDL it runs (see DDLMarkStatement).
+	// DDL it runs (see Marker).
 	ddlMarks   map[uint32]Mark
 	pending    GTID // GTID event seen, transaction not started yet
 	pendingTS  time.Time
@@ -87,6 +102,7 @@ type assembler struct {
 	hasPending bool
 
 	held     map[string]*Txn // XA transactions prepared and not yet committed, by xid
+	mariadb  bool            // the source is MariaDB (its format description says so)
 	executed GTIDSet
 
 	out []*Txn // transactions completed by the last event
@@ -162,6 +178,7 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 		// A new file, or a server restart within the stream: a transaction
 		// left open was never committed (the server crashed mid-write).
 		clear(a.ddlMarks) // thread ids start again after a restart
+		a.mariadb = strings.Contains(strings.ToLower(e.ServerVersion), "mariadb")
 		if a.cur != nil && h.LogPos != 0 {
 			a.log.Warn("binlog transaction without commit dropped at server restart", "gtid", a.cur.GTID.String(), "pos", a.position())
 			a.dropCurrent()
@@ -206,7 +223,7 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 		if a.cur == nil {
 			a.begin(h) // rows without BEGIN (a few DDL-with-rows forms)
 		}
-		if e.Table != nil && isMarkTable(string(e.Table.Schema), string(e.Table.Table)) {
+		if e.Table != nil && a.opts.Marker != nil && a.opts.Marker.Watches(string(e.Table.Schema), string(e.Table.Table)) {
 			return a.mark(e, h.EventType)
 		}
 		if e.Table == nil || !a.keep(string(e.Table.Schema), string(e.Table.Table)) {
@@ -217,6 +234,7 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 			return err
 		}
 		for _, c := range changes {
+			c.Query = len(a.cur.Queries)
 			if err := a.cur.changes.add(c); err != nil {
 				return err
 			}
@@ -234,8 +252,11 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 				return err
 			}
 		}
-	case *replication.HeartbeatEvent, *replication.MariadbBinlogCheckPointEvent, *replication.RowsQueryEvent,
-		*replication.MariadbAnnotateRowsEvent, *replication.IntVarEvent, *replication.BeginLoadQueryEvent:
+	case *replication.RowsQueryEvent:
+		a.rowsQuery(e.Query)
+	case *replication.MariadbAnnotateRowsEvent:
+		a.rowsQuery(e.Query)
+	case *replication.HeartbeatEvent, *replication.MariadbBinlogCheckPointEvent, *replication.IntVarEvent, *replication.BeginLoadQueryEvent:
 	case *replication.ExecuteLoadQueryEvent:
 		return fmt.Errorf("LOAD DATA logged as a statement (EXECUTE_LOAD_QUERY): statement-based events are not supported; set binlog_format=ROW on the source")
 	case *replication.GenericEvent:
@@ -416,21 +437,27 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		a.begin(h)
 		ddlTxn = a.cur
 	}
-	ddlTxn.DDL = &DDL{Schema: db, SQL: q}
+	sess := parseSession(e.StatusVars, h.Timestamp, a.mariadb)
+	mode := schema.SQLMode(sess.SQLMode)
+	ddlTxn.DDL = &DDL{Schema: db, SQL: schema.StripStartTransaction(q), Session: sess}
 	if m, ok := a.ddlMarks[e.SlaveProxyID]; ok {
 		ddlTxn.Marks = append(ddlTxn.Marks, m)
 		delete(a.ddlMarks, e.SlaveProxyID)
 	}
-	if m := reDDLMark.FindStringSubmatch(q); m != nil {
-		mark := Mark{Pipeline: m[1], Source: m[2]}
+	if mark, ok := a.statementMark(q); ok {
 		ddlTxn.Marks = append(ddlTxn.Marks, mark)
 		if len(a.ddlMarks) > 1000 { // marks whose DDL never came (a crash)
 			clear(a.ddlMarks)
 		}
 		a.ddlMarks[e.SlaveProxyID] = mark
 	}
-	if err := a.applyDDL(db, q, endPos); err != nil {
+	if err := a.applyDDL(db, q, mode, endPos); err != nil {
 		return err
+	}
+	if ddlTxn.DDL.SQL != q {
+		// MySQL 8.0.21+'s CREATE TABLE ... SELECT: "... START TRANSACTION",
+		// then the rows, then XID.
+		return nil
 	}
 	if a.maria&replication.BINLOG_MARIADB_FL_STANDALONE != 0 || a.maria == 0 && ddlTxn.Len() == 0 {
 		return a.commit(h, endPos)
@@ -438,8 +465,8 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 	return nil // CREATE TABLE ... SELECT: rows and a commit follow
 }
 
-func (a *assembler) applyDDL(db, q string, endPos uint64) error {
-	changed, err := a.dec.catalog.Apply(db, q)
+func (a *assembler) applyDDL(db, q string, mode schema.SQLMode, endPos uint64) error {
+	changed, err := a.dec.catalog.ApplyMode(db, q, mode)
 	if len(changed) > 0 && a.cur != nil {
 		a.cur.Catalog = a.dec.catalog.Clone()
 	}
@@ -449,7 +476,7 @@ func (a *assembler) applyDDL(db, q string, endPos uint64) error {
 			// Tables this DDL touches may decode as @1, @2, ... (or, for an
 			// applier, fail) until a definition matches the binlog again.
 			a.log.Warn("DDL does not fit the tracked schema, which is newer than this point of the stream; definition kept",
-				"sql", q, "reason", me.Msg, "pos", Position{a.file, endPos}.String())
+				"sql", schema.Redact(q), "reason", me.Msg, "pos", Position{a.file, endPos}.String())
 			return nil
 		}
 		var pe *schema.ParseError
@@ -458,12 +485,16 @@ func (a *assembler) applyDDL(db, q string, endPos uint64) error {
 		}
 		if a.skipDDL(endPos) {
 			a.log.Warn("DDL the schema tracker cannot parse skipped as configured; rows of the table it changes may decode with the old columns",
-				"sql", q, "pos", Position{a.file, endPos}.String())
+				"sql", schema.Redact(q), "pos", Position{a.file, endPos}.String())
 			return nil
 		}
-		if sdb, table, ok := schema.TableOf(db, q); ok && !a.keep(sdb, table) {
-			a.log.Debug("DDL on a filtered-out table not parsed", "sql", q)
+		st := schema.Classify(db, q, mode)
+		if len(st.Tables) > 0 && !a.anyKept(st.Tables) {
+			a.log.Debug("DDL on a filtered-out table not parsed", "sql", schema.Redact(q))
 			return nil
+		}
+		if ok, rerr := a.resolve(st, q, endPos); ok || rerr != nil {
+			return rerr
 		}
 		id := Position{a.file, endPos}.String()
 		if !a.pending.IsZero() {
@@ -472,6 +503,33 @@ func (a *assembler) applyDDL(db, q string, endPos uint64) error {
 		return fmt.Errorf("%w; if this statement does not change a table you replicate, skip it with --skip-ddl %s (or skip_ddl in the pipeline)", err, id)
 	}
 	return nil
+}
+
+// resolve handles a table statement the tracker cannot parse by reading
+// the table's definition from the source. That is the definition as it is
+// now, so it is used only when it has the column types the next row events
+// log (the decoder checks every TABLE_MAP against it, and names from
+// binlog_row_metadata=FULL win); otherwise the table's rows stop the
+// pipeline with the reason, never decode as @1, @2, ... silently.
+func (a *assembler) resolve(st schema.Statement, q string, endPos uint64) (bool, error) {
+	if a.opts.Resolve == nil || st.Kind != schema.TableStatement || len(st.Tables) != 1 {
+		return false, nil
+	}
+	tr := st.Tables[0]
+	def, err := a.opts.Resolve(tr.Schema, tr.Name)
+	if err != nil {
+		return false, fmt.Errorf("read the definition of %s.%s from the source after a DDL the schema tracker cannot parse: %w", tr.Schema, tr.Name, err)
+	}
+	if def == nil {
+		return false, nil
+	}
+	a.dec.catalog.PutTable(def)
+	if a.cur != nil {
+		a.cur.Catalog = a.dec.catalog.Clone()
+	}
+	a.log.Warn("DDL the schema tracker cannot parse: the table's definition was read from the source instead (its definition now, checked against the column types of every row event)",
+		"table", tr.Schema+"."+tr.Name, "sql", schema.Redact(q), "pos", Position{a.file, endPos}.String())
+	return true, nil
 }
 
 func (a *assembler) skipDDL(endPos uint64) bool {
@@ -544,14 +602,14 @@ func (a *assembler) xa(q string, h *replication.EventHeader, endPos uint64) erro
 	return nil
 }
 
-var reDDLMark = regexp.MustCompile(`^/\* sluice: pipeline=(\S+) source=(\S+) \*/`)
-
-func isMarkTable(schema, table string) bool {
-	return schema == MarkSchema && (table == MarkTable || table == LeaseTable)
+func (a *assembler) statementMark(q string) (Mark, bool) {
+	if a.opts.Marker == nil {
+		return Mark{}, false
+	}
+	return a.opts.Marker.StatementMark(q)
 }
 
-// mark records the sluice pipelines whose checkpoint row a transaction
-// writes.
+// mark records the marks the rows of a watched table carry.
 func (a *assembler) mark(e *replication.RowsEvent, et replication.EventType) error {
 	strict := a.dec.strict
 	a.dec.strict = false // the mark table's names need not be known: positions suffice
@@ -561,16 +619,10 @@ func (a *assembler) mark(e *replication.RowsEvent, et replication.EventType) err
 		return err
 	}
 	for _, c := range changes {
-		img := c.Image()
-		if len(img) < 2 {
+		m, ok := a.opts.Marker.RowMark(string(e.Table.Schema), string(e.Table.Table), c.Image())
+		if !ok {
 			continue
 		}
-		p, _ := img[0].(string)
-		s, _ := img[1].(string)
-		if string(e.Table.Table) == LeaseTable {
-			s = ""
-		}
-		m := Mark{Pipeline: p, Source: s}
 		if !slices.Contains(a.cur.Marks, m) {
 			a.cur.Marks = append(a.cur.Marks, m)
 		}
@@ -645,13 +697,58 @@ func (a *assembler) heldInDomain(d uint32) bool {
 
 func (a *assembler) keep(db, table string) bool { return a.opts.Filter.Match(db, table) }
 
-// ddlKept reports whether a statement concerns a table (or database) the
-// filter keeps.
-func (a *assembler) ddlKept(d *DDL) bool {
-	if db, table, ok := schema.TableOf(d.Schema, d.SQL); ok {
-		return a.keep(db, table)
+// keepName filters a name as a statement writes it: on a server that
+// compares names without case (lower_case_table_names), ALTER TABLE
+// Shop.Orders is about shop.orders.
+func (a *assembler) keepName(db, table string) bool {
+	if a.keep(db, table) {
+		return true
 	}
-	return d.Schema == "" || a.keep(d.Schema, "")
+	return a.dec.catalog.FoldCase && a.keep(strings.ToLower(db), strings.ToLower(table))
+}
+
+// ddlKept reports whether a statement concerns a table (or database) the
+// filter keeps. A table statement is kept when the filter keeps one of the
+// tables it names (a RENAME from or to a kept table); account statements
+// only with AccountStatements; any other statement by the session's
+// default database, so that a statement that names no database passes
+// only a filter that keeps everything.
+func (a *assembler) ddlKept(d *DDL) bool {
+	var mode schema.SQLMode
+	if d.Session != nil {
+		mode = schema.SQLMode(d.Session.SQLMode)
+	}
+	st := schema.Classify(d.Schema, d.SQL, mode)
+	switch {
+	case st.Kind == schema.AccountStatement:
+		if !a.opts.AccountStatements {
+			a.log.Info("account statement not replicated (set account_statements to replicate them)", "sql", schema.Redact(d.SQL))
+		}
+		return a.opts.AccountStatements
+	case st.Kind == schema.DatabaseStatement:
+		return a.keepName(st.Database, "")
+	case len(st.Tables) > 0:
+		return a.anyKept(st.Tables)
+	}
+	return a.keep(d.Schema, "")
+}
+
+func (a *assembler) anyKept(tables []schema.TableRef) bool {
+	for _, t := range tables {
+		if a.keepName(t.Schema, t.Name) {
+			return true
+		}
+	}
+	return false
+}
+
+// rowsQuery records the statement text the server logs before row events
+// (binlog_rows_query_log_events / binlog_annotate_row_events).
+func (a *assembler) rowsQuery(q []byte) {
+	if a.cur == nil || len(q) == 0 || !a.opts.IncludeQuery {
+		return
+	}
+	a.cur.Queries = append(a.cur.Queries, string(q))
 }
 
 // resume prepares for a stream restarted after the last returned

@@ -58,7 +58,7 @@ func OpenFiles(paths []string, opts DecodeOptions) (*FileSource, error) {
 		}
 	}
 	s := &FileSource{paths: paths, asm: newAssembler(opts), idx: -1}
-	s.parser = newParser(opts.Filter)
+	s.parser = newParser(opts)
 	return s, nil
 }
 
@@ -66,7 +66,7 @@ func OpenFiles(paths []string, opts DecodeOptions) (*FileSource, error) {
 // exact decimals as strings, temporal values as MySQL text (TIMESTAMP in
 // UTC), JSON in MySQL's own text form, checksums verified, and no row
 // decoding for tables the filter drops (as gh-ost does).
-func newParser(f *Filter) *replication.BinlogParser {
+func newParser(opts DecodeOptions) *replication.BinlogParser {
 	p := replication.NewBinlogParser()
 	p.SetUseDecimal(false)
 	p.SetParseTime(false)
@@ -78,11 +78,12 @@ func newParser(f *Filter) *replication.BinlogParser {
 	// event's checksum (mysqlbinlog clears the flag before checking).
 	p.SetVerifyChecksum(false)
 	p.SetPayloadDecoderConcurrency(1)
-	p.SetRowsEventDecodeFunc(rowsDecodeFunc(f))
+	p.SetRowsEventDecodeFunc(rowsDecodeFunc(opts))
 	return p
 }
 
-func rowsDecodeFunc(f *Filter) func(*replication.RowsEvent, []byte) error {
+func rowsDecodeFunc(opts DecodeOptions) func(*replication.RowsEvent, []byte) error {
+	f, marker := opts.Filter, opts.Marker
 	return func(e *replication.RowsEvent, data []byte) (err error) {
 		defer func() {
 			if r := recover(); r != nil {
@@ -94,7 +95,7 @@ func rowsDecodeFunc(f *Filter) func(*replication.RowsEvent, []byte) error {
 			return err
 		}
 		if f != nil && e.Table != nil && !f.Match(string(e.Table.Schema), string(e.Table.Table)) &&
-			!isMarkTable(string(e.Table.Schema), string(e.Table.Table)) {
+			(marker == nil || !marker.Watches(string(e.Table.Schema), string(e.Table.Table))) {
 			return nil
 		}
 		// Decoded later, by the assembler, with the schema of this point in

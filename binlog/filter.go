@@ -13,6 +13,13 @@ import (
 // matched against "schema.table" ("~^shop_[0-9]+\.orders$"). A pattern
 // without a dot names a whole schema ("shop" is "shop.*").
 //
+// Globs are Go's path.Match patterns: '[abc]', '[a-z]' and '[^a]' are
+// character classes, and a backslash makes the next character literal, so
+// "\*", "\?", "\[", "\\" and "\." match '*', '?', '[', '\' and '.' (an
+// escaped dot does not separate schema from table). Every other character,
+// quotes and backticks included, matches itself: the database
+// special"[`]$'_db is named by the pattern special"\[`]$'_db.*.
+//
 // A table passes when it matches some include pattern (or there are none)
 // and no exclude pattern. The server's own schemas (mysql, sys, ...) never
 // pass unless included explicitly, nor does sluice's own schema.
@@ -76,7 +83,7 @@ func compilePattern(p string) (matcher, error) {
 	if p == "" {
 		return m, fmt.Errorf("empty table pattern")
 	}
-	s, t, ok := strings.Cut(p, ".")
+	s, t, ok := cutUnescaped(p, '.')
 	if !ok {
 		t = "*"
 	}
@@ -136,4 +143,17 @@ func isSystemSchema(s string) bool {
 		return true
 	}
 	return false
+}
+
+// cutUnescaped cuts p at the first sep that no backslash escapes.
+func cutUnescaped(p string, sep byte) (before, after string, found bool) {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\':
+			i++
+		case sep:
+			return p[:i], p[i+1:], true
+		}
+	}
+	return p, "", false
 }

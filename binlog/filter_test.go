@@ -27,6 +27,15 @@ func TestFilter(t *testing.T) {
 		{[]string{"shop.orders"}, nil, "shop", "", true},
 		{nil, []string{"shop.tmp_*"}, "shop", "", true},
 		{nil, []string{"shop.*"}, "shop", "", false},
+		// Escapes: a name with glob characters, quotes and backticks.
+		{[]string{"special\"\\[`]$'_db.*"}, nil, "special\"[`]$'_db", "t", true},
+		{[]string{"special\"\\[`]$'_db.*"}, nil, "special\"x`]$'_db", "t", false},
+		{[]string{"special\"[[]`]$'_db.*"}, nil, "special\"[`]$'_db", "t", true},
+		{[]string{`a\*b.t\?`}, nil, "a*b", "t?", true},
+		{[]string{`a\*b.t\?`}, nil, "axb", "t?", false},
+		{[]string{`a\.b.c`}, nil, "a.b", "c", true},
+		{[]string{`a\.b.c`}, nil, "a", "b.c", false},
+		{[]string{`back\\slash.*`}, nil, `back\slash`, "t", true},
 	}
 	for _, tt := range tests {
 		f, err := NewFilter(tt.include, tt.exclude)

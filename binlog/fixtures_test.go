@@ -45,7 +45,7 @@ func fixtureDir(t testing.TB) string {
 func decodeFile(t testing.TB, path string) ([]*binlog.Txn, error) {
 	t.Helper()
 	f, _ := binlog.NewFilter([]string{"*"}, nil)
-	src, err := binlog.OpenFiles([]string{path}, binlog.DecodeOptions{Filter: f, Logger: slog.New(slog.DiscardHandler)})
+	src, err := binlog.OpenFiles([]string{path}, binlog.DecodeOptions{Filter: f, AccountStatements: true, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		return nil, err
 	}

@@ -80,6 +80,16 @@ func AppendTxnHeader(dst []byte, t *Txn) []byte {
 		dst = append(dst, `,"xid":`...)
 		dst = appendString(dst, t.XID)
 	}
+	if len(t.Queries) > 0 {
+		dst = append(dst, `,"queries":[`...)
+		for i, q := range t.Queries {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, q)
+		}
+		dst = append(dst, ']')
+	}
 	return dst
 }
 
@@ -99,6 +109,12 @@ func AppendChangeJSON(dst []byte, c *Change) []byte {
 		dst = appendString(dst, c.Table.Columns[k].Name)
 	}
 	dst = append(dst, ']')
+	if c.Query > 0 {
+		// The statement that made the change: an index into the
+		// transaction's "queries".
+		dst = append(dst, `,"query":`...)
+		dst = strconv.AppendInt(dst, int64(c.Query-1), 10)
+	}
 	if c.Before != nil {
 		dst = append(dst, `,"before":`...)
 		dst = AppendImageJSON(dst, c.Table, c.Before)

@@ -127,6 +127,13 @@ func Connect(ctx context.Context, cfg LiveConfig) (*LiveSource, error) {
 		}
 	}
 	s.end = s.Info.Current
+	if cfg.Decode.Resolve == nil {
+		cfg.Decode.Resolve = func(schemaName, table string) (*schema.Table, error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			return schema.LoadTable(ctx, db, schemaName, table)
+		}
+	}
 
 	opts := cfg.Decode
 	st := cfg.Start
@@ -213,7 +220,7 @@ func (s *LiveSource) syncerConfig() replication.BinlogSyncerConfig {
 		EventCacheCount:           256,
 		Logger:                    slog.New(minLevel{s.log.Handler(), slog.LevelWarn}),
 		Dialer:                    (&net.Dialer{Timeout: d.ConnectTimeout(), KeepAlive: 30 * time.Second}).DialContext,
-		RowsEventDecodeFunc:       rowsDecodeFunc(s.cfg.Decode.Filter),
+		RowsEventDecodeFunc:       rowsDecodeFunc(s.cfg.Decode),
 		PayloadDecoderConcurrency: 1,
 	}
 }

@@ -217,6 +217,7 @@ const (
 func encodeChange(dst []byte, c *Change, table int) []byte {
 	dst = binary.AppendUvarint(dst, uint64(table))
 	dst = append(dst, byte(c.Op))
+	dst = binary.AppendUvarint(dst, uint64(c.Query))
 	dst = encodeImage(dst, c.Before)
 	return encodeImage(dst, c.After)
 }
@@ -315,6 +316,7 @@ func decodeChange(b []byte, tables []*Table) (*Change, error) {
 	}
 	c := &Change{Table: tables[ti], Op: Op(r.b[0])}
 	r.b = r.b[1:]
+	c.Query = int(r.uvarint())
 	c.Before = r.image()
 	c.After = r.image()
 	if r.err != nil {

@@ -94,6 +94,9 @@ type Change struct {
 	Op     Op
 	Before []Value
 	After  []Value
+	// Query numbers the statement of Txn.Queries that made the change,
+	// from 1 (0: none logged, or not asked for). See Txn.QueryOf.
+	Query int
 }
 
 // Image returns the after image for inserts and updates, the before image
@@ -110,6 +113,9 @@ func (c *Change) Image() []Value {
 type DDL struct {
 	Schema string // the session's default database when it ran
 	SQL    string
+	// Session is the source session's state when the statement ran (its
+	// time, sql_mode, time zone, ...); nil when unknown.
+	Session *Session
 	// Merged is set by routing when several source tables feed the table
 	// the statement changes: it may arrive once per source, so a repeat
 	// already in effect is not an error, and a destructive one needs a
@@ -126,27 +132,19 @@ type Mark struct {
 	Pipeline, Source string
 }
 
-// MarkSchema.MarkTable is the table whose row a sluice MySQL sink writes in
-// every transaction it applies (its checkpoint): the row marks the
-// transaction as applied by sluice. Its first two columns are the pipeline
-// and the source.
-//
-// MarkSchema.LeaseTable holds each pipeline's lease (its first column is
-// the pipeline): a takeover writes it, and the write marks the pipeline as
-// a whole (a Mark with no Source).
-const (
-	MarkSchema = "sluice"
-	MarkTable  = "checkpoint"
-	LeaseTable = "lease"
-)
-
-// DDLMarkStatement is what a sluice MySQL sink runs just before each DDL,
-// on the same connection: DDL cannot carry a checkpoint row, and a comment
-// in the DDL itself does not survive the servers rewriting some statements
-// (DROP TABLE) as they log them. This statement is logged as written, and
-// the thread id of its event marks the DDL that follows from that thread.
-func DDLMarkStatement(pipeline, source string) string {
-	return "/* sluice: pipeline=" + pipeline + " source=" + source + " */ CREATE DATABASE IF NOT EXISTS `" + MarkSchema + "`"
+// Marker recognises the transactions a sink wrote into the server being
+// read (a pipeline replicating the other way must not send them back). The
+// sink that writes the marks owns their form: the decoder knows no sink's
+// tables. It shows the Marker the rows of the tables it watches, whatever
+// the filter, and every statement; a statement that carries a mark marks
+// itself and the next DDL its server thread logs.
+type Marker interface {
+	// Watches reports whether rows of schema.table carry marks.
+	Watches(schema, table string) bool
+	// RowMark returns the mark a row image of a watched table carries.
+	RowMark(schema, table string, img []Value) (Mark, bool)
+	// StatementMark returns the mark a statement carries.
+	StatementMark(sql string) (Mark, bool)
 }
 
 // Txn is one committed source transaction. Rolled-back transactions never
@@ -167,6 +165,12 @@ type Txn struct {
 	// DDL is set for statement transactions (and for CREATE TABLE ... SELECT,
 	// which also carries rows).
 	DDL *DDL
+	// Queries are the statements the application ran, as the source logs
+	// them with the row events (MySQL binlog_rows_query_log_events,
+	// MariaDB binlog_annotate_row_events), in order. Empty unless the
+	// source logs them and DecodeOptions.IncludeQuery asks for them: they
+	// may carry secrets.
+	Queries []string
 	// Statements holds statement-based DML (binlog_format=STATEMENT/MIXED).
 	// Only offline dumps of such logs see them; live sources must be ROW.
 	Statements []string
@@ -268,6 +272,15 @@ func (t *Txn) Close() error {
 		return nil
 	}
 	return t.changes.close()
+}
+
+// QueryOf returns the statement the application ran that made c, as the
+// source logged it (DecodeOptions.IncludeQuery), or "".
+func (t *Txn) QueryOf(c *Change) string {
+	if c.Query < 1 || c.Query > len(t.Queries) {
+		return ""
+	}
+	return t.Queries[c.Query-1]
 }
 
 // IsDDL reports whether the transaction is a statement rather than rows.

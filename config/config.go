@@ -59,7 +59,15 @@ type Pipeline struct {
 	Exclude    []string  `yaml:"exclude" doc:"for every source: leave out tables matching these patterns"`
 	Operations []string  `yaml:"operations" doc:"for every source: the row changes to keep, of insert, update, delete (default all)"`
 	Routes     []*Route  `yaml:"routes" doc:"rename schema.table on the way to the sink, e.g. merge shards into one table"`
-	Sink       Sink      `yaml:"sink" required:"true" doc:"where transactions go"`
+	// AccountStatements replicates CREATE/ALTER/DROP/RENAME USER, GRANT,
+	// REVOKE, SET PASSWORD and role statements, which no table filter
+	// selects. Off by default: on the target they create accounts and
+	// set passwords.
+	// IncludeQuery carries the statement text the source logs with row
+	// events to the sink (the NATS formats' query fields).
+	IncludeQuery      bool `yaml:"include_query" doc:"carry the statement the application ran (binlog_annotate_row_events / binlog_rows_query_log_events) in the NATS formats"`
+	AccountStatements bool `yaml:"account_statements" doc:"replicate account statements (CREATE USER, GRANT, REVOKE, SET PASSWORD, roles); off by default"`
+	Sink              Sink `yaml:"sink" required:"true" doc:"where transactions go"`
 	// raw is the pipeline as written (for reload to tell what changed).
 	raw      string
 	LeaseTTL Duration `yaml:"lease_ttl" default:"8s" doc:"MySQL sink: one process at a time writes the pipeline; others wait as standbys and take over this long after the active one dies or freezes (1s to 1h)"`

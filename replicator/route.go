@@ -79,15 +79,23 @@ func (r *router) routeDDL(t *binlog.Txn) {
 	if len(r.pipeline.Routes) == 0 {
 		return
 	}
-	db, table, ok := schema.TableOf(t.DDL.Schema, t.DDL.SQL)
-	if !ok || table == "" {
-		return
+	var mode schema.SQLMode
+	if t.DDL.Session != nil {
+		mode = schema.SQLMode(t.DDL.Session.SQLMode)
 	}
-	rt := r.pipeline.Route(db, table)
-	if rt == nil {
-		return
-	}
-	sql, ok := schema.RenameTableInDDL(t.DDL.SQL, rt.Schema, rt.Table)
+	// Every table the statement names is routed (RENAME TABLE a TO b,
+	// c TO a names a twice); the first routed one decides about merging.
+	var rt *config.Route
+	sql, ok := schema.RewriteTables(t.DDL.Schema, t.DDL.SQL, mode, func(tr schema.TableRef) (string, string, bool) {
+		route := r.pipeline.Route(tr.Schema, tr.Name)
+		if route == nil {
+			return "", "", false
+		}
+		if rt == nil {
+			rt = route
+		}
+		return route.Schema, route.Table, true
+	})
 	if !ok {
 		return
 	}

@@ -55,6 +55,14 @@ func TestRouter(t *testing.T) {
 			"agg.orders insert [1 5 s1 orders] pk [0 2 3]", "agg.orders delete [2 6 s1 orders] pk [0 2 3]", "shop_1.customers insert [3] pk []"}},
 		{name: "DDL routed and merged", ops: all, ddl: &binlog.DDL{Schema: "shop_1", SQL: "ALTER TABLE orders ADD COLUMN x INT"},
 			ddlTo: "ALTER TABLE `agg`.`orders` ADD COLUMN x INT merged [src tbl]"},
+		// Every routed table of a multi-table RENAME, not only the first
+		// (issue 14 item 8), and a quoted name with a backtick in it.
+		{name: "multi-table RENAME routed", ops: all, ddl: &binlog.DDL{Schema: "shop_1", SQL: "RENAME TABLE orders TO o_old, o_new TO orders"},
+			ddlTo: "RENAME TABLE `agg`.`orders` TO o_old, o_new TO `agg`.`orders` merged [src tbl]"},
+		{name: "RENAME of another table", ops: all, ddl: &binlog.DDL{Schema: "shop_1", SQL: "RENAME TABLE a TO b, c TO d"},
+			ddlTo: "RENAME TABLE a TO b, c TO d"},
+		{name: "quoted name with a backtick", ops: all, ddl: &binlog.DDL{Schema: "x", SQL: "ALTER TABLE `shop_``2`.`orders` ADD y INT"},
+			ddlTo: "ALTER TABLE `agg`.`orders` ADD y INT merged [src tbl]"},
 		{name: "DDL applied by the reverse pipeline", ops: all, marks: []binlog.Mark{reverse},
 			ddl: &binlog.DDL{Schema: "shop_1", SQL: "DROP TABLE orders"}},
 	}

@@ -184,7 +184,11 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 		return err
 	}
 	start := r.cfg.Start.Start
-	opts := binlog.DecodeOptions{Filter: r.cfg.Filter, StrictColumns: true, SkipDDL: r.cfg.SkipDDL, EmitEmpty: true, Logger: r.log}
+	opts := binlog.DecodeOptions{Filter: r.cfg.Filter, StrictColumns: true, SkipDDL: r.cfg.SkipDDL, EmitEmpty: true, Logger: r.log,
+		AccountStatements: r.pipeline.AccountStatements, IncludeQuery: r.pipeline.IncludeQuery,
+		// Transactions a MySQL sink applied to this server carry its marks
+		// (a pipeline replicating the other way drops them).
+		Marker: mysqlsink.Marker{}}
 	if haveCkpt {
 		// The checkpoint wins over the configured start.
 		if !state.GTID.IsEmpty() {

@@ -4,7 +4,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 )
 
@@ -25,8 +24,12 @@ type Additive struct {
 // AdditiveDDL reports whether sql only adds to the schema. When it does
 // not, reason says what it changes or removes.
 func AdditiveDDL(sql string) (add Additive, reason string, err error) {
-	rewritten, notes := dialectRewrite(sql)
-	stmts, _, err := parser.New().ParseSQL(rewritten)
+	return AdditiveDDLMode(sql, 0)
+}
+
+// AdditiveDDLMode is AdditiveDDL for a statement run under sql_mode mode.
+func AdditiveDDLMode(sql string, mode SQLMode) (add Additive, reason string, err error) {
+	stmts, notes, err := parse(sql, mode)
 	if err != nil {
 		return add, "", &ParseError{SQL: sql, Err: err}
 	}

@@ -105,8 +105,20 @@ type Catalog struct {
 	// ServerCharset is the server's character_set_server, the default for
 	// databases created without one.
 	ServerCharset string
-	dbs           map[string]string            // database -> default charset
-	tables        map[string]map[string]*Table // database -> table -> definition
+	// FoldCase: the server compares database and table names without
+	// regard to case (lower_case_table_names 1 or 2), so ALTER TABLE
+	// Orders changes the table orders.
+	FoldCase bool
+	dbs      map[string]string            // database -> default charset
+	tables   map[string]map[string]*Table // database -> table -> definition
+}
+
+// key is how a database or table name is looked up.
+func (c *Catalog) key(name string) string {
+	if c.FoldCase {
+		return strings.ToLower(name)
+	}
+	return name
 }
 
 // NewCatalog returns an empty catalog.
@@ -116,7 +128,7 @@ func NewCatalog(serverCharset string) *Catalog {
 
 // Table returns the definition of db.name, or nil when it is not known.
 func (c *Catalog) Table(db, name string) *Table {
-	return c.tables[db][name]
+	return c.tables[c.key(db)][c.key(name)]
 }
 
 // Tables returns every table, sorted by schema and name.
@@ -132,17 +144,19 @@ func (c *Catalog) Tables() []*Table {
 
 // PutTable adds or replaces a definition.
 func (c *Catalog) PutTable(t *Table) {
-	if c.tables[t.Schema] == nil {
-		c.tables[t.Schema] = map[string]*Table{}
+	db := c.key(t.Schema)
+	if c.tables[db] == nil {
+		c.tables[db] = map[string]*Table{}
 	}
-	if _, ok := c.dbs[t.Schema]; !ok {
-		c.dbs[t.Schema] = ""
+	if _, ok := c.dbs[db]; !ok {
+		c.dbs[db] = ""
 	}
-	c.tables[t.Schema][t.Name] = t
+	c.tables[db][c.key(t.Name)] = t
 }
 
 // PutDatabase records a database and its default character set.
 func (c *Catalog) PutDatabase(db, charset string) {
+	db = c.key(db)
 	c.dbs[db] = charset
 	if c.tables[db] == nil {
 		c.tables[db] = map[string]*Table{}
@@ -150,11 +164,11 @@ func (c *Catalog) PutDatabase(db, charset string) {
 }
 
 func (c *Catalog) dropTable(db, name string) {
-	delete(c.tables[db], name)
+	delete(c.tables[c.key(db)], c.key(name))
 }
 
 func (c *Catalog) dbCharset(db string) string {
-	if cs := c.dbs[db]; cs != "" {
+	if cs := c.dbs[c.key(db)]; cs != "" {
 		return cs
 	}
 	if c.ServerCharset != "" {
@@ -166,6 +180,7 @@ func (c *Catalog) dbCharset(db string) string {
 // Clone returns a catalog that shares the (immutable) table definitions.
 func (c *Catalog) Clone() *Catalog {
 	n := NewCatalog(c.ServerCharset)
+	n.FoldCase = c.FoldCase
 	maps.Copy(n.dbs, c.dbs)
 	for db, ts := range c.tables {
 		n.tables[db] = maps.Clone(ts)
@@ -175,13 +190,14 @@ func (c *Catalog) Clone() *Catalog {
 
 type catalogJSON struct {
 	ServerCharset string            `json:"server_charset"`
+	FoldCase      bool              `json:"fold_case,omitempty"`
 	Databases     map[string]string `json:"databases"`
 	Tables        []*Table          `json:"tables"`
 }
 
 // MarshalJSON persists the catalog.
 func (c *Catalog) MarshalJSON() ([]byte, error) {
-	return json.Marshal(catalogJSON{ServerCharset: c.ServerCharset, Databases: c.dbs, Tables: c.Tables()})
+	return json.Marshal(catalogJSON{ServerCharset: c.ServerCharset, FoldCase: c.FoldCase, Databases: c.dbs, Tables: c.Tables()})
 }
 
 // UnmarshalJSON restores a persisted catalog.
@@ -191,6 +207,7 @@ func (c *Catalog) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("schema snapshot: %w", err)
 	}
 	*c = *NewCatalog(j.ServerCharset)
+	c.FoldCase = j.FoldCase
 	for db, cs := range j.Databases {
 		c.PutDatabase(db, cs)
 	}

@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/charset"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
@@ -23,7 +22,7 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("cannot parse DDL %q: %v", truncate(e.SQL, 300), e.Err)
+	return fmt.Sprintf("cannot parse DDL %q: %v", truncate(Redact(e.SQL), 300), e.Err)
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }
@@ -63,64 +62,27 @@ func mismatch(format string, args ...any) error {
 // ChangesSchema reports whether sql can change a table definition.
 func ChangesSchema(sql string) bool { return schemaDDL.MatchString(sql) }
 
-// tableHead extracts the first table a schema statement names, for error
-// messages and filtering when the statement cannot be parsed.
-var tableHead = regexp.MustCompile("(?is)^\\s*(?:/\\*.*?\\*/\\s*)*(?:create|alter|drop|rename)\\s+(?:or\\s+replace\\s+|online\\s+|ignore\\s+|temporary\\s+)*(?:tables?|database|schema)\\s+(?:if\\s+(?:not\\s+)?exists\\s+)?(`[^`]+`|[\\w$]+)(?:\\s*\\.\\s*(`[^`]+`|[\\w$]+))?")
-
-// TableOf returns the database and table a schema statement names first,
-// as far as it can tell without parsing. For database statements table is
-// empty.
-func TableOf(defaultDB, sql string) (db, table string, ok bool) {
-	m := tableHead.FindStringSubmatch(sql)
-	if m == nil {
-		return "", "", false
-	}
-	a, b := unquoteIdent(m[1]), unquoteIdent(m[2])
-	lower := strings.ToLower(m[0])
-	if strings.Contains(lower, "database") || strings.Contains(lower, "schema") {
-		return a, "", true
-	}
-	if m[2] == "" {
-		return defaultDB, a, true
-	}
-	return a, b, true
-}
-
-// RenameTableInDDL rewrites the first table a schema statement names (the
-// one TableOf finds) to db.table, for routing DDL to a renamed target.
-func RenameTableInDDL(sql, db, table string) (string, bool) {
-	m := tableHead.FindStringSubmatchIndex(sql)
-	if m == nil {
-		return sql, false
-	}
-	lower := strings.ToLower(sql[m[0]:m[1]])
-	if strings.Contains(lower, "database") || strings.Contains(lower, "schema") {
-		return sql, false
-	}
-	start, end := m[2], m[3]
-	if m[4] >= 0 {
-		end = m[5]
-	}
-	quote := func(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
-	return sql[:start] + quote(db) + "." + quote(table) + sql[end:], true
-}
-
 // Apply applies one statement, run with defaultDB as the current database,
 // to the catalog. Statements that cannot change a table definition are
 // ignored. It returns the tables whose definitions changed ("db.table").
 func (c *Catalog) Apply(defaultDB, sql string) ([]string, error) {
+	return c.ApplyMode(defaultDB, sql, 0)
+}
+
+// ApplyMode is Apply for a statement the server ran under sql_mode mode
+// (ANSI_QUOTES changes how it reads).
+func (c *Catalog) ApplyMode(defaultDB, sql string, mode SQLMode) ([]string, error) {
 	if !ChangesSchema(sql) {
 		return nil, nil
 	}
-	rewritten, notes := dialectRewrite(sql)
-	stmts, _, err := parser.New().ParseSQL(rewritten)
+	stmts, notes, err := parse(sql, mode)
 	if err != nil {
 		return nil, &ParseError{SQL: sql, Err: err}
 	}
 	a := applier{c: c, db: defaultDB, notes: notes}
 	for _, st := range stmts {
 		if err := a.apply(st); err != nil {
-			return a.changed, fmt.Errorf("apply DDL %q: %w", truncate(sql, 300), err)
+			return a.changed, fmt.Errorf("apply DDL %q: %w", truncate(Redact(sql), 300), err)
 		}
 	}
 	return a.changed, nil
@@ -179,6 +141,9 @@ func (a *applier) apply(st ast.StmtNode) error {
 		for _, cons := range s.Constraints {
 			a.constraint(t, cons)
 		}
+		if a.notes.versioned {
+			addVersioningColumns(t)
+		}
 		c.PutTable(t)
 		a.mark(db, name)
 	case *ast.AlterTableStmt:
@@ -192,6 +157,12 @@ func (a *applier) apply(st ast.StmtNode) error {
 			if err := a.alter(t, spec); err != nil {
 				return err
 			}
+		}
+		switch {
+		case a.notes.addVersioning:
+			addVersioningColumns(t)
+		case a.notes.dropVersioning:
+			t.Columns = slices.DeleteFunc(t.Columns, func(c Column) bool { return isVersioningColumn(c) })
 		}
 		if t.Schema != db || t.Name != name {
 			c.dropTable(db, name)
@@ -220,7 +191,7 @@ func (a *applier) apply(st ast.StmtNode) error {
 			}
 		}
 	case *ast.CreateDatabaseStmt:
-		if s.IfNotExists && c.dbs[s.Name.O] != "" {
+		if s.IfNotExists && c.dbs[c.key(s.Name.O)] != "" {
 			return nil
 		}
 		cs := dbCharset(s.Options)
@@ -237,16 +208,19 @@ func (a *applier) apply(st ast.StmtNode) error {
 			c.PutDatabase(db, cs)
 		}
 	case *ast.DropDatabaseStmt:
-		for _, t := range c.tables[s.Name.O] {
+		for _, t := range c.tables[c.key(s.Name.O)] {
 			a.mark(t.Schema, t.Name)
 		}
-		delete(c.tables, s.Name.O)
-		delete(c.dbs, s.Name.O)
+		delete(c.tables, c.key(s.Name.O))
+		delete(c.dbs, c.key(s.Name.O))
 	case *ast.CreateIndexStmt:
 		db, name := a.name(s.Table)
-		if old := c.Table(db, name); old != nil && s.KeyType == ast.IndexKeyTypeUnique {
+		if old := c.Table(db, name); old != nil {
 			t := old.clone()
-			t.Keys = addKeys(t.Keys, Key{Name: s.IndexName, Columns: partColumns(s.IndexPartSpecifications)})
+			if s.KeyType == ast.IndexKeyTypeUnique {
+				t.Keys = addKeys(t.Keys, Key{Name: s.IndexName, Columns: partColumns(s.IndexPartSpecifications)})
+			}
+			addHiddenColumns(t, s.IndexName, s.IndexPartSpecifications)
 			c.PutTable(t)
 			a.mark(db, name)
 		}
@@ -255,6 +229,7 @@ func (a *applier) apply(st ast.StmtNode) error {
 		if old := c.Table(db, name); old != nil {
 			t := old.clone()
 			t.Keys = dropKey(t.Keys, s.IndexName)
+			dropHiddenColumns(t, s.IndexName)
 			c.PutTable(t)
 			a.mark(db, name)
 		}
@@ -334,6 +309,7 @@ func (a *applier) alter(t *Table, spec *ast.AlterTableSpec) error {
 		t.Keys = slices.DeleteFunc(t.Keys, func(k Key) bool { return k.Primary })
 	case ast.AlterTableDropIndex:
 		t.Keys = dropKey(t.Keys, spec.Name)
+		dropHiddenColumns(t, spec.Name)
 	case ast.AlterTableRenameIndex:
 		for i := range t.Keys {
 			if strings.EqualFold(t.Keys[i].Name, spec.FromKey.O) {
@@ -360,6 +336,41 @@ func (a *applier) alter(t *Table, spec *ast.AlterTableSpec) error {
 		}
 	}
 	return nil
+}
+
+// MariaDB adds two invisible columns to a table created WITH SYSTEM
+// VERSIONING (unless it declares them itself), and logs them in row
+// events: when each row version started and ended. The server fills them,
+// so they are generated columns to an applier.
+func addVersioningColumns(t *Table) {
+	for _, name := range []string{"row_start", "row_end"} {
+		if t.ColumnIndex(name) >= 0 {
+			continue
+		}
+		t.Columns = append(t.Columns, Column{Name: name, Type: "timestamp", SQLType: "timestamp(6)", Generated: true, Invisible: true})
+	}
+}
+
+func isVersioningColumn(c Column) bool {
+	return c.Generated && c.Invisible && (strings.EqualFold(c.Name, "row_start") || strings.EqualFold(c.Name, "row_end"))
+}
+
+// MySQL 8 implements each functional key part (INDEX i ((a+1))) as a
+// hidden virtual column, "!hidden!i!0!0", added after the table's columns
+// when the index is created, and logged in row events.
+func addHiddenColumns(t *Table, index string, parts []*ast.IndexPartSpecification) {
+	for i, p := range parts {
+		if p.Expr == nil {
+			continue
+		}
+		t.Columns = append(t.Columns, Column{Name: fmt.Sprintf("!hidden!%s!%d!0", index, i), Type: "functional index", SQLType: "functional index",
+			Nullable: true, Generated: true, Invisible: true})
+	}
+}
+
+func dropHiddenColumns(t *Table, index string) {
+	prefix := strings.ToLower("!hidden!" + index + "!")
+	t.Columns = slices.DeleteFunc(t.Columns, func(c Column) bool { return strings.HasPrefix(strings.ToLower(c.Name), prefix) })
 }
 
 func insertColumn(t *Table, col Column, pos *ast.ColumnPosition) error {
@@ -466,6 +477,9 @@ func (a *applier) constraint(t *Table, cons *ast.Constraint) {
 			name = cols[0]
 		}
 		t.Keys = addKeys(t.Keys, Key{Name: name, Columns: cols})
+		addHiddenColumns(t, name, cons.Keys)
+	case ast.ConstraintIndex, ast.ConstraintKey:
+		addHiddenColumns(t, cons.Name, cons.Keys)
 	case ast.ConstraintCheck:
 		if col := jsonValidColumn(cons.Expr); col != "" {
 			if i := t.ColumnIndex(col); i >= 0 {

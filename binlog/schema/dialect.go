@@ -18,6 +18,9 @@ type rewriteNotes struct {
 	orReplace bool              // CREATE OR REPLACE TABLE
 	types     map[string]string // lower-case column name -> original type ("point", "uuid", ...)
 	invisible map[string]bool   // lower-case column name -> INVISIBLE
+	// MariaDB system versioning: WITH SYSTEM VERSIONING on the table, ALTER
+	// TABLE ... ADD / DROP SYSTEM VERSIONING.
+	versioned, addVersioning, dropVersioning bool
 }
 
 // substitutes maps types the parser lacks to a stand-in with the same binlog
@@ -45,6 +48,11 @@ func init() {
 	}
 }
 
+// textTypes are the types MariaDB's BYTE, ASCII and UNICODE attributes
+// follow.
+var textTypes = map[string]bool{"char": true, "varchar": true, "character": true, "nchar": true, "nvarchar": true,
+	"tinytext": true, "text": true, "mediumtext": true, "longtext": true}
+
 // notIdentifier lists words that can precede a type word without being a
 // column name.
 var notIdentifier = map[string]bool{"as": true, "not": true, "null": true, "default": true, "cast": true,
@@ -56,7 +64,7 @@ type token struct {
 	sig  bool // not white space or comment
 }
 
-func tokenize(s string) []token {
+func tokenize(s string, ansiQuotes bool) []token {
 	var out []token
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -82,7 +90,7 @@ func tokenize(s string) []token {
 			t.sig = false
 		case c == '\'' || c == '"' || c == '`':
 			for j < len(s) {
-				if s[j] == '\\' && c != '`' {
+				if s[j] == '\\' && c != '`' && !(ansiQuotes && c == '"') {
 					j += 2
 					continue
 				}
@@ -115,15 +123,17 @@ func isWordByte(c byte) bool {
 }
 
 func unquoteIdent(s string) string {
-	if len(s) >= 2 && s[0] == '`' {
-		return strings.ReplaceAll(s[1:len(s)-1], "``", "`")
+	if len(s) >= 2 && (s[0] == '`' || s[0] == '"') {
+		q := s[:1]
+		return strings.ReplaceAll(s[1:len(s)-1], q+q, q)
 	}
 	return s
 }
 
 // dialectRewrite returns sql in a form the TiDB parser accepts.
-func dialectRewrite(sql string) (string, rewriteNotes) {
-	toks := tokenize(sql)
+func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
+	ansi := mode.ANSIQuotes()
+	toks := tokenize(sql, ansi)
 	notes := rewriteNotes{types: map[string]string{}, invisible: map[string]bool{}}
 	var sig []int // indexes of significant tokens
 	for i, t := range toks {
@@ -175,7 +185,7 @@ func dialectRewrite(sql string) (string, rewriteNotes) {
 		}
 		if typeWords[w] && k > 0 {
 			prev := toks[sig[k-1]]
-			if prev.text != "" && (prev.word && !notIdentifier[strings.ToLower(prev.text)] || strings.HasPrefix(prev.text, "`")) {
+			if prev.text != "" && (prev.word && !notIdentifier[strings.ToLower(prev.text)] || strings.HasPrefix(prev.text, "`") || ansi && strings.HasPrefix(prev.text, `"`)) {
 				column = strings.ToLower(unquoteIdent(prev.text))
 				if sub, ok := substitutes[w]; ok {
 					notes.types[column] = w
@@ -209,9 +219,46 @@ func dialectRewrite(sql string) (string, rewriteNotes) {
 					toks[sig[j]].text = cs + "_bin"
 				}
 			}
+		case "default":
+			// DEFAULT (expression): the parser reads only a few expression
+			// forms there, and a default never changes how rows decode.
+			if k+1 < len(sig) && toks[sig[k+1]].text == "(" {
+				end := matchParen(toks, sig, k+1)
+				if end > 0 {
+					for j := k + 1; j <= end; j++ {
+						toks[sig[j]].text = ""
+					}
+					// Blank what lies between too (comments, spaces).
+					for i := sig[k+1]; i <= sig[end]; i++ {
+						toks[i].text = ""
+					}
+					toks[sig[k+1]].text = "NULL"
+					k = end
+				}
+			}
+		case "byte", "ascii", "unicode":
+			// MariaDB's CHAR(n) BYTE, CHAR(n) ASCII and ... UNICODE: the
+			// binary, latin1 and ucs2 character sets.
+			if textTypes[word(k-1)] || k >= 4 && toks[sig[k-1]].text == ")" && toks[sig[k-3]].text == "(" && textTypes[word(k-4)] {
+				t.text = map[string]string{"byte": "CHARACTER SET binary", "ascii": "CHARACTER SET latin1", "unicode": "CHARACTER SET ucs2"}[w]
+			}
 		case "with", "without":
 			if word(k+1) == "system" && word(k+2) == "versioning" {
+				if w == "with" && depth == 0 {
+					notes.versioned = true
+				}
 				drop(k)
+				drop(k + 1)
+				drop(k + 2)
+			}
+		case "add", "drop":
+			if word(k+1) == "system" && word(k+2) == "versioning" && depth == 0 {
+				if w == "add" {
+					notes.addVersioning = true
+				} else {
+					notes.dropVersioning = true
+				}
+				t.text = "FORCE"
 				drop(k + 1)
 				drop(k + 2)
 			}
@@ -226,4 +273,22 @@ func dialectRewrite(sql string) (string, rewriteNotes) {
 		}
 	}
 	return b.String(), notes
+}
+
+// matchParen returns the significant index of the parenthesis closing the
+// one at significant index k, or -1.
+func matchParen(toks []token, sig []int, k int) int {
+	depth := 0
+	for j := k; j < len(sig); j++ {
+		switch toks[sig[j]].text {
+		case "(":
+			depth++
+		case ")":
+			depth--
+			if depth == 0 {
+				return j
+			}
+		}
+	}
+	return -1
 }

@@ -24,12 +24,42 @@ func IsSystemSchema(db string) bool {
 // the starting point when no persisted snapshot exists: exact when the
 // stream starts at the server's current position, and corrected by the
 // CREATE TABLE statements the stream itself carries when it starts earlier.
-func Load(ctx context.Context, db *sql.DB) (*Catalog, error) {
+func Load(ctx context.Context, db *sql.DB) (*Catalog, error) { return load(ctx, db, "", "") }
+
+// LoadTable reads one table's definition from information_schema, for a
+// DDL the tracker cannot parse. It is the table as it is now: right for the
+// binlog position being read only if no later DDL changed the table (the
+// decoder checks it against each row event's column types). Nil when the
+// table does not exist.
+func LoadTable(ctx context.Context, db *sql.DB, schemaName, table string) (*Table, error) {
+	c, err := load(ctx, db, schemaName, table)
+	if err != nil {
+		return nil, err
+	}
+	return c.Table(schemaName, table), nil
+}
+
+func load(ctx context.Context, db *sql.DB, onlySchema, onlyTable string) (*Catalog, error) {
+	var args []any
+	if onlyTable != "" {
+		args = []any{onlySchema, onlyTable}
+	}
+	only := func(schemaCol, tableCol string) string {
+		if onlyTable == "" {
+			return ""
+		}
+		return " AND " + schemaCol + " = ? AND " + tableCol + " = ?"
+	}
 	var serverCS string
 	if err := db.QueryRowContext(ctx, "SELECT @@character_set_server").Scan(&serverCS); err != nil {
 		return nil, fmt.Errorf("read character_set_server: %w", err)
 	}
 	c := NewCatalog(strings.ToLower(serverCS))
+	var lctn int
+	if err := db.QueryRowContext(ctx, "SELECT @@lower_case_table_names").Scan(&lctn); err != nil {
+		return nil, fmt.Errorf("read lower_case_table_names: %w", err)
+	}
+	c.FoldCase = lctn != 0
 	notIn := "('" + strings.Join(systemSchemas, "','") + "')"
 
 	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN "+notIn)
@@ -50,8 +80,8 @@ func Load(ctx context.Context, db *sql.DB) (*Catalog, error) {
 		COALESCE(c.CHARACTER_SET_NAME, ''), c.IS_NULLABLE, c.EXTRA, COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0), COALESCE(t.TABLE_COLLATION, '')
 		FROM information_schema.COLUMNS c JOIN information_schema.TABLES t
 		  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
-		WHERE t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND c.TABLE_SCHEMA NOT IN `+notIn+`
-		ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`)
+		WHERE t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND c.TABLE_SCHEMA NOT IN `+notIn+only("c.TABLE_SCHEMA", "c.TABLE_NAME")+`
+		ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read information_schema.COLUMNS: %w", err)
 	}
@@ -102,8 +132,8 @@ func Load(ctx context.Context, db *sql.DB) (*Catalog, error) {
 	rows.Close()
 
 	rows, err = db.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS
-		WHERE NON_UNIQUE = 0 AND TABLE_SCHEMA NOT IN `+notIn+`
-		ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX`)
+		WHERE NON_UNIQUE = 0 AND TABLE_SCHEMA NOT IN `+notIn+only("TABLE_SCHEMA", "TABLE_NAME")+`
+		ORDER BY TABLE_SCHEMA, TABLE_NAME, INDEX_NAME <> 'PRIMARY', INDEX_NAME, SEQ_IN_INDEX`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read information_schema.STATISTICS: %w", err)
 	}
@@ -128,7 +158,7 @@ func Load(ctx context.Context, db *sql.DB) (*Catalog, error) {
 	// MariaDB's JSON is LONGTEXT with a json_valid() check. MySQL 5.7 has no
 	// CHECK_CONSTRAINTS table; there JSON is a type of its own.
 	rows, err = db.QueryContext(ctx, `SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS
-		WHERE CONSTRAINT_SCHEMA NOT IN `+notIn)
+		WHERE CONSTRAINT_SCHEMA NOT IN `+notIn+only("CONSTRAINT_SCHEMA", "TABLE_NAME"), args...)
 	if err == nil {
 		for rows.Next() {
 			var schemaName, tableName, clause string

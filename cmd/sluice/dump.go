@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
@@ -45,6 +46,7 @@ type dumpOptions struct {
 	logLevel  string
 	logFormat string
 	spillDir  string
+	query     bool
 }
 
 func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,6 +67,7 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.Var(&o.skipDDL, "skip-ddl", "skip a DDL statement the schema tracker cannot parse, named by its GTID or file:pos; repeatable")
 	fs.StringVar(&o.logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	fs.StringVar(&o.logFormat, "log-format", "text", "log format: text or json")
+	fs.BoolVar(&o.query, "include-query", false, "print the statement the application ran with its rows (when the source logs it: binlog_annotate_row_events, binlog_rows_query_log_events)")
 	fs.StringVar(&o.spillDir, "spill-dir", "", "directory for large transactions' temporary files (default: the system's)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -82,7 +85,10 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return usagef("%v", err)
 	}
-	dec := binlog.DecodeOptions{Filter: filter, SkipDDL: o.skipDDL, SpillDir: o.spillDir, Logger: log}
+	dec := binlog.DecodeOptions{Filter: filter, SkipDDL: o.skipDDL, SpillDir: o.spillDir, Logger: log, IncludeQuery: o.query,
+		// Account statements concern no table: shown when nothing is
+		// filtered, left out (as a pipeline does) with --include.
+		AccountStatements: len(o.include) == 0}
 
 	var src binlog.Source
 	live := o.source != ""
@@ -315,17 +321,20 @@ func appendTxnSQL(dst []byte, t *binlog.Txn, reverse bool) ([]byte, error) {
 		dst = fmt.Appendf(dst, " gtid %s", t.GTID)
 	}
 	dst = fmt.Appendf(dst, " %s\n", t.Timestamp.UTC().Format(time.RFC3339))
+	for _, q := range t.Queries {
+		dst = fmt.Appendf(dst, "-- query: %s\n", strings.ReplaceAll(oneLine(q), "\r", " "))
+	}
 	if t.DDL != nil && t.Len() == 0 {
 		if reverse {
 			dst = fmt.Appendf(dst, "-- DDL cannot be reversed, undo it by hand: %s\n", oneLine(t.DDL.SQL))
 			return dst, nil
 		}
-		dst = mysqlsink.AppendDDLSQL(dst, t.DDL)
+		dst = appendDDLSQL(dst, t.DDL)
 		return append(dst, '\n'), nil
 	}
 	dst = append(dst, "BEGIN;\n"...)
 	if t.DDL != nil && !reverse {
-		dst = mysqlsink.AppendDDLSQL(dst, t.DDL)
+		dst = appendDDLSQL(dst, t.DDL)
 		dst = append(dst, '\n')
 	}
 	for _, st := range t.Statements {
@@ -413,3 +422,28 @@ func (r *reverseWriter) end(w *bufio.Writer) error {
 }
 
 func (r *reverseWriter) close() { r.f.Close() }
+
+// appendDDLSQL appends a statement with the source session's time,
+// sql_mode and time zone around it, as mariadb-binlog prints them, so that
+// replaying it has the source's result (DEFAULT CURRENT_TIMESTAMP fills
+// rows with the source's time; ANSI_QUOTES reads "x" as a name). The
+// replaying session's own settings are restored after it.
+func appendDDLSQL(dst []byte, d *binlog.DDL) []byte {
+	ss := d.Session
+	if ss == nil {
+		return mysqlsink.AppendDDLSQL(dst, d)
+	}
+	dst = append(dst, "SET @sluice_sql_mode = @@SESSION.sql_mode, @sluice_time_zone = @@SESSION.time_zone;\n"...)
+	dst = fmt.Appendf(dst, "SET TIMESTAMP = %d.%06d", ss.Timestamp.Unix(), ss.Timestamp.Nanosecond()/1000)
+	if ss.HasSQLMode {
+		dst = append(dst, ", @@SESSION.sql_mode = "...)
+		dst = sqltext.AppendString(dst, ss.SQLModeNames)
+	}
+	if ss.TimeZone != "" {
+		dst = append(dst, ", @@SESSION.time_zone = "...)
+		dst = sqltext.AppendString(dst, ss.TimeZone)
+	}
+	dst = append(dst, ";\n"...)
+	dst = mysqlsink.AppendDDLSQL(dst, d)
+	return append(dst, "\nSET TIMESTAMP = DEFAULT, @@SESSION.sql_mode = @sluice_sql_mode, @@SESSION.time_zone = @sluice_time_zone;"...)
+}

@@ -93,6 +93,14 @@ func TestDumpSQLReplays(t *testing.T) {
 		"INSERT INTO app.items (id, name) VALUES (2, 'two'), (3, 'three')",
 		"UPDATE app.items SET price = 9.9999, name = 'back\\\\slash' WHERE id = 2",
 		"INSERT INTO app.log VALUES ('hello', 1), ('hello', 1), ('bye', 2)",
+		// DDL replays with the source's time and sql_mode (issue 14 items
+		// 4 and 14).
+		"SET TIMESTAMP = 1000000000.5",
+		"ALTER TABLE app.log ADD c TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)",
+		"SET TIMESTAMP = DEFAULT",
+		"SET SESSION sql_mode = 'ANSI_QUOTES'",
+		`ALTER TABLE "app"."log" ADD "q" VARCHAR(5) DEFAULT 'x'`,
+		"SET SESSION sql_mode = ''",
 		"DELETE FROM app.log WHERE msg = 'hello' LIMIT 1",
 		"UPDATE app.log SET n = 3 WHERE msg = 'bye'",
 	)
@@ -146,6 +154,57 @@ func TestDumpErrors(t *testing.T) {
 		}
 		if strings.Contains(errOut, "topsecret") {
 			t.Errorf("password in the error: %s", errOut)
+		}
+	}
+}
+
+// --include-query prints the statement the application ran, which MariaDB
+// logs with the rows (binlog_annotate_row_events), and each change names
+// it; without the flag it is not printed (issue 14 item 15).
+func TestDumpIncludeQuery(t *testing.T) {
+	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{Args: []string{"--binlog-annotate-row-events=ON"}})
+	m.Exec(t,
+		"CREATE DATABASE shop",
+		"CREATE TABLE shop.o (id INT PRIMARY KEY, v VARCHAR(10))",
+		"BEGIN", "INSERT INTO shop.o VALUES (1, 'a'), (2, 'b') /* app */", "UPDATE shop.o SET v = 'c' WHERE id = 2", "COMMIT",
+	)
+	for _, sql := range []bool{false, true} {
+		args := []string{"dump", "--source", m.DSN(), "--from-start", "--stop-at-end", "--include", "shop.*"}
+		out, errOut, code := run(t, args...)
+		if code != 0 || strings.Contains(out, "/* app */") {
+			t.Fatalf("without --include-query: exit %d, %s\n%s", code, errOut, out)
+		}
+		if sql {
+			args = append(args, "--format", "sql")
+		}
+		out, errOut, code = run(t, append(args, "--include-query")...)
+		if code != 0 {
+			t.Fatalf("exit %d: %s", code, errOut)
+		}
+		if sql {
+			if !strings.Contains(out, "-- query: INSERT INTO shop.o VALUES (1, 'a'), (2, 'b') /* app */\n") || !strings.Contains(out, "-- query: UPDATE shop.o SET v = 'c' WHERE id = 2\n") {
+				t.Fatalf("queries missing:\n%s", out)
+			}
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		var tx struct {
+			Queries []string `json:"queries"`
+			Changes []struct {
+				Query *int `json:"query"`
+			}
+		}
+		if err := json.Unmarshal([]byte(lines[len(lines)-1]), &tx); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"INSERT INTO shop.o VALUES (1, 'a'), (2, 'b') /* app */", "UPDATE shop.o SET v = 'c' WHERE id = 2"}
+		if strings.Join(tx.Queries, "|") != strings.Join(want, "|") || len(tx.Changes) != 3 {
+			t.Fatalf("got %s", lines[len(lines)-1])
+		}
+		for i, wantIx := range []int{0, 0, 1} {
+			if tx.Changes[i].Query == nil || *tx.Changes[i].Query != wantIx {
+				t.Fatalf("change %d names query %v, want %d: %s", i, tx.Changes[i].Query, wantIx, lines[len(lines)-1])
+			}
 		}
 	}
 }

@@ -59,7 +59,7 @@ func (a *applier) applyRun(ctx context.Context, txns []*binlog.Txn) error {
 			}
 			continue
 		}
-		if t.DDL != nil && t.Len() == 0 {
+		if t.DDL != nil {
 			if commitPrev {
 				if _, err := a.exec(ctx, "COMMIT"); err != nil {
 					return err
@@ -140,6 +140,9 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 	for c, err := range t.Changes() {
 		if err != nil {
 			return err
+		}
+		if c = versionedChange(c); c == nil {
+			continue
 		}
 		if !c.Table.NamesKnown {
 			return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", txnID(t), c.Table.QualifiedName())
@@ -225,6 +228,9 @@ func (a *applier) applyCareful(ctx context.Context, t *binlog.Txn) error {
 	for c, err := range t.Changes() {
 		if err != nil {
 			return fail(err)
+		}
+		if c = versionedChange(c); c == nil {
+			continue
 		}
 		if err := a.applyChange(ctx, t, c); err != nil {
 			return fail(err)

@@ -6,6 +6,7 @@ import (
 
 	drv "github.com/go-sql-driver/mysql"
 	"github.com/sluice-cdc/sluice/mysqlconn"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 )
 
 // errorNumber returns the server error number of err, or 0.
@@ -71,7 +72,7 @@ type DDLStopError struct {
 
 func (e *DDLStopError) Error() string {
 	return fmt.Sprintf("DDL %s stopped the pipeline (ddl: stop): %q in database %q; apply it to the target by hand and add %q to sink.ddl_done, or set ddl: apply or skip",
-		e.ID, truncate(e.SQL, 200), e.Schema, e.ID)
+		e.ID, truncate(schema.Redact(e.SQL), 200), e.Schema, e.ID)
 }
 
 func truncate(s string, n int) string {

@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
@@ -36,7 +35,7 @@ import (
 //     backwards. Its appliers' sessions have the same wait_timeout, so a
 //     transaction it left open cannot hold the lease row for longer than the
 //     TTL either.
-const leaseTable = "`" + binlog.MarkSchema + "`.`" + binlog.LeaseTable + "`"
+const leaseTable = "`" + markSchema + "`.`" + leaseName + "`"
 
 const createLeaseTable = `CREATE TABLE IF NOT EXISTS ` + leaseTable + ` (
 	pipeline VARCHAR(190) NOT NULL,

@@ -27,18 +27,18 @@ type MergedDDLError struct {
 func (e *MergedDDLError) Error() string {
 	return fmt.Sprintf("DDL %s from source %s changes %s, which several source tables feed, and %s: %q. "+
 		"Change the target by hand once, then add %q to sink.ddl_done (and the ids of the same DDL from the other sources as they arrive)",
-		e.ID, e.Source, e.Table, e.Reason, truncate(e.SQL, 200), e.ID)
+		e.ID, e.Source, e.Table, e.Reason, truncate(schema.Redact(e.SQL), 200), e.ID)
 }
 
 // checkMerged refuses a merged-table DDL that is not additive, and a CREATE
 // TABLE that would create the table without the columns routing fills.
 func (a *applier) checkMerged(ctx context.Context, t *binlog.Txn) error {
 	d := t.DDL
-	db, table, _ := schema.TableOf(d.Schema, d.SQL)
+	db, table, _ := ddlTable(d)
 	fail := func(reason string) error {
 		return &MergedDDLError{ID: txnID(t), Source: a.source, Table: db + "." + table, SQL: d.SQL, Reason: reason}
 	}
-	add, reason, err := schema.AdditiveDDL(d.SQL)
+	add, reason, err := schema.AdditiveDDLMode(d.SQL, ddlMode(d))
 	if err != nil {
 		return fail(err.Error())
 	}
@@ -68,15 +68,20 @@ func (a *applier) whyInEffect(ctx context.Context, t *binlog.Txn, err error, rep
 	if !alreadyInEffect(err) {
 		return "", nil
 	}
-	add, reason, perr := schema.AdditiveDDL(t.DDL.SQL)
+	add, reason, perr := schema.AdditiveDDLMode(t.DDL.SQL, ddlMode(t.DDL))
 	if perr != nil || reason != "" {
 		if replay {
 			return "replayed after a restart", nil
 		}
 		return "", nil
 	}
+	if n := errorNumber(err); n == 1146 || n == 1049 {
+		// The table (or database) it adds to is missing on the target:
+		// what it adds cannot be in effect.
+		return "", nil
+	}
 	d := t.DDL
-	db, table, _ := schema.TableOf(d.Schema, d.SQL)
+	db, table, _ := ddlTable(d)
 	if len(add.Columns) == 0 || table == "" {
 		return "what it adds exists", nil
 	}
@@ -90,7 +95,7 @@ func (a *applier) whyInEffect(ctx context.Context, t *binlog.Txn, err error, rep
 		}
 		id := txnID(t)
 		return fmt.Errorf("DDL %s: %s: %s, so the target differs from the source. Fix the target, then add %q to sink.ddl_done, or set ddl: skip",
-			id, truncate(d.SQL, 200), reason, id)
+			id, truncate(schema.Redact(d.SQL), 200), reason, id)
 	}
 	if len(cols) == 0 {
 		return "", nil // no table: the error is not about something in effect
@@ -130,4 +135,16 @@ func (a *applier) targetColumns(ctx context.Context, db, table string) (map[stri
 		return nil, err
 	}
 	return cols, nil
+}
+
+// ddlTable is the first table (or the database) a statement names.
+func ddlTable(d *binlog.DDL) (db, table string, ok bool) {
+	st := schema.Classify(d.Schema, d.SQL, ddlMode(d))
+	switch {
+	case st.Kind == schema.DatabaseStatement:
+		return st.Database, "", true
+	case len(st.Tables) > 0:
+		return st.Tables[0].Schema, st.Tables[0].Name, true
+	}
+	return "", "", false
 }

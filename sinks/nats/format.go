@@ -405,7 +405,7 @@ func (debeziumEncoder) row(dst []byte, t *binlog.Txn, c *binlog.Change, i int, m
 	dst = append(dst, `,"after":`...)
 	dst = debeziumRow(dst, c.Table, c.After)
 	dst = append(dst, `,"source":`...)
-	dst = debeziumSource(dst, t, c.Table.Schema, c.Table.Name, i, m)
+	dst = debeziumSource(dst, t, c.Table.Schema, c.Table.Name, i, m, t.QueryOf(c))
 	op := map[binlog.Op]string{binlog.Insert: "c", binlog.Update: "u", binlog.Delete: "d"}[c.Op]
 	dst = fmt.Appendf(dst, `,"op":"%s","ts_ms":%d,"transaction":`, op, m.now.UnixMilli())
 	if t.GTID.IsZero() {
@@ -418,7 +418,7 @@ func (debeziumEncoder) row(dst []byte, t *binlog.Txn, c *binlog.Change, i int, m
 	return append(dst, '}')
 }
 
-func debeziumSource(dst []byte, t *binlog.Txn, db, table string, row int, m meta) []byte {
+func debeziumSource(dst []byte, t *binlog.Txn, db, table string, row int, m meta, query string) []byte {
 	dst = append(dst, `{"version":"sluice","connector":"mysql","name":`...)
 	dst = appendJSONString(dst, m.pipeline)
 	dst = fmt.Appendf(dst, `,"ts_ms":%d,"snapshot":"false","db":`, t.Timestamp.UnixMilli())
@@ -433,7 +433,11 @@ func debeziumSource(dst []byte, t *binlog.Txn, db, table string, row int, m meta
 	}
 	dst = append(dst, `,"file":`...)
 	dst = appendJSONString(dst, t.Pos.File)
-	return fmt.Appendf(dst, `,"pos":%d,"row":%d,"thread":null,"query":null}`, t.Pos.Pos, row)
+	dst = fmt.Appendf(dst, `,"pos":%d,"row":%d,"thread":null,"query":`, t.Pos.Pos, row)
+	if query == "" {
+		return append(dst, "null}"...)
+	}
+	return append(appendJSONString(dst, query), '}')
 }
 
 func (debeziumEncoder) ddl(dst []byte, t *binlog.Txn, m meta) []byte {
@@ -442,7 +446,7 @@ func (debeziumEncoder) ddl(dst []byte, t *binlog.Txn, m meta) []byte {
 		db = t.DDL.Schema
 	}
 	dst = append(dst, `{"source":`...)
-	dst = debeziumSource(dst, t, db, table, 0, m)
+	dst = debeziumSource(dst, t, db, table, 0, m, "")
 	dst = append(dst, `,"databaseName":`...)
 	dst = appendJSONString(dst, db)
 	dst = append(dst, `,"ddl":`...)
