@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
 )
 
@@ -264,14 +265,18 @@ func txnID(t *binlog.Txn) string {
 	return t.Pos.String()
 }
 
-// logical is one message before chunking: a transaction body, a row, a
-// DDL, or an outbox message.
+// logical is one message before chunking: a transaction body, a row (or
+// a run of rows), a DDL, an outbox message, or one of Debezium's extra
+// messages (transaction BEGIN/END, key, tombstone).
 type logical struct {
 	subject string
-	op      string
+	op      string // the Sluice-Op header: insert, update, delete, transaction, ddl, outbox, begin, end, key, tombstone
 	change  *binlog.Change
-	row     int // the change's place among the transaction's rows, from 0
+	row     int  // the change's place among the transaction's rows, from 0
+	unit    unit // what a row message describes
 	outbox  *outboxMsg
+	// counts are Debezium's END event's data_collections.
+	counts []collectionCount
 }
 
 // publishTxn publishes t's messages: everything but a half-published
@@ -358,6 +363,12 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 				h[HdrSchema] = []string{c.Table.Schema}
 				h[HdrTable] = []string{c.Table.Name}
 				h[HdrTxnSeq] = []string{strconv.Itoa(lm.row + 1)}
+			}
+			if lm.op == "transaction" {
+				h[HdrBody] = []string{"transaction"}
+			}
+			if key := s.key(t, lm); key != nil {
+				h[HdrKey] = []string{string(key)}
 			}
 			if i == len(msgs)-1 && k == n-1 {
 				h[HdrCheckpoint] = []string{after}
@@ -457,12 +468,36 @@ func (s *Sink) explainPublish(subject string, err error) error {
 // plan lists a transaction's messages and counts its rows.
 func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
 	if t.DDL != nil && t.Len() == 0 {
-		subj := s.subject(s.cfg.DDLSubject, t.DDL.Schema, "", "ddl", "", "")
+		db, table, _ := schema.TableOf(t.DDL.Schema, t.DDL.SQL)
+		if db == "" {
+			db = t.DDL.Schema
+		}
+		subj := s.subject(s.cfg.DDLSubject, db, table, "ddl", "", "")
 		return []logical{{subject: subj, op: "ddl"}}, 0, nil
 	}
 	var msgs []logical
 	rows := 0
-	var first *binlog.Change
+	dbz, isDbz := s.debezium()
+	txnMeta := isDbz && dbz.opt.TransactionMetadata && s.cfg.Mode == "row"
+	var counts []collectionCount
+	seen := map[string]int{}
+	r := newRuns(s.enc.maxRun(), s.changeSubject)
+	emit := func(u unit, subj string) {
+		c := u.changes[0]
+		if isDbz && dbz.opt.KeySubject != "" {
+			msgs = append(msgs, logical{subject: s.subject(dbz.opt.KeySubject, c.Table.Schema, c.Table.Name, c.Op.String(), "", ""),
+				op: "key", change: c, row: u.row, unit: u})
+		}
+		msgs = append(msgs, logical{subject: subj, op: c.Op.String(), change: c, row: u.row, unit: u})
+		if isDbz && dbz.opt.Tombstones && c.Op == binlog.Delete {
+			msgs = append(msgs, logical{subject: subj, op: "tombstone", change: c, row: u.row, unit: u})
+		}
+	}
+	flush := func() {
+		if u, subj, ok := r.flush(); ok {
+			emit(u, subj)
+		}
+	}
 	for c, err := range t.Changes() {
 		if err != nil {
 			return nil, 0, err
@@ -470,22 +505,68 @@ func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
 		if s.outbox != nil {
 			if ob, ok := s.outbox.route(c); ok {
 				if ob != nil {
+					flush()
 					msgs = append(msgs, logical{subject: ob.subject, op: "outbox", outbox: ob})
 				}
 				continue
 			}
 		}
+		if txnMeta {
+			name := c.Table.QualifiedName()
+			i, ok := seen[name]
+			if !ok {
+				i = len(counts)
+				seen[name] = i
+				counts = append(counts, collectionCount{name: name})
+			}
+			counts[i].count++
+		}
 		if s.cfg.Mode == "row" {
-			msgs = append(msgs, logical{subject: s.changeSubject(c), op: c.Op.String(), change: c, row: rows})
-		} else if first == nil {
-			first = c
+			if u, subj, ok := r.add(c); ok {
+				emit(u, subj)
+			}
 		}
 		rows++
 	}
-	if s.cfg.Mode != "row" && first != nil {
-		msgs = append([]logical{{subject: s.changeSubject(first), op: "transaction"}}, msgs...)
+	flush()
+	txnSubj := s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", "")
+	if s.cfg.Mode != "row" && rows > 0 {
+		// A whole transaction goes to the transaction subject: a
+		// transaction touching several tables is never on one table's
+		// subject only.
+		msgs = append([]logical{{subject: txnSubj, op: "transaction"}}, msgs...)
+	}
+	if txnMeta && rows > 0 {
+		msgs = append([]logical{{subject: txnSubj, op: "begin"}}, msgs...)
+		msgs = append(msgs, logical{subject: txnSubj, op: "end", counts: counts})
 	}
 	return msgs, rows, nil
+}
+
+// debezium returns the Debezium encoder when the format is debezium.
+func (s *Sink) debezium() (debeziumEncoder, bool) {
+	if env, ok := s.enc.(txnEnvelope); ok {
+		d, ok := env.eventEncoder.(debeziumEncoder)
+		return d, ok
+	}
+	return debeziumEncoder{}, false
+}
+
+// key is a message's Sluice-Key header: Debezium's record key.
+func (s *Sink) key(t *binlog.Txn, lm logical) []byte {
+	dbz, ok := s.debezium()
+	if !ok {
+		return nil
+	}
+	switch {
+	case lm.op == "begin" || lm.op == "end":
+		return dbz.txnKey(t)
+	case lm.op == "ddl":
+		return dbz.ddlKey(t)
+	case lm.change != nil:
+		return dbz.key(t, lm.change)
+	}
+	return nil
 }
 
 // body encodes one logical message.
@@ -493,17 +574,36 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	sp := s.spool
 	sp.reset()
 	var buf []byte
-	switch {
-	case lm.outbox != nil:
+	switch lm.op {
+	case "outbox":
 		return sp, sp.write(lm.outbox.payload)
-	case lm.op == "ddl":
+	case "ddl":
 		return sp, sp.write(s.enc.ddl(nil, t, m))
-	case lm.change != nil:
-		return sp, sp.write(s.enc.row(nil, t, lm.change, lm.row, m))
+	case "begin", "end":
+		dbz, _ := s.debezium()
+		return sp, sp.write(dbz.txnMeta(t, lm.op == "end", m.count, lm.counts))
+	case "tombstone":
+		return sp, sp.write(nil)
+	case "key":
+		dbz, _ := s.debezium()
+		return sp, sp.write(dbz.key(t, lm.change))
 	}
-	// The whole transaction, change by change.
+	if lm.change != nil {
+		return sp, sp.write(s.enc.unit(nil, t, lm.unit, m))
+	}
+	// The whole transaction, unit by unit.
 	buf = s.enc.txnStart(buf, t, m)
-	i := 0
+	r := newRuns(s.enc.maxRun(), nil)
+	add := func(u unit) error {
+		buf = s.enc.txnUnit(buf, t, u, m)
+		if len(buf) > 1<<20 {
+			if err := sp.write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		return nil
+	}
 	for c, err := range t.Changes() {
 		if err != nil {
 			return nil, err
@@ -513,13 +613,15 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 				continue
 			}
 		}
-		buf = s.enc.txnChange(buf, t, c, i, m)
-		i++
-		if len(buf) > 1<<20 {
-			if err := sp.write(buf); err != nil {
+		if u, _, ok := r.add(c); ok {
+			if err := add(u); err != nil {
 				return nil, err
 			}
-			buf = buf[:0]
+		}
+	}
+	if u, _, ok := r.flush(); ok {
+		if err := add(u); err != nil {
+			return nil, err
 		}
 	}
 	buf = s.enc.txnEnd(buf, t, m)

@@ -50,6 +50,8 @@ const (
 	HdrTable      = "Sluice-Table"      //
 	HdrOp         = "Sluice-Op"         // insert, update, delete, ddl, outbox
 	HdrOutbox     = "Sluice-Outbox"     // the outbox table a message was relayed from
+	HdrBody       = "Sluice-Body"       // "transaction" on mode transaction's bodies (sluice's transaction envelope)
+	HdrKey        = "Sluice-Key"        // format debezium: the record key, as JsonConverter writes it
 	hdrMsgID      = natsgo.MsgIdHdr     // Nats-Msg-Id
 	hdrBatchID    = "Nats-Batch-Id"     //
 	hdrBatchSeq   = "Nats-Batch-Sequence"
@@ -72,10 +74,17 @@ type Config struct {
 	Replicas       int
 
 	Subject    string // template: {schema} {table} {op} {pk} {source} {pipeline}
-	DDLSubject string
-	PKBuckets  int
-	Format     string // sluice | canal | debezium
-	Mode       string // transaction | row
+	DDLSubject string // template: {schema} {table} {pipeline}
+	// TransactionSubject is where whole transactions go (mode:
+	// transaction), and Debezium's BEGIN/END events; template: {pipeline}.
+	TransactionSubject string
+	PKBuckets          int
+	Format             string // sluice | canal | debezium
+	// Mode is transaction or row; empty means row for canal and debezium,
+	// transaction for sluice.
+	Mode       string
+	Canal      CanalOptions
+	Debezium   DebeziumOptions
 	Checkpoint string // stream | kv
 	KVBucket   string
 	Outbox     []Outbox
@@ -145,7 +154,16 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg.Format), partial: map[string]part{},
+	if cfg.Mode == "" {
+		cfg.Mode = "transaction"
+		if cfg.Format == FormatCanal || cfg.Format == FormatDebezium {
+			cfg.Mode = "row"
+		}
+	}
+	if cfg.TransactionSubject == "" {
+		cfg.TransactionSubject = "cdc._txn"
+	}
+	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg), partial: map[string]part{},
 		spool: newSpool(8 << 20), stats: map[string]*stats{}, failed: map[string]bool{}, lastAcked: map[string]checkpoint.State{}}
 	opts := []natsgo.Option{
 		natsgo.Name("sluice " + cfg.Pipeline),
@@ -331,7 +349,7 @@ func DefaultSubjects(templates ...string) []string {
 func (s *Sink) openStream(ctx context.Context) error {
 	cfg := s.cfg
 	if len(cfg.StreamSubjects) == 0 {
-		tmpls := []string{cfg.Subject, cfg.DDLSubject}
+		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject}
 		for _, o := range cfg.Outbox {
 			tmpls = append(tmpls, o.SubjectPrefix)
 		}
