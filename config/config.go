@@ -133,7 +133,7 @@ type Sink struct {
 	DDLSubject string `yaml:"ddl_subject" sink:"nats" default:"cdc._ddl" doc:"subject template for DDL statements: {schema}, {table} (the table the statement changes), {pipeline}; cdc.{schema}.{table} puts a table's DDL beside its rows"`
 	// TransactionSubject is where mode: transaction publishes whole
 	// transactions, and format: debezium its BEGIN/END events.
-	TransactionSubject string   `yaml:"transaction_subject" sink:"nats" default:"cdc._txn" doc:"subject for whole transactions (mode: transaction) and Debezium's transaction BEGIN/END events; {pipeline}"`
+	TransactionSubject string   `yaml:"transaction_subject" sink:"nats" doc:"subject for whole transactions (mode: transaction) and Debezium's transaction BEGIN/END events; {pipeline}; default the subject template's prefix and _txn (cdc._txn)"`
 	PKBuckets          int      `yaml:"pk_buckets" sink:"nats" default:"16" doc:"number of {pk} hash buckets"`
 	Format             string   `yaml:"format" sink:"nats" default:"sluice" enum:"sluice|canal|debezium" doc:"message format"`
 	Mode               string   `yaml:"mode" sink:"nats" enum:"transaction|row" doc:"one message per transaction (sluice's transaction envelope), or one per row change; default row for canal and debezium, transaction for sluice"`

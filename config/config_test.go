@@ -179,7 +179,7 @@ func TestNATSFormatOptions(t *testing.T) {
 	}
 	c := f.Pipelines[0].Sink
 	if c.Mode != "" || c.Canal.TimeZone != "Asia/Shanghai" || c.Canal.Location == nil || c.Canal.Location.String() != "Asia/Shanghai" ||
-		c.Canal.EnumSet != "label" || c.Canal.Rows != "row" || c.TransactionSubject != "cdc._txn" || !f.Pipelines[0].Sink.Debezium.Schemas {
+		c.Canal.EnumSet != "label" || c.Canal.Rows != "row" || c.TransactionSubject != "" || !f.Pipelines[0].Sink.Debezium.Schemas {
 		t.Fatalf("canal sink: %+v", c)
 	}
 	d := f.Pipelines[1].Sink

@@ -215,3 +215,12 @@ func TestTimeMicros(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultTxnSubject(t *testing.T) {
+	for tmpl, want := range map[string]string{"cdc.{schema}.{table}": "cdc._txn", "D_row.{schema}.{table}.{pk}": "D_row._txn",
+		"{schema}.{table}": "_txn", "events.all": "events._txn", "single": "_txn"} {
+		if got := defaultTxnSubject(tmpl); got != want {
+			t.Errorf("defaultTxnSubject(%q) = %q, want %q", tmpl, got, want)
+		}
+	}
+}

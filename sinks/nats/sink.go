@@ -161,7 +161,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		}
 	}
 	if cfg.TransactionSubject == "" {
-		cfg.TransactionSubject = "cdc._txn"
+		cfg.TransactionSubject = defaultTxnSubject(cfg.Subject)
 	}
 	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg), partial: map[string]part{},
 		spool: newSpool(8 << 20), stats: map[string]*stats{}, failed: map[string]bool{}, lastAcked: map[string]checkpoint.State{}}
@@ -312,6 +312,23 @@ func explainJS(err error) error {
 		return fmt.Errorf("%w: no JetStream answer; is JetStream enabled, and may this user use $JS.API.>?", err)
 	}
 	return err
+}
+
+// defaultTxnSubject is the transaction subject beside a subject
+// template's fixed prefix: "cdc.{schema}.{table}" gives "cdc._txn".
+func defaultTxnSubject(subject string) string {
+	prefix := subject
+	if i := strings.IndexByte(subject, '{'); i >= 0 {
+		prefix = subject[:strings.LastIndexByte(subject[:i], '.')+1]
+	} else if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		prefix = subject[:i+1]
+	} else {
+		prefix = ""
+	}
+	if prefix == "" {
+		return "_txn"
+	}
+	return prefix + "_txn"
 }
 
 // DefaultSubjects are the stream subjects that hold what the templates
