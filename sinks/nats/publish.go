@@ -529,14 +529,17 @@ func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
 		rows++
 	}
 	flush()
+	if rows == 0 || s.cfg.Mode == "row" && !txnMeta {
+		return msgs, rows, nil
+	}
 	txnSubj := s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", "")
-	if s.cfg.Mode != "row" && rows > 0 {
+	if s.cfg.Mode != "row" {
 		// A whole transaction goes to the transaction subject: a
 		// transaction touching several tables is never on one table's
 		// subject only.
 		msgs = append([]logical{{subject: txnSubj, op: "transaction"}}, msgs...)
 	}
-	if txnMeta && rows > 0 {
+	if txnMeta {
 		msgs = append([]logical{{subject: txnSubj, op: "begin"}}, msgs...)
 		msgs = append(msgs, logical{subject: txnSubj, op: "end", counts: counts})
 	}
