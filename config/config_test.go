@@ -165,7 +165,7 @@ func TestRoutesFile(t *testing.T) {
 
 func TestDocsListsEveryKey(t *testing.T) {
 	d := Docs()
-	for _, key := range []string{"state_dir", "http.listen", "pipelines[].sources[].dsn", "pipelines[].sources[].start.gtid", "pipelines[].sink.on_conflict"} {
+	for _, key := range []string{"state_dir", "http.listen", "pipelines[].sources[].dsn", "pipelines[].sources[].start.gtid", "pipelines[].sink.on_conflict", "pipelines[].sink.transaction_subject", "pipelines[].sink.canal.timezone", "pipelines[].sink.debezium.decimal_handling_mode"} {
 		if !strings.Contains(d, key+"\t") {
 			t.Errorf("Docs lacks %s:\n%s", key, d)
 		}

@@ -10,7 +10,6 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/sluice-cdc/sluice/binlog"
-	"github.com/sluice-cdc/sluice/binlog/schema"
 )
 
 // CanalOptions tune format: canal.
@@ -636,10 +635,7 @@ func appendJSONNumber(dst, num []byte, exact bool) []byte {
 // isDdl, the statement in sql, the type Canal's DDL parser gives it, no
 // rows).
 func (e canalEncoder) ddl(dst []byte, t *binlog.Txn, m meta) []byte {
-	db, table, _ := schema.TableOf(t.DDL.Schema, t.DDL.SQL)
-	if db == "" {
-		db = t.DDL.Schema
-	}
+	db, table := ddlTable(t)
 	dst = fmt.Appendf(dst, `{"data":null,"database":`)
 	dst = appendJSONString(dst, db)
 	dst = fmt.Appendf(dst, `,"es":%d,"gtid":`, t.Timestamp.Unix()*1000)

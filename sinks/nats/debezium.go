@@ -825,10 +825,7 @@ const (
 
 // ddlKey is a schema change event's key: the database.
 func (e debeziumEncoder) ddlKey(t *binlog.Txn) []byte {
-	db, _, _ := schema.TableOf(t.DDL.Schema, t.DDL.SQL)
-	if db == "" {
-		db = t.DDL.Schema
-	}
+	db, _ := ddlTable(t)
 	dst, end := e.wrap(nil, []byte(dbzDDLKeySchema))
 	dst = append(dst, `{"databaseName":`...)
 	dst = appendJSONString(dst, db)
@@ -839,10 +836,7 @@ func (e debeziumEncoder) ddlKey(t *binlog.Txn) []byte {
 // tracker, the definition of the table it created or changed
 // (ConnectTableChangeSerializer).
 func (e debeziumEncoder) ddl(dst []byte, t *binlog.Txn, m meta) []byte {
-	db, table, _ := schema.TableOf(t.DDL.Schema, t.DDL.SQL)
-	if db == "" {
-		db = t.DDL.Schema
-	}
+	db, table := ddlTable(t)
 	var sch []byte
 	if e.opt.Schemas {
 		sch = append([]byte(dbzDDLValueSchemaHead), dbzSourceSchema...)
@@ -877,7 +871,7 @@ func (e debeziumEncoder) tableChange(dst []byte, t *binlog.Txn, db, table string
 	switch words[0] {
 	case "CREATE":
 		typ = "CREATE"
-	case "ALTER", "RENAME", "TRUNCATE":
+	case "ALTER", "RENAME":
 		typ = "ALTER"
 	case "DROP":
 		typ = "DROP"

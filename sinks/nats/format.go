@@ -2,11 +2,13 @@ package nats
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 )
 
 // encoder turns transactions into message bodies in one wire format.
@@ -216,3 +218,27 @@ func timeMicros(s string) (int64, bool) {
 
 // appendJSONString appends s as a JSON string.
 func appendJSONString(dst []byte, s string) []byte { return binlog.AppendJSONString(dst, s) }
+
+// indexHead finds the table of CREATE/DROP INDEX ... ON table.
+var indexHead = regexp.MustCompile("(?is)^\\s*(?:/\\*.*?\\*/\\s*)*(?:create|drop)\\s+(?:online\\s+|unique\\s+|fulltext\\s+|spatial\\s+)*index\\s+(?:if\\s+(?:not\\s+)?exists\\s+)?(?:`[^`]+`|[\\w$]+)\\s+on\\s+(`[^`]+`|[\\w$]+)(?:\\s*\\.\\s*(`[^`]+`|[\\w$]+))?")
+
+// ddlTable is the database and table a DDL statement changes (the table
+// empty for database statements and statements that name none): a table's
+// DDL goes to its subject, and the formats name it.
+func ddlTable(t *binlog.Txn) (db, table string) {
+	db, table, _ = schema.TableOf(t.DDL.Schema, t.DDL.SQL)
+	if table == "" {
+		if m := indexHead.FindStringSubmatch(t.DDL.SQL); m != nil {
+			unq := func(s string) string { return strings.ReplaceAll(strings.Trim(s, "`"), "``", "`") }
+			if m[2] == "" {
+				db, table = t.DDL.Schema, unq(m[1])
+			} else {
+				db, table = unq(m[1]), unq(m[2])
+			}
+		}
+	}
+	if db == "" {
+		db = t.DDL.Schema
+	}
+	return db, table
+}

@@ -161,11 +161,15 @@ func TestFormatsGolden(t *testing.T) {
 				}
 				writeIndented(t, &out, label, sp.mem)
 			}
-			label := "ddl"
-			if k := s.key(ddl, logical{op: "ddl"}); k != nil {
-				label += ", Sluice-Key " + string(k)
+			for _, sql := range []string{ddl.DDL.SQL, "CREATE TABLE orders (id INT PRIMARY KEY)", "DROP TABLE gone", "CREATE INDEX i ON orders (x)", "CREATE DATABASE shop2"} {
+				d := *ddl
+				d.DDL = &binlog.DDL{Schema: "shop", SQL: sql}
+				label := "ddl " + sql
+				if k := s.key(&d, logical{op: "ddl"}); k != nil {
+					label += ", Sluice-Key " + string(k)
+				}
+				writeIndented(t, &out, label, s.enc.ddl(nil, &d, m))
 			}
-			writeIndented(t, &out, label, s.enc.ddl(nil, ddl, m))
 
 			path := filepath.Join("testdata", "golden", gc.name+".json")
 			if *update {

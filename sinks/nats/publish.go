@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/binlog"
-	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
 )
 
@@ -468,10 +467,7 @@ func (s *Sink) explainPublish(subject string, err error) error {
 // plan lists a transaction's messages and counts its rows.
 func (s *Sink) plan(t *binlog.Txn) ([]logical, int, error) {
 	if t.DDL != nil && t.Len() == 0 {
-		db, table, _ := schema.TableOf(t.DDL.Schema, t.DDL.SQL)
-		if db == "" {
-			db = t.DDL.Schema
-		}
+		db, table := ddlTable(t)
 		subj := s.subject(s.cfg.DDLSubject, db, table, "ddl", "", "")
 		return []logical{{subject: subj, op: "ddl"}}, 0, nil
 	}
