@@ -342,6 +342,7 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		if s.atomic && body.size > int64(s.chunk) {
 			useBatch = true
 		}
+		key := s.key(t, lm)
 		err = body.chunks(s.chunk, func(k, n int, b []byte) error {
 			phys++
 			if phys <= skip {
@@ -366,7 +367,7 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 			if lm.op == "transaction" {
 				h[HdrBody] = []string{"transaction"}
 			}
-			if key := s.key(t, lm); key != nil {
+			if key != nil {
 				h[HdrKey] = []string{string(key)}
 			}
 			if i == len(msgs)-1 && k == n-1 {
