@@ -22,6 +22,7 @@ import (
 	"reflect"
 	"strings"
 	"time"
+	_ "time/tzdata" // canal.timezone on machines without a zoneinfo database
 
 	"gopkg.in/yaml.v3"
 
@@ -136,21 +137,46 @@ type Sink struct {
 	Skip       []string `yaml:"skip" sink:"mysql" doc:"GTIDs (or file:pos) of transactions to record as done without applying them (a stuck transaction); each skip is logged as a warning"`
 
 	// NATS JetStream.
-	URL        string   `yaml:"url" sink:"nats" required_for:"nats" doc:"NATS server URL(s), comma-separated: nats://HOST:4222"`
-	Creds      string   `yaml:"creds" sink:"nats" doc:"path of a NATS credentials (.creds) file"`
-	NKey       string   `yaml:"nkey" sink:"nats" doc:"path of an NKey seed file"`
-	TLS        TLS      `yaml:"tls" sink:"nats" doc:"TLS for the NATS connection"`
-	Stream     Stream   `yaml:"stream" sink:"nats" doc:"the JetStream stream to publish to"`
-	Subject    string   `yaml:"subject" sink:"nats" default:"cdc.{schema}.{table}" doc:"subject template: {schema}, {table}, {op}, {pk} (a hash bucket of the primary key, see pk_buckets), {source}"`
-	DDLSubject string   `yaml:"ddl_subject" sink:"nats" default:"cdc._ddl" doc:"subject for DDL statements"`
-	PKBuckets  int      `yaml:"pk_buckets" sink:"nats" default:"16" doc:"number of {pk} hash buckets"`
-	Format     string   `yaml:"format" sink:"nats" default:"sluice" enum:"sluice|canal|debezium" doc:"message format"`
-	Mode       string   `yaml:"mode" sink:"nats" default:"transaction" enum:"transaction|row" doc:"one message per transaction, or one per row change"`
-	Checkpoint string   `yaml:"checkpoint" sink:"nats" default:"stream" enum:"stream|kv" doc:"where the position lives: the stream's last message, or a KV bucket"`
-	KVBucket   string   `yaml:"kv_bucket" sink:"nats" default:"sluice_checkpoints" doc:"KV bucket for checkpoint: kv"`
-	Outbox     []Outbox `yaml:"outbox" sink:"nats" doc:"outbox tables relayed as messages (transactional outbox pattern)"`
+	URL        string `yaml:"url" sink:"nats" required_for:"nats" doc:"NATS server URL(s), comma-separated: nats://HOST:4222"`
+	Creds      string `yaml:"creds" sink:"nats" doc:"path of a NATS credentials (.creds) file"`
+	NKey       string `yaml:"nkey" sink:"nats" doc:"path of an NKey seed file"`
+	TLS        TLS    `yaml:"tls" sink:"nats" doc:"TLS for the NATS connection"`
+	Stream     Stream `yaml:"stream" sink:"nats" doc:"the JetStream stream to publish to"`
+	Subject    string `yaml:"subject" sink:"nats" default:"cdc.{schema}.{table}" doc:"subject template: {schema}, {table}, {op}, {pk} (a hash bucket of the primary key, see pk_buckets), {source}"`
+	DDLSubject string `yaml:"ddl_subject" sink:"nats" default:"cdc._ddl" doc:"subject template for DDL statements: {schema}, {table} (the table the statement changes), {pipeline}; cdc.{schema}.{table} puts a table's DDL beside its rows"`
+	// TransactionSubject is where mode: transaction publishes whole
+	// transactions, and format: debezium its BEGIN/END events.
+	TransactionSubject string   `yaml:"transaction_subject" sink:"nats" doc:"subject for whole transactions (mode: transaction) and Debezium's transaction BEGIN/END events; {pipeline}; default the subject template's prefix and _txn (cdc._txn)"`
+	PKBuckets          int      `yaml:"pk_buckets" sink:"nats" default:"16" doc:"number of {pk} hash buckets"`
+	Format             string   `yaml:"format" sink:"nats" default:"sluice" enum:"sluice|canal|debezium" doc:"message format"`
+	Mode               string   `yaml:"mode" sink:"nats" enum:"transaction|row" doc:"one message per transaction (sluice's transaction envelope), or one per row change; default row for canal and debezium, transaction for sluice"`
+	Canal              Canal    `yaml:"canal" sink:"nats" doc:"options of format: canal"`
+	Debezium           Debezium `yaml:"debezium" sink:"nats" doc:"options of format: debezium (named after Debezium's own settings)"`
+	Checkpoint         string   `yaml:"checkpoint" sink:"nats" default:"stream" enum:"stream|kv" doc:"where the position lives: the stream's last message, or a KV bucket"`
+	KVBucket           string   `yaml:"kv_bucket" sink:"nats" default:"sluice_checkpoints" doc:"KV bucket for checkpoint: kv"`
+	Outbox             []Outbox `yaml:"outbox" sink:"nats" doc:"outbox tables relayed as messages (transactional outbox pattern)"`
 
 	Conn mysqlconn.DSN `yaml:"-"`
+}
+
+// Canal tunes format: canal.
+type Canal struct {
+	TimeZone string `yaml:"timezone" default:"UTC" doc:"time zone TIMESTAMP values are printed in (Canal prints its JVM's zone), an IANA name such as Asia/Shanghai"`
+	EnumSet  string `yaml:"enum_set" default:"index" enum:"index|label" doc:"ENUM and SET values as Canal prints them (index: the ENUM index, the SET bitmask) or as their member names (label)"`
+	Rows     string `yaml:"rows" default:"event" enum:"event|row" doc:"event: a FlatMessage holds a run of changes of one table and operation in data[], as Canal's rows events; row: one row per FlatMessage"`
+
+	Location *time.Location `yaml:"-"`
+}
+
+// Debezium tunes format: debezium.
+type Debezium struct {
+	Schemas                    bool   `yaml:"schemas" default:"true" doc:"JsonConverter's schemas.enable: each body is {schema, payload}; false sends the payload only"`
+	TopicPrefix                string `yaml:"topic_prefix" doc:"Debezium's topic.prefix: source.name and the schema names' prefix (default: the pipeline's name)"`
+	DecimalHandlingMode        string `yaml:"decimal_handling_mode" default:"precise" enum:"precise|string|double" doc:"DECIMAL as Kafka Connect Decimal bytes (precise), a string, or a double"`
+	BigintUnsignedHandlingMode string `yaml:"bigint_unsigned_handling_mode" default:"long" enum:"long|precise" doc:"BIGINT UNSIGNED as a Java long (values above 2^63-1 wrap, as in Debezium) or a Decimal (precise)"`
+	TransactionMetadata        bool   `yaml:"transaction_metadata" default:"false" doc:"provide.transaction.metadata: the transaction block in each event and BEGIN/END events on transaction_subject"`
+	Tombstones                 bool   `yaml:"tombstones" default:"false" doc:"tombstones.on.delete: an empty message with the key after each delete (Debezium Server's NATS sink drops them)"`
+	KeySubject                 string `yaml:"key_subject" doc:"subject template ({schema}, {table}, {op}) to also publish each event's key as a message of its own; the Sluice-Key header always carries it"`
 }
 
 // TLS configures a TLS connection.
@@ -377,6 +403,19 @@ func (f *File) validate(data []byte) Errors {
 			if p.Sink.Conn, err = mysqlconn.ParseDSN(p.Sink.DSN); err != nil {
 				d.errorf(at(pp+".sink.dsn"), pp+".sink.dsn", "%v", err)
 			}
+		}
+		if p.Sink.Type == "nats" {
+			k := &p.Sink
+			for _, opt := range []string{"canal", "debezium"} {
+				if n := at(pp + ".sink." + opt); n != at(pp+".sink") && k.Format != opt {
+					d.errorf(n, pp+".sink."+opt, "options of format %s, but format is %s: set format: %s or remove them", opt, k.Format, opt)
+				}
+			}
+			loc, err := time.LoadLocation(k.Canal.TimeZone)
+			if err != nil || k.Canal.TimeZone == "" || k.Canal.TimeZone == "Local" {
+				d.errorf(at(pp+".sink.canal.timezone"), pp+".sink.canal.timezone", "unknown time zone %q: use an IANA name such as UTC or Asia/Shanghai", k.Canal.TimeZone)
+			}
+			k.Canal.Location = loc
 		}
 	}
 	return d.errs

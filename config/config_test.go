@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
 )
@@ -53,6 +54,10 @@ func TestBadFiles(t *testing.T) {
 		{"bad_route.bad.yml", `testdata/bad_route.bad.yml:6:38: pipelines[0].routes[0].to: "orders": want schema.table`},
 		{"bad_operation.bad.yml", `testdata/bad_operation.bad.yml:5:17: pipelines[0].operations: unknown operation "truncate": want insert, update or delete`},
 		{"dup_server_id.bad.yml", "testdata/dup_server_id.bad.yml:6:68: pipelines[0].sources[1].server_id: server_id 7 is also used by a/s: each source connection needs its own"},
+		{"bad_canal_timezone.bad.yml", `testdata/bad_canal_timezone.bad.yml:10:25: pipelines[0].sink.canal.timezone: unknown time zone "Mars/Olympus": use an IANA name such as UTC or Asia/Shanghai`},
+		{"bad_canal_enum_set.bad.yml", `testdata/bad_canal_enum_set.bad.yml:11:19: pipelines[0].sink.canal.enum_set: "names" is not one of index, label`},
+		{"bad_debezium_decimal.bad.yml", `testdata/bad_debezium_decimal.bad.yml:11:32: pipelines[0].sink.debezium.decimal_handling_mode: "exact" is not one of precise, string, double`},
+		{"bad_format_options.bad.yml", `testdata/bad_format_options.bad.yml:11:9: pipelines[0].sink.debezium: options of format debezium, but format is canal: set format: debezium or remove them`},
 	}
 	seen := map[string]bool{}
 	for _, tt := range tests {
@@ -163,9 +168,27 @@ func TestRoutesFile(t *testing.T) {
 
 func TestDocsListsEveryKey(t *testing.T) {
 	d := Docs()
-	for _, key := range []string{"state_dir", "http.listen", "pipelines[].sources[].dsn", "pipelines[].sources[].start.gtid", "pipelines[].sink.on_conflict"} {
+	for _, key := range []string{"state_dir", "http.listen", "pipelines[].sources[].dsn", "pipelines[].sources[].start.gtid", "pipelines[].sink.on_conflict", "pipelines[].sink.transaction_subject", "pipelines[].sink.canal.timezone", "pipelines[].sink.debezium.decimal_handling_mode"} {
 		if !strings.Contains(d, key+"\t") {
 			t.Errorf("Docs lacks %s:\n%s", key, d)
 		}
+	}
+}
+
+func TestNATSFormatOptions(t *testing.T) {
+	f, err := load(t, "nats_formats.good.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.Pipelines[0].Sink
+	if c.Mode != "" || c.Canal.TimeZone != "Asia/Shanghai" || c.Canal.Location == nil || c.Canal.Location.String() != "Asia/Shanghai" ||
+		c.Canal.EnumSet != "label" || c.Canal.Rows != "row" || c.TransactionSubject != "" || !f.Pipelines[0].Sink.Debezium.Schemas {
+		t.Fatalf("canal sink: %+v", c)
+	}
+	d := f.Pipelines[1].Sink
+	want := Debezium{Schemas: false, TopicPrefix: "dbserver1", DecimalHandlingMode: "string", BigintUnsignedHandlingMode: "precise",
+		TransactionMetadata: true, Tombstones: true, KeySubject: "keys.{schema}.{table}"}
+	if d.Debezium != want || d.TransactionSubject != "dbz.transaction" || d.Canal.EnumSet != "index" || d.Canal.Rows != "event" || d.Canal.Location != time.UTC {
+		t.Fatalf("debezium sink: %+v", d)
 	}
 }

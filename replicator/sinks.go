@@ -34,7 +34,12 @@ func OpenSink(ctx context.Context, p *config.Pipeline, o SinkOptions) (Sink, err
 		cfg := natssink.Config{URL: k.URL, Creds: k.Creds, NKey: k.NKey, TLSCA: k.TLS.CA, TLSCert: k.TLS.Cert, TLSKey: k.TLS.Key,
 			Pipeline: p.Name, Stream: k.Stream.Name, StreamSubjects: k.Stream.Subjects, CreateStream: k.Stream.Create,
 			Replicas: k.Stream.Replicas, Subject: k.Subject, DDLSubject: k.DDLSubject, PKBuckets: k.PKBuckets, Format: k.Format,
-			Mode: k.Mode, Checkpoint: k.Checkpoint, KVBucket: k.KVBucket, SourceDSN: map[string]mysqlconn.DSN{}, Logger: log}
+			Mode: k.Mode, Checkpoint: k.Checkpoint, KVBucket: k.KVBucket, SourceDSN: map[string]mysqlconn.DSN{}, Logger: log,
+			TransactionSubject: k.TransactionSubject,
+			Canal:              natssink.CanalOptions{TimeZone: k.Canal.Location, EnumSet: k.Canal.EnumSet, Rows: k.Canal.Rows},
+			Debezium: natssink.DebeziumOptions{Schemas: k.Debezium.Schemas, TopicPrefix: k.Debezium.TopicPrefix,
+				DecimalMode: k.Debezium.DecimalHandlingMode, BigintUnsignedMode: k.Debezium.BigintUnsignedHandlingMode,
+				TransactionMetadata: k.Debezium.TransactionMetadata, Tombstones: k.Debezium.Tombstones, KeySubject: k.Debezium.KeySubject}}
 		for _, s := range p.Sources {
 			cfg.SourceDSN[s.Name] = s.Conn
 		}

@@ -87,7 +87,9 @@ func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 						msg.Header[k] = v
 					}
 					msg.Header.Set("Nats-Msg-Id", fmt.Sprint(i))
-					if _, err := js.PublishMsgAsync(msg); err != nil {
+					// A generous stall wait: on a loaded machine the default 200ms
+					// fails the reference loop, not sluice.
+					if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
 						b.Fatal(err)
 					}
 				}

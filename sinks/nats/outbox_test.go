@@ -39,7 +39,7 @@ outbox:
 		switch {
 		case strings.HasPrefix(m.subject, "events."):
 			outbox = append(outbox, m)
-		case strings.HasPrefix(m.subject, "cdc.app."):
+		case m.subject == "cdc._txn": // mode transaction: whole transactions on the transaction subject
 			cdc = append(cdc, m)
 			if strings.Contains(m.data, `"table":"outbox"`) {
 				t.Fatalf("an outbox row went out as a change event: %s", m.data)

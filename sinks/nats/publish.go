@@ -262,14 +262,18 @@ func txnID(t *binlog.Txn) string {
 	return t.Pos.String()
 }
 
-// logical is one message before chunking: a transaction body, a row, a
-// DDL, or an outbox message.
+// logical is one message before chunking: a transaction body, a row (or
+// a run of rows), a DDL, an outbox message, or one of Debezium's extra
+// messages (transaction BEGIN/END, key, tombstone).
 type logical struct {
 	subject string
-	op      string
+	op      string // the Sluice-Op header: insert, update, delete, transaction, ddl, outbox, begin, end, key, tombstone
 	change  *binlog.Change
-	row     int // the change's place among the transaction's rows, from 0
+	row     int  // the change's place among the transaction's rows, from 0
+	unit    unit // what a row message describes
 	outbox  *outboxMsg
+	// counts are Debezium's END event's data_collections.
+	counts []collectionCount
 }
 
 // publishTxn publishes t's messages: everything but a half-published
@@ -336,6 +340,7 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		if s.atomic && body.size > int64(s.chunk) {
 			useBatch = true
 		}
+		key := s.key(t, lm)
 		err = body.chunks(s.chunk, func(k, n int, b []byte) error {
 			phys++
 			if phys <= skip {
@@ -356,6 +361,12 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 				h[HdrSchema] = []string{c.Table.Schema}
 				h[HdrTable] = []string{c.Table.Name}
 				h[HdrTxnSeq] = []string{strconv.Itoa(lm.row + 1)}
+			}
+			if lm.op == "transaction" {
+				h[HdrBody] = []string{"transaction"}
+			}
+			if key != nil {
+				h[HdrKey] = []string{string(key)}
 			}
 			if i == len(msgs)-1 && k == n-1 {
 				h[HdrCheckpoint] = []string{after}
@@ -455,12 +466,33 @@ func (s *Sink) explainPublish(source, subject string, err error) error {
 // plan lists a transaction's messages and counts its rows.
 func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 	if t.DDL != nil && t.Len() == 0 {
-		subj := s.subject(s.cfg.DDLSubject, t.DDL.Schema, "", "ddl", "", source)
+		db, table := ddlTable(t)
+		subj := s.subject(s.cfg.DDLSubject, db, table, "ddl", "", source)
 		return []logical{{subject: subj, op: "ddl"}}, 0, nil
 	}
 	var msgs []logical
 	rows := 0
-	var first *binlog.Change
+	dbz, isDbz := s.debezium()
+	txnMeta := isDbz && dbz.opt.TransactionMetadata && s.cfg.Mode == "row"
+	var counts []collectionCount
+	seen := map[string]int{}
+	r := newRuns(s.enc.maxRun(), func(c *binlog.Change) string { return s.changeSubject(c, source) })
+	emit := func(u unit, subj string) {
+		c := u.changes[0]
+		if isDbz && dbz.opt.KeySubject != "" {
+			msgs = append(msgs, logical{subject: s.subject(dbz.opt.KeySubject, c.Table.Schema, c.Table.Name, c.Op.String(), "", source),
+				op: "key", change: c, row: u.row, unit: u})
+		}
+		msgs = append(msgs, logical{subject: subj, op: c.Op.String(), change: c, row: u.row, unit: u})
+		if isDbz && dbz.opt.Tombstones && c.Op == binlog.Delete {
+			msgs = append(msgs, logical{subject: subj, op: "tombstone", change: c, row: u.row, unit: u})
+		}
+	}
+	flush := func() {
+		if u, subj, ok := r.flush(); ok {
+			emit(u, subj)
+		}
+	}
 	for c, err := range t.Changes() {
 		if err != nil {
 			return nil, 0, err
@@ -471,22 +503,71 @@ func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 					return nil, 0, ob.err
 				}
 				if ob != nil {
+					flush()
 					msgs = append(msgs, logical{subject: ob.subject, op: "outbox", outbox: ob})
 				}
 				continue
 			}
 		}
+		if txnMeta {
+			name := c.Table.QualifiedName()
+			i, ok := seen[name]
+			if !ok {
+				i = len(counts)
+				seen[name] = i
+				counts = append(counts, collectionCount{name: name})
+			}
+			counts[i].count++
+		}
 		if s.cfg.Mode == "row" {
-			msgs = append(msgs, logical{subject: s.changeSubject(c, source), op: c.Op.String(), change: c, row: rows})
-		} else if first == nil {
-			first = c
+			if u, subj, ok := r.add(c); ok {
+				emit(u, subj)
+			}
 		}
 		rows++
 	}
-	if s.cfg.Mode != "row" && first != nil {
-		msgs = append([]logical{{subject: s.changeSubject(first, source), op: "transaction"}}, msgs...)
+	flush()
+	if rows == 0 || s.cfg.Mode == "row" && !txnMeta {
+		return msgs, rows, nil
+	}
+	txnSubj := s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", source)
+	if s.cfg.Mode != "row" {
+		// A whole transaction goes to the transaction subject: a
+		// transaction touching several tables is never on one table's
+		// subject only.
+		msgs = append([]logical{{subject: txnSubj, op: "transaction"}}, msgs...)
+	}
+	if txnMeta {
+		msgs = append([]logical{{subject: txnSubj, op: "begin"}}, msgs...)
+		msgs = append(msgs, logical{subject: txnSubj, op: "end", counts: counts})
 	}
 	return msgs, rows, nil
+}
+
+// debezium returns the Debezium encoder when the format is debezium.
+func (s *Sink) debezium() (debeziumEncoder, bool) {
+	if env, ok := s.enc.(txnEnvelope); ok {
+		d, ok := env.eventEncoder.(debeziumEncoder)
+		return d, ok
+	}
+	return debeziumEncoder{}, false
+}
+
+// key is a message's Sluice-Key header: Debezium's record key.
+func (s *Sink) key(t *binlog.Txn, lm logical) []byte {
+	dbz, ok := s.debezium()
+	if !ok {
+		return nil
+	}
+	switch {
+	case lm.op == "begin" || lm.op == "end":
+		return dbz.txnKey(t)
+	case lm.op == "ddl":
+		return dbz.ddlKey(t)
+	case lm.change != nil:
+		return dbz.key(t, lm.change)
+	}
+	return nil
 }
 
 // body encodes one logical message.
@@ -496,17 +577,36 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	s.mu.Unlock()
 	sp.reset()
 	var buf []byte
-	switch {
-	case lm.outbox != nil:
+	switch lm.op {
+	case "outbox":
 		return sp, sp.write(lm.outbox.payload)
-	case lm.op == "ddl":
+	case "ddl":
 		return sp, sp.write(s.enc.ddl(nil, t, m))
-	case lm.change != nil:
-		return sp, sp.write(s.enc.row(nil, t, lm.change, lm.row, m))
+	case "begin", "end":
+		dbz, _ := s.debezium()
+		return sp, sp.write(dbz.txnMeta(t, lm.op == "end", m.count, lm.counts))
+	case "tombstone":
+		return sp, sp.write(nil)
+	case "key":
+		dbz, _ := s.debezium()
+		return sp, sp.write(dbz.key(t, lm.change))
 	}
-	// The whole transaction, change by change.
+	if lm.change != nil {
+		return sp, sp.write(s.enc.unit(nil, t, lm.unit, m))
+	}
+	// The whole transaction, unit by unit.
 	buf = s.enc.txnStart(buf, t, m)
-	i := 0
+	r := newRuns(s.enc.maxRun(), nil)
+	add := func(u unit) error {
+		buf = s.enc.txnUnit(buf, t, u, m)
+		if len(buf) > 1<<20 {
+			if err := sp.write(buf); err != nil {
+				return err
+			}
+			buf = buf[:0]
+		}
+		return nil
+	}
 	for c, err := range t.Changes() {
 		if err != nil {
 			return nil, err
@@ -516,13 +616,15 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 				continue
 			}
 		}
-		buf = s.enc.txnChange(buf, t, c, i, m)
-		i++
-		if len(buf) > 1<<20 {
-			if err := sp.write(buf); err != nil {
+		if u, _, ok := r.add(c); ok {
+			if err := add(u); err != nil {
 				return nil, err
 			}
-			buf = buf[:0]
+		}
+	}
+	if u, _, ok := r.flush(); ok {
+		if err := add(u); err != nil {
+			return nil, err
 		}
 	}
 	buf = s.enc.txnEnd(buf, t, m)

@@ -50,6 +50,8 @@ const (
 	HdrTable      = "Sluice-Table"      //
 	HdrOp         = "Sluice-Op"         // insert, update, delete, ddl, outbox
 	HdrOutbox     = "Sluice-Outbox"     // the outbox table a message was relayed from
+	HdrBody       = "Sluice-Body"       // "transaction" on mode transaction's bodies (sluice's transaction envelope)
+	HdrKey        = "Sluice-Key"        // format debezium: the record key, as JsonConverter writes it
 	hdrMsgID      = natsgo.MsgIdHdr     // Nats-Msg-Id
 	hdrBatchID    = "Nats-Batch-Id"     //
 	hdrBatchSeq   = "Nats-Batch-Sequence"
@@ -72,10 +74,17 @@ type Config struct {
 	Replicas       int
 
 	Subject    string // template: {schema} {table} {op} {pk} {source} {pipeline}
-	DDLSubject string
-	PKBuckets  int
-	Format     string // sluice | canal | debezium
-	Mode       string // transaction | row
+	DDLSubject string // template: {schema} {table} {pipeline}
+	// TransactionSubject is where whole transactions go (mode:
+	// transaction), and Debezium's BEGIN/END events; template: {pipeline}.
+	TransactionSubject string
+	PKBuckets          int
+	Format             string // sluice | canal | debezium
+	// Mode is transaction or row; empty means row for canal and debezium,
+	// transaction for sluice.
+	Mode       string
+	Canal      CanalOptions
+	Debezium   DebeziumOptions
 	Checkpoint string // stream | kv
 	KVBucket   string
 	Outbox     []Outbox
@@ -168,7 +177,16 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg.Format), partial: map[string]part{},
+	if cfg.Mode == "" {
+		cfg.Mode = "transaction"
+		if cfg.Format == FormatCanal || cfg.Format == FormatDebezium {
+			cfg.Mode = "row"
+		}
+	}
+	if cfg.TransactionSubject == "" {
+		cfg.TransactionSubject = defaultTxnSubject(cfg.Subject)
+	}
+	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg), partial: map[string]part{},
 		runs: map[string]*sourceRun{}, stats: map[string]*stats{}, lastAcked: map[string]checkpoint.State{}}
 	opts := []natsgo.Option{
 		natsgo.Name("sluice " + cfg.Pipeline),
@@ -319,6 +337,23 @@ func explainJS(err error) error {
 	return err
 }
 
+// defaultTxnSubject is the transaction subject beside a subject
+// template's fixed prefix: "cdc.{schema}.{table}" gives "cdc._txn".
+func defaultTxnSubject(subject string) string {
+	prefix := subject
+	if i := strings.IndexByte(subject, '{'); i >= 0 {
+		prefix = subject[:strings.LastIndexByte(subject[:i], '.')+1]
+	} else if i := strings.LastIndexByte(subject, '.'); i >= 0 {
+		prefix = subject[:i+1]
+	} else {
+		prefix = ""
+	}
+	if prefix == "" {
+		return "_txn"
+	}
+	return prefix + "_txn"
+}
+
 // DefaultSubjects are the stream subjects that hold what the templates
 // produce: the part of each template before its first placeholder,
 // followed by ">" ("cdc.{schema}.{table}" needs "cdc.>").
@@ -354,7 +389,7 @@ func DefaultSubjects(templates ...string) []string {
 func (s *Sink) openStream(ctx context.Context) error {
 	cfg := s.cfg
 	if len(cfg.StreamSubjects) == 0 {
-		tmpls := []string{cfg.Subject, cfg.DDLSubject}
+		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject}
 		for _, o := range cfg.Outbox {
 			tmpls = append(tmpls, o.SubjectPrefix)
 		}
