@@ -644,7 +644,8 @@ func appendTs(dst []byte, t time.Time) []byte {
 }
 
 // source writes the source block (BinlogSourceInfoStructMaker.struct).
-func (e debeziumEncoder) source(dst []byte, t *binlog.Txn, db, table string, row int) []byte {
+// query is the statement that made the change (include_query), or "".
+func (e debeziumEncoder) source(dst []byte, t *binlog.Txn, db, table string, row int, query string) []byte {
 	dst = append(dst, `{"version":"`+debeziumVersion+`","connector":"mysql","name":`...)
 	dst = appendJSONString(dst, e.opt.TopicPrefix)
 	dst = fmt.Appendf(dst, `,"ts_ms":%d,"snapshot":"false","db":`, t.Timestamp.UnixMilli())
@@ -667,7 +668,11 @@ func (e debeziumEncoder) source(dst []byte, t *binlog.Txn, db, table string, row
 		pos = t.Pos
 	}
 	dst = appendJSONString(dst, pos.File)
-	return fmt.Appendf(dst, `,"pos":%d,"row":%d,"thread":null,"query":null}`, pos.Pos, row)
+	dst = fmt.Appendf(dst, `,"pos":%d,"row":%d,"thread":null,"query":`, pos.Pos, row)
+	if query == "" {
+		return append(dst, "null}"...)
+	}
+	return append(appendJSONString(dst, query), '}')
 }
 
 // debeziumOp is Envelope.Operation's code.
@@ -692,7 +697,7 @@ func (e debeziumEncoder) unit(dst []byte, t *binlog.Txn, u unit, m meta) []byte 
 	dst = append(dst, `,"after":`...)
 	dst = e.appendRow(dst, tb, d, c.After)
 	dst = append(dst, `,"source":`...)
-	dst = e.source(dst, t, tb.Schema, tb.Name, u.row)
+	dst = e.source(dst, t, tb.Schema, tb.Name, u.row, t.QueryOf(c))
 	dst = append(dst, `,"transaction":`...)
 	if e.opt.TransactionMetadata {
 		dst = append(dst, `{"id":`...)
@@ -844,7 +849,7 @@ func (e debeziumEncoder) ddl(dst []byte, t *binlog.Txn, m meta) []byte {
 	}
 	dst, end := e.wrap(dst, sch)
 	dst = append(dst, `{"source":`...)
-	dst = e.source(dst, t, db, table, 0)
+	dst = e.source(dst, t, db, table, 0, "")
 	dst = append(dst, `,"ts_ms":`...)
 	dst = strconv.AppendInt(dst, m.now.UnixMilli(), 10)
 	dst = append(dst, `,"databaseName":`...)

@@ -132,7 +132,7 @@ func TestFormatsGolden(t *testing.T) {
 	txn, ddl := goldenTxn()
 	for _, gc := range goldenCases {
 		t.Run(gc.name, func(t *testing.T) {
-			s := &Sink{cfg: gc.cfg, enc: newEncoder(gc.cfg), spool: newSpool(1 << 20)}
+			s := &Sink{cfg: gc.cfg, enc: newEncoder(gc.cfg), runs: map[string]*sourceRun{}}
 			s.cfg.Mode = "row"
 			m := meta{pipeline: "orders", source: "primary", now: time.Date(2024, 3, 1, 10, 20, 33, 0, time.UTC), count: txn.Len()}
 			var out bytes.Buffer
@@ -146,7 +146,7 @@ func TestFormatsGolden(t *testing.T) {
 			writeIndented(t, &out, "mode transaction", sp.mem)
 			// Mode row: each message of the plan.
 			s.cfg.Mode = "row"
-			msgs, _, err := s.plan(txn)
+			msgs, _, err := s.plan(txn, "primary")
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -34,7 +34,7 @@ func TestQueryField(t *testing.T) {
 					Query *string `json:"query"`
 				} `json:"source"`
 			}
-			b := newEncoder("debezium").row(nil, txn, c, i, m)
+			b := newEncoder(Config{Format: FormatDebezium}).unit(nil, txn, unit{changes: []*binlog.Change{c}, row: i}, m)
 			if err := json.Unmarshal(b, &body); err != nil {
 				t.Fatalf("%v: %s", err, b)
 			}
@@ -46,7 +46,7 @@ func TestQueryField(t *testing.T) {
 			}
 			i++
 		}
-		enc := newEncoder("sluice")
+		enc := newEncoder(Config{Format: "sluice"})
 		b := enc.txnStart(nil, txn, m)
 		var head struct {
 			Queries []string `json:"queries"`
