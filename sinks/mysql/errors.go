@@ -5,8 +5,8 @@ import (
 	"fmt"
 
 	drv "github.com/go-sql-driver/mysql"
-	"github.com/sluice-cdc/sluice/mysqlconn"
 	"github.com/sluice-cdc/sluice/binlog/schema"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // errorNumber returns the server error number of err, or 0.
