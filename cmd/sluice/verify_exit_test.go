@@ -31,8 +31,8 @@ pipelines:
 		args []string
 		want string
 	}{
-		{"unknown pipeline", []string{"--pipeline", "typo"}, "--pipeline typo: no pipeline of that name in " + path + " (it has: to_nats, to_mysql)"},
-		{"one known, one unknown", []string{"--pipeline", "to_nats,typo"}, "--pipeline typo: no pipeline of that name"},
+		{"unknown pipeline", []string{"--pipeline", "typo"}, `no pipeline named "typo" in ` + path + " (it has: to_nats, to_mysql)"},
+		{"one known, one unknown", []string{"--pipeline", "to_nats,typo"}, `no pipeline named "typo"`},
 		{"sink not comparable", []string{"--pipeline", "to_nats"}, "nothing compared: verify compares MySQL/MariaDB targets, and the sinks of to_nats (nats) cannot be compared"},
 	}
 	for _, tt := range tests {
