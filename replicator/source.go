@@ -214,7 +214,19 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	defer stopReading()
 	queue := make(chan *binlog.Txn, queueSize)
 	readErr := make(chan error, 1)
+	readerDone := make(chan struct{})
+	// On every way out the reader is stopped and waited for before the
+	// source is closed (deferred earlier, so run later): Close must never
+	// run while Next does.
+	defer func() {
+		stopReading()
+		<-readerDone
+		for t := range queue {
+			t.Close()
+		}
+	}()
 	go func() {
+		defer close(readerDone)
 		defer close(queue)
 		for {
 			t, err := src.Next(readCtx)
