@@ -6,9 +6,13 @@ build:
 	$(GO) build -o bin/sluice ./cmd/sluice
 
 # The tests start throwaway mariadbd and NATS servers of their own; deps only
-# installs the packages when they are missing.
+# installs the packages when they are missing. Every package runs under the
+# race detector: the tests mostly wait on those servers, so -race costs
+# little time next to them (the first run also builds nats-server with
+# -race, once). RACE= (empty) runs without it.
+RACE ?= -race
 test: deps
-	$(GO) test ./...
+	$(GO) test $(RACE) -timeout 30m ./...
 
 deps:
 	@./scripts/deps.sh
