@@ -27,6 +27,12 @@ type Sink interface {
 	Close() error
 }
 
+// sinkHealth is implemented by sinks that retry internally: the error
+// being retried for a source, or nil.
+type sinkHealth interface {
+	Health(source string) error
+}
+
 // sinkStats is implemented by sinks that count retries and conflicts per
 // source.
 type sinkStats interface {
@@ -102,6 +108,11 @@ func (r *sourceRunner) Status() SourceStatus {
 	s.CheckpointAt = r.applied.Updated
 	if st, ok := r.sink.(sinkStats); ok {
 		s.Retries, s.Conflicts = st.Stats(r.cfg.Name)
+	}
+	if h, ok := r.sink.(sinkHealth); ok && s.State == "streaming" {
+		if err := h.Health(r.cfg.Name); err != nil {
+			s.State, s.Error = "reconnecting", "sink: "+err.Error()
+		}
 	}
 	return s
 }

@@ -207,6 +207,8 @@ type applier struct {
 	expect []int64
 
 	retries, conflicts atomic.Int64
+	// failing is the error being retried, nil while applying succeeds.
+	failing atomic.Pointer[error]
 }
 
 // Stats returns how many transactions of a source were retried and how
@@ -214,6 +216,15 @@ type applier struct {
 func (s *Sink) Stats(source string) (retries, conflicts int64) {
 	a := s.applierFor(source)
 	return a.retries.Load(), a.conflicts.Load()
+}
+
+// Health returns the error the sink is retrying for a source, or nil when
+// it is not retrying.
+func (s *Sink) Health(source string) error {
+	if p := s.applierFor(source).failing.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (s *Sink) applierFor(source string) *applier {
@@ -243,6 +254,7 @@ func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 // careful path, where on_conflict decides.
 func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
 	a := s.applierFor(source)
+	defer func() { a.failing.Store(nil) }()
 	done := 0
 	wait := backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	for attempt := 1; done < len(txns); attempt++ {
@@ -269,6 +281,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 				return done, err
 			}
 			a.retries.Add(1)
+			a.failing.Store(&cerr)
 			d := wait.Next()
 			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", d)
 			if err := backoff.Sleep(ctx, d); err != nil {
@@ -293,6 +306,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			return done, err
 		}
 		a.retries.Add(1)
+		a.failing.Store(&err)
 		d := wait.Next()
 		s.log.Warn("retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", err.Error(), "in", d)
 		if err := backoff.Sleep(ctx, d); err != nil {
