@@ -102,7 +102,7 @@ func ExplainConnError(d DSN, err error) error {
 		return UserErrorf("%s: unknown host %q: check the host in the DSN", d, d.Host)
 	}
 	if isTimeout(err) {
-		return &UnreachableError{Msg: fmt.Sprintf("%s: timed out talking to %s (the port accepts connections but the server does not answer): check the host, port and firewall", d, d.Addr())}
+		return &UnreachableError{Msg: fmt.Sprintf("%s: timed out talking to %s (no answer within the connect timeout): check the host, the port (is it a MySQL/MariaDB port?) and the firewall", d, d.Addr())}
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) || strings.Contains(err.Error(), "connection refused") {
