@@ -6,11 +6,14 @@ build:
 	$(GO) build -o bin/sluice ./cmd/sluice
 
 # The tests start throwaway mariadbd and NATS servers of their own; deps only
-# installs the packages when they are missing.
-# internal/difftest's random differential test runs for DIFFTEST_SECONDS
-# (60 by default) within it.
+# installs the packages when they are missing. Every package runs under the
+# race detector: the tests mostly wait on those servers, so -race costs
+# little time next to them (the first run also builds nats-server with
+# -race, once). RACE= (empty) runs without it. internal/difftest's random
+# differential test runs for DIFFTEST_SECONDS (60 by default) within it.
+RACE ?= -race
 test: deps
-	DIFFTEST_SECONDS=$${DIFFTEST_SECONDS:-60} $(GO) test ./...
+	DIFFTEST_SECONDS=$${DIFFTEST_SECONDS:-60} $(GO) test $(RACE) -timeout 30m ./...
 
 # The random differential test alone, for DIFFTEST_SECONDS (default 1800).
 # DIFFTEST_SEED=N replays from a seed, DIFFTEST_FEATURES=a,b or -a picks

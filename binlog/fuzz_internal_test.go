@@ -3,8 +3,10 @@ package binlog
 import (
 	"encoding/binary"
 	"log/slog"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -17,6 +19,16 @@ var fuzzTypes = []byte{
 	mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2, mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIMESTAMP,
 	mysql.MYSQL_TYPE_TIMESTAMP2, mysql.MYSQL_TYPE_BIT, mysql.MYSQL_TYPE_ENUM, mysql.MYSQL_TYPE_SET, mysql.MYSQL_TYPE_STRING,
 	mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_GEOMETRY, mysql.MYSQL_TYPE_JSON, mysql.MYSQL_TYPE_VECTOR,
+}
+
+// watchdog crashes with every goroutine's stack when one fuzz input takes
+// longer than any input may: a hang is a finding.
+func watchdog() *time.Timer {
+	return time.AfterFunc(20*time.Second, func() {
+		buf := make([]byte, 1<<20)
+		n := runtime.Stack(buf, true)
+		panic("decoder hung on a fuzz input:\n" + string(buf[:n]))
+	})
 }
 
 // checkDecodeError fails on Go runtime text in an error.
@@ -37,6 +49,7 @@ func FuzzRowDecoder(f *testing.F) {
 	f.Add([]byte{0, 0, 1, 2}, uint8(2))
 	f.Add([]byte{1, 13, 7, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}, uint8(0))
 	f.Fuzz(func(t *testing.T, data []byte, mode uint8) {
+		defer watchdog().Stop()
 		if len(data) < 1 {
 			return
 		}
@@ -93,6 +106,7 @@ func FuzzTableMap(f *testing.F) {
 	f.Add([]byte("\x01\x00\x00\x00\x00\x00\x01\x00\x03db1\x00\x02t1\x00\x02\x03\x0f\x02\x0a\x00\x02\x01\x01\x04\x03\x02id\x01v"))
 	f.Add([]byte("\x01\x00\x00\x00\x00\x00\x01\x00\x01a\x00\x01b\x00\x01\x13\x01\x07\x00"))
 	f.Fuzz(func(t *testing.T, body []byte) {
+		defer watchdog().Stop()
 		a := newAssembler(DecodeOptions{Logger: slog.New(slog.DiscardHandler)})
 		defer a.close()
 		p := replication.NewBinlogParser()
@@ -137,6 +151,7 @@ func FuzzGTIDEvent(f *testing.F) {
 	f.Add([]byte("\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03"), uint8(1), "0-1-100,1-2-7")
 	f.Add([]byte("\xff\xff\xff\xff\xff\xff\xff\xff\x00\x00\x00\x00\x01"), uint8(1), "0-1-18446744073709551615")
 	f.Fuzz(func(t *testing.T, body []byte, kind uint8, set string) {
+		defer watchdog().Stop()
 		if s, err := ParseGTIDSet(set); err == nil {
 			again, err := ParseGTIDSet(s.String())
 			if err != nil || again.String() != s.String() {

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	gomysql "github.com/go-mysql-org/go-mysql/mysql"
@@ -82,6 +83,8 @@ type LiveSource struct {
 	resumed  GTIDSet
 	resumePs Position
 	// State is "connecting", "streaming" or "reconnecting", for status.
+	// state is read by status pollers while Next runs: see setState.
+	stateMu  sync.Mutex
 	state    string
 	retries  int
 	lastSeen time.Time
@@ -250,7 +253,7 @@ func (s *LiveSource) startStream(ctx context.Context, st Start) error {
 		s.syncer.Close()
 		return mysqlconn.ExplainDumpError(s.cfg.DSN, err)
 	}
-	s.state = "streaming"
+	s.setState("streaming")
 	return nil
 }
 
@@ -333,7 +336,7 @@ func (s *LiveSource) reconnect(ctx context.Context, cause error) error {
 	wait := backoff.Policy{Initial: time.Second, Max: 30 * time.Second}.Timer()
 	for {
 		s.retries++
-		s.state = "reconnecting"
+		s.setState("reconnecting")
 		if s.cfg.MaxRetries > 0 && s.retries > s.cfg.MaxRetries {
 			return fmt.Errorf("%s: connection lost and %d reconnection attempts failed: %w", s.cfg.DSN, s.cfg.MaxRetries, cause)
 		}
@@ -377,7 +380,17 @@ func (s *LiveSource) StartPoint() *Txn {
 }
 
 // State is the connection state: connecting, streaming or reconnecting.
-func (s *LiveSource) State() string { return s.state }
+func (s *LiveSource) State() string {
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	return s.state
+}
+
+func (s *LiveSource) setState(st string) {
+	s.stateMu.Lock()
+	s.state = st
+	s.stateMu.Unlock()
+}
 
 // Catalog implements Source.
 func (s *LiveSource) Catalog() *schema.Catalog { return s.asm.Catalog() }

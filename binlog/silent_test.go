@@ -30,6 +30,21 @@ func TestSilentSource(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer src.Close()
+	// Status pollers read the state while Next runs (race detector).
+	stopPoll := make(chan struct{})
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		for {
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(10 * time.Millisecond):
+				_ = src.State()
+			}
+		}
+	}()
+	defer func() { close(stopPoll); <-pollDone }()
 	for {
 		tx, err := src.Next(ctx)
 		if err != nil {

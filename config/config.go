@@ -116,6 +116,7 @@ type Source struct {
 	SkipDDL  []string `yaml:"skip_ddl" doc:"DDL statements the schema tracker cannot parse, to skip, each by GTID or file:pos"`
 	// Operations narrows the pipeline's operations for this source.
 	Operations []string `yaml:"operations" doc:"the row changes to keep from this source, of insert, update, delete (default all)"`
+	TLS        TLS      `yaml:"tls" doc:"TLS for the connection to the source (also settable as DSN parameters)"`
 
 	// Parsed forms, set by validation.
 	Conn mysqlconn.DSN `yaml:"-"`
@@ -140,7 +141,7 @@ type Sink struct {
 	URL        string `yaml:"url" sink:"nats" required_for:"nats" doc:"NATS server URL(s), comma-separated: nats://HOST:4222"`
 	Creds      string `yaml:"creds" sink:"nats" doc:"path of a NATS credentials (.creds) file"`
 	NKey       string `yaml:"nkey" sink:"nats" doc:"path of an NKey seed file"`
-	TLS        TLS    `yaml:"tls" sink:"nats" doc:"TLS for the NATS connection"`
+	TLS        TLS    `yaml:"tls" sink:"nats|mysql" doc:"TLS for the connection to the target or NATS"`
 	Stream     Stream `yaml:"stream" sink:"nats" doc:"the JetStream stream to publish to"`
 	Subject    string `yaml:"subject" sink:"nats" default:"cdc.{schema}.{table}" doc:"subject template: {schema}, {table}, {op}, {pk} (a hash bucket of the primary key, see pk_buckets), {source}"`
 	DDLSubject string `yaml:"ddl_subject" sink:"nats" default:"cdc._ddl" doc:"subject template for DDL statements: {schema}, {table} (the table the statement changes), {pipeline}; cdc.{schema}.{table} puts a table's DDL beside its rows"`
@@ -181,9 +182,16 @@ type Debezium struct {
 
 // TLS configures a TLS connection.
 type TLS struct {
-	CA   string `yaml:"ca" doc:"CA certificate file"`
-	Cert string `yaml:"cert" doc:"client certificate file"`
-	Key  string `yaml:"key" doc:"client key file"`
+	Mode       string `yaml:"mode" doc:"MySQL/MariaDB only: disabled, preferred, required, verify-ca or verify-identity (as the mysql client's --ssl-mode)"`
+	CA         string `yaml:"ca" doc:"CA certificate file"`
+	Cert       string `yaml:"cert" doc:"client certificate file"`
+	Key        string `yaml:"key" doc:"client key file"`
+	ServerName string `yaml:"server_name" doc:"MySQL/MariaDB only: the name to verify in the server's certificate (default the DSN's host)"`
+}
+
+// mysql is the TLS block as a MySQL/MariaDB connection's settings.
+func (t TLS) mysql() mysqlconn.TLS {
+	return mysqlconn.TLS{Mode: t.Mode, CA: t.CA, Cert: t.Cert, Key: t.Key, ServerName: t.ServerName}
 }
 
 // Stream describes a JetStream stream.
@@ -348,6 +356,8 @@ func (f *File) validate(data []byte) Errors {
 			var err error
 			if s.Conn, err = mysqlconn.ParseDSN(s.DSN); err != nil {
 				d.errorf(at(sp+".dsn"), sp+".dsn", "%v", err)
+			} else if s.Conn, err = s.Conn.WithTLS(s.TLS.mysql()); err != nil {
+				d.errorf(at(sp+".tls"), sp+".tls", "%v", err)
 			}
 			if s.Filter, err = binlog.NewFilter(s.Include, s.Exclude); err != nil {
 				d.errorf(at(sp), sp, "%v", err)
@@ -402,6 +412,8 @@ func (f *File) validate(data []byte) Errors {
 			var err error
 			if p.Sink.Conn, err = mysqlconn.ParseDSN(p.Sink.DSN); err != nil {
 				d.errorf(at(pp+".sink.dsn"), pp+".sink.dsn", "%v", err)
+			} else if p.Sink.Conn, err = p.Sink.Conn.WithTLS(p.Sink.TLS.mysql()); err != nil {
+				d.errorf(at(pp+".sink.tls"), pp+".sink.tls", "%v", err)
 			}
 		}
 		if p.Sink.Type == "nats" {
@@ -416,6 +428,9 @@ func (f *File) validate(data []byte) Errors {
 				d.errorf(at(pp+".sink.canal.timezone"), pp+".sink.canal.timezone", "unknown time zone %q: use an IANA name such as UTC or Asia/Shanghai", k.Canal.TimeZone)
 			}
 			k.Canal.Location = loc
+		}
+		if p.Sink.Type == "nats" && (p.Sink.TLS.Mode != "" || p.Sink.TLS.ServerName != "") {
+			d.errorf(at(pp+".sink.tls"), pp+".sink.tls", "mode and server_name apply to MySQL/MariaDB connections; a NATS connection uses TLS when ca or cert is set")
 		}
 	}
 	return d.errs

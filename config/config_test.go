@@ -34,7 +34,7 @@ func TestBadFiles(t *testing.T) {
 	tests := []struct{ file, want string }{
 		{"malformed.bad.yml", "testdata/malformed.bad.yml:2:1: not valid YAML: did not find expected '-' indicator"},
 		{"typo_key.bad.yml", `testdata/typo_key.bad.yml:7:9: pipelines[0].sources[0]: unknown key "servr_id" in source: did you mean "server_id"?`},
-		{"unknown_key.bad.yml", `testdata/unknown_key.bad.yml:7:9: pipelines[0].sources[0]: unknown key "colour" in source (known keys: name, dsn, server_id, include, exclude, start, skip_ddl, operations)`},
+		{"unknown_key.bad.yml", `testdata/unknown_key.bad.yml:7:9: pipelines[0].sources[0]: unknown key "colour" in source (known keys: name, dsn, server_id, include, exclude, start, skip_ddl, operations, tls)`},
 		{"missing_sink.bad.yml", `testdata/missing_sink.bad.yml:3:5: pipelines[0]: missing required key "sink"`},
 		{"bad_dsn.bad.yml", `testdata/bad_dsn.bad.yml:6:14: pipelines[0].sources[0].dsn: DSN "repl:secret@127.0.0.1:3306": want mysql://USER:PASSWORD@HOST:PORT`},
 		{"env_unset.bad.yml", "testdata/env_unset.bad.yml:6:14: pipelines[0].sources[0].dsn: environment variable SLUICE_UNSET_VARIABLE is not set"},
@@ -53,6 +53,7 @@ func TestBadFiles(t *testing.T) {
 		{"missing_sink_dsn.bad.yml", `testdata/missing_sink_dsn.bad.yml:5:11: pipelines[0].sink: sink type mysql needs key "dsn"`},
 		{"bad_route.bad.yml", `testdata/bad_route.bad.yml:6:38: pipelines[0].routes[0].to: "orders": want schema.table`},
 		{"bad_operation.bad.yml", `testdata/bad_operation.bad.yml:5:17: pipelines[0].operations: unknown operation "truncate": want insert, update or delete`},
+		{"bad_tls_mode.bad.yml", `testdata/bad_tls_mode.bad.yml:7:14: pipelines[0].sources[0].tls: tls mode "verify-full": want one of disabled, preferred, required, verify-ca, verify-identity`},
 		{"dup_server_id.bad.yml", "testdata/dup_server_id.bad.yml:6:68: pipelines[0].sources[1].server_id: server_id 7 is also used by a/s: each source connection needs its own"},
 		{"bad_canal_timezone.bad.yml", `testdata/bad_canal_timezone.bad.yml:10:25: pipelines[0].sink.canal.timezone: unknown time zone "Mars/Olympus": use an IANA name such as UTC or Asia/Shanghai`},
 		{"bad_canal_enum_set.bad.yml", `testdata/bad_canal_enum_set.bad.yml:11:19: pipelines[0].sink.canal.enum_set: "names" is not one of index, label`},

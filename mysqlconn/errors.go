@@ -72,7 +72,7 @@ func ExplainConnError(d DSN, err error) error {
 	if errors.As(err, &me) {
 		switch me.Number {
 		case 1045:
-			return UserErrorf("%s: access denied for user %q: check the user and password in the DSN", d, d.User)
+			return UserErrorf("%s: access denied for user %q: check the user and password in the DSN%s", d, d.User, tlsHint(d))
 		case 1049:
 			return UserErrorf("%s: unknown database %q: fix the database in the DSN or create it", d, d.Database)
 		case 1044, 1227, 1142:
@@ -102,7 +102,7 @@ func ExplainConnError(d DSN, err error) error {
 		return UserErrorf("%s: unknown host %q: check the host in the DSN", d, d.Host)
 	}
 	if isTimeout(err) {
-		return &UnreachableError{Msg: fmt.Sprintf("%s: timed out talking to %s (the port accepts connections but the server does not answer): check the host, port and firewall", d, d.Addr())}
+		return &UnreachableError{Msg: fmt.Sprintf("%s: timed out talking to %s (no answer within the connect timeout): check the host, the port (is it a MySQL/MariaDB port?) and the firewall", d, d.Addr())}
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) || strings.Contains(err.Error(), "connection refused") {
@@ -112,6 +112,19 @@ func ExplainConnError(d DSN, err error) error {
 		return &UnreachableError{Msg: fmt.Sprintf("%s: the connection to %s broke during the handshake (%v): is it a MySQL/MariaDB server, and does it want TLS?", d, d.Addr(), rootCause(err))}
 	}
 	return fmt.Errorf("%s: %w", d, err)
+}
+
+// tlsHint: MariaDB answers a plain-text client of a server with
+// require_secure_transport=ON with "access denied", and a user created
+// with REQUIRE SSL/X509 gets the same.
+func tlsHint(d DSN) string {
+	if !d.TLS.enabled() {
+		return " (and, if the server or the user requires TLS, set tls=required or stricter)"
+	}
+	if d.TLS.Cert == "" {
+		return " (and, if the user requires a client certificate, set tls_cert and tls_key)"
+	}
+	return ""
 }
 
 // UnreachableError is a server that could not be reached or did not

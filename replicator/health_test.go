@@ -87,4 +87,25 @@ func TestTargetDownAtStart(t *testing.T) {
 		code, body = healthz(addr)
 		return code == http.StatusOK
 	})
+
+	// The target goes down mid-stream: the sink retries, and /healthz
+	// says so until it is back.
+	if err := dst.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	src.Exec(t, "INSERT INTO app.t VALUES (3, 'c')")
+	waitUntil(t, "/healthz to report the retrying sink", func() bool {
+		code, body = healthz(addr)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "p/primary: reconnecting: sink: ")
+	})
+	if err := dst.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the third row on the target", func() bool {
+		return dst.ExecErr("SELECT 1") == nil && dst.QueryString(t, "SELECT COUNT(*) FROM app.t") == "3"
+	})
+	waitUntil(t, "/healthz ok again", func() bool {
+		code, body = healthz(addr)
+		return code == http.StatusOK
+	})
 }

@@ -304,9 +304,10 @@ func (r *Replicator) serveHTTP(ctx context.Context) (<-chan struct{}, error) {
 	})
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		// Healthy only while every source and its sink stream: a server
-		// being waited for (down, restarting, unreachable) is not.
+		// being waited for (down, restarting, unreachable) is not. A
+		// standby waiting for another process's lease is healthy.
 		for _, s := range r.Status() {
-			if s.State != "streaming" && !(s.State == "stopped" && r.opts.StopAtEnd) {
+			if s.State != "streaming" && s.State != "standby" && !(s.State == "stopped" && r.opts.StopAtEnd) {
 				msg := s.Pipeline + "/" + s.Source + ": " + s.State
 				if s.Error != "" {
 					msg += ": " + s.Error

@@ -28,6 +28,12 @@ type Sink interface {
 	Close() error
 }
 
+// sinkHealth is implemented by sinks that retry internally: the error
+// being retried for a source, or nil.
+type sinkHealth interface {
+	Health(source string) error
+}
+
 // sinkStats is implemented by sinks that count retries and conflicts per
 // source.
 type sinkStats interface {
@@ -115,6 +121,11 @@ func (r *sourceRunner) Status() SourceStatus {
 	s.CheckpointAt = r.applied.Updated
 	if st, ok := r.sink.(sinkStats); ok {
 		s.Retries, s.Conflicts = st.Stats(r.cfg.Name)
+	}
+	if h, ok := r.sink.(sinkHealth); ok && s.State == "streaming" {
+		if err := h.Health(r.cfg.Name); err != nil {
+			s.State, s.Error = "reconnecting", "sink: "+err.Error()
+		}
 	}
 	return s
 }
@@ -237,7 +248,19 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	defer stopReading()
 	queue := make(chan *binlog.Txn, queueSize)
 	readErr := make(chan error, 1)
+	readerDone := make(chan struct{})
+	// On every way out the reader is stopped and waited for before the
+	// source is closed (deferred earlier, so run later): Close must never
+	// run while Next does.
+	defer func() {
+		stopReading()
+		<-readerDone
+		for t := range queue {
+			t.Close()
+		}
+	}()
 	go func() {
+		defer close(readerDone)
 		defer close(queue)
 		for {
 			t, err := src.Next(readCtx)

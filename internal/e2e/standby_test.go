@@ -121,6 +121,14 @@ pipelines:
 	load := testenv.StartLoad(t, src, "bank", 4)
 	procs := []*proc{start(0), start(1), start(2)}
 	cur := active(procs, 30*time.Second)
+	for _, p := range procs {
+		// A standby waiting for the lease is healthy.
+		if p != cur {
+			if body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", p.port)); strings.TrimSpace(body) != "ok" {
+				t.Fatalf("a standby's /healthz: %q", body)
+			}
+		}
+	}
 	next := 3
 	for round := range 8 {
 		// Let it apply for a while.

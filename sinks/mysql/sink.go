@@ -236,6 +236,8 @@ type applier struct {
 	lastUsed time.Time
 
 	retries, conflicts atomic.Int64
+	// failing is the error being retried, nil while applying succeeds.
+	failing atomic.Pointer[error]
 }
 
 // Stats returns how many transactions of a source were retried and how
@@ -243,6 +245,15 @@ type applier struct {
 func (s *Sink) Stats(source string) (retries, conflicts int64) {
 	a := s.applierFor(source)
 	return a.retries.Load(), a.conflicts.Load()
+}
+
+// Health returns the error the sink is retrying for a source, or nil when
+// it is not retrying.
+func (s *Sink) Health(source string) error {
+	if p := s.applierFor(source).failing.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 func (s *Sink) applierFor(source string) *applier {
@@ -277,6 +288,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		// transaction is open between batches, so a new one loses nothing.
 		a.reset()
 	}
+	defer func() { a.failing.Store(nil) }()
 	done := 0
 	wait := backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	for attempt := 1; done < len(txns); attempt++ {
@@ -303,6 +315,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 				return done, err
 			}
 			a.retries.Add(1)
+			a.failing.Store(&cerr)
 			d := wait.Next()
 			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", d)
 			if err := backoff.Sleep(ctx, d); err != nil {
@@ -335,6 +348,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			return done, err
 		}
 		a.retries.Add(1)
+		a.failing.Store(&err)
 		d := wait.Next()
 		s.log.Warn("retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", err.Error(), "in", d)
 		if err := backoff.Sleep(ctx, d); err != nil {

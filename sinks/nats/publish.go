@@ -36,6 +36,13 @@ func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 // or a timeout is retried until ctx ends; after any failure the stream says
 // what is already in it, and only the rest is published again.
 func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
+	defer func() {
+		s.mu.Lock()
+		if st := s.stats[source]; st != nil {
+			st.failing = nil
+		}
+		s.mu.Unlock()
+	}()
 	done := 0
 	wait := backoff.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	failed := false
@@ -75,6 +82,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			s.stats[source] = st
 		}
 		st.retries++
+		st.failing = err
 		s.mu.Unlock()
 		d := wait.Next()
 		s.log.Warn("publish failed, retrying", "source", source, "error", err.Error(), "in", d)

@@ -158,7 +158,20 @@ func (s *Sink) run(source string) *sourceRun {
 	return r
 }
 
-type stats struct{ retries int64 }
+type stats struct {
+	retries int64
+	failing error // the error being retried, nil while publishing succeeds
+}
+
+// Health returns the error the sink is retrying for a source, or nil.
+func (s *Sink) Health(source string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st := s.stats[source]; st != nil {
+		return st.failing
+	}
+	return nil
+}
 
 // part is what recovery found of a half-published transaction: its id and
 // how many of its messages are in the stream.
