@@ -571,7 +571,12 @@ func canalString(v binlog.Value) string {
 // after keys. Numbers are copied as they are (an integral DOUBLE inside a
 // JSON document, which Canal prints as "1.0", is printed as the binlog
 // decoder wrote it).
-func mysqlJSONText(j []byte) []byte {
+func mysqlJSONText(j []byte) []byte { return reprintJSON(j, ", ", ": ", false) }
+
+// reprintJSON re-prints JSON text token by token: whitespace between
+// tokens dropped, comma and colon written as given, numbers through
+// appendJSONNumber (javaDouble as it says).
+func reprintJSON(j []byte, comma, colon string, javaDouble bool) []byte {
 	out := make([]byte, 0, len(j)+len(j)/4)
 	inStr := false
 	for i := 0; i < len(j); i++ {
@@ -596,15 +601,15 @@ func mysqlJSONText(j []byte) []byte {
 			inStr = true
 			out = append(out, c)
 		case ',':
-			out = append(out, ", "...)
+			out = append(out, comma...)
 		case ':':
-			out = append(out, ": "...)
+			out = append(out, colon...)
 		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
 			k := i
 			for k < len(j) && strings.IndexByte("+-0123456789.eE", j[k]) >= 0 {
 				k++
 			}
-			out = appendJSONNumber(out, j[i:k], false)
+			out = appendJSONNumber(out, j[i:k], javaDouble)
 			i = k - 1
 		default:
 			out = append(out, c)

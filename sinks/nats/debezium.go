@@ -568,42 +568,7 @@ func unscaledBytes(d string) []byte {
 
 // compactJSON removes the whitespace between JSON tokens, as
 // mysql-binlog-connector's JsonStringFormatter prints MySQL's JSON.
-func compactJSON(j []byte) []byte {
-	out := make([]byte, 0, len(j))
-	inStr := false
-	for i := 0; i < len(j); i++ {
-		c := j[i]
-		if inStr {
-			out = append(out, c)
-			switch c {
-			case '\\':
-				if i+1 < len(j) {
-					i++
-					out = append(out, j[i])
-				}
-			case '"':
-				inStr = false
-			}
-			continue
-		}
-		switch c {
-		case ' ', '\t', '\n', '\r':
-			continue
-		case '"':
-			inStr = true
-		case '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9':
-			k := i
-			for k < len(j) && strings.IndexByte("+-0123456789.eE", j[k]) >= 0 {
-				k++
-			}
-			out = appendJSONNumber(out, j[i:k], true)
-			i = k - 1
-			continue
-		}
-		out = append(out, c)
-	}
-	return out
-}
+func compactJSON(j []byte) []byte { return reprintJSON(j, ",", ":", true) }
 
 // appendRow writes a row image as the Value struct, every column of the
 // table (a column the image does not carry is null).
