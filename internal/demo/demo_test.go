@@ -78,6 +78,7 @@ pipelines:
 	say("pipeline file %s:\n%s", cfgPath, indent(cfg))
 
 	logPath := filepath.Join(work, "sluice.log")
+	exited := map[*exec.Cmd]chan struct{}{} // closed once Wait returned
 	start := func() *exec.Cmd {
 		f, _ := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		cmd := exec.Command(bin, "run", "-c", cfgPath)
@@ -86,7 +87,9 @@ pipelines:
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		go func() { cmd.Wait(); f.Close() }()
+		done := make(chan struct{})
+		exited[cmd] = done
+		go func() { cmd.Wait(); f.Close(); close(done) }()
 		return cmd
 	}
 	say("$ sluice run -c pipeline.yaml      (log: %s)", logPath)
@@ -125,7 +128,7 @@ pipelines:
 	showStatus(port, load)
 	say("caught up; SIGTERM: sluice finishes its transaction, checkpoints and exits")
 	cmd.Process.Signal(syscall.SIGTERM)
-	waitExit(t, cmd)
+	waitExit(t, exited[cmd])
 
 	say("$ sluice verify -c pipeline.yaml")
 	var out bytes.Buffer
@@ -145,7 +148,7 @@ pipelines:
 		signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
 		<-ch
 		cmd.Process.Signal(syscall.SIGTERM)
-		waitExit(t, cmd)
+		waitExit(t, exited[cmd])
 	}
 }
 
@@ -185,11 +188,11 @@ func showStatus(port int, load *testenv.Load) {
 		load.Txns.Load(), s.State, s.Applied, s.Rows, s.LagTransactions, s.LagSeconds, s.CheckpointGTID)
 }
 
-func waitExit(t *testing.T, cmd *exec.Cmd) {
-	for i := 0; i < 150 && (cmd.ProcessState == nil); i++ {
-		time.Sleep(100 * time.Millisecond)
-	}
-	if cmd.ProcessState == nil {
+// waitExit waits for a process's Wait to return (exited is closed then).
+func waitExit(t *testing.T, exited <-chan struct{}) {
+	select {
+	case <-exited:
+	case <-time.After(15 * time.Second):
 		t.Fatal("sluice did not exit after SIGTERM")
 	}
 }
