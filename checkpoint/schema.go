@@ -70,7 +70,9 @@ func OpenSchemaHistory(dir, pipeline, source string) (*SchemaHistory, error) {
 
 // At returns the newest version that the checkpoint covers; the first
 // (the one recorded when the pipeline first started) when none is covered
-// by GTID or position, and nil when there is no history.
+// by GTID or position, and nil when there is no history. It is a copy:
+// the decoder changes it as DDL comes, while the history keeps (and writes
+// out) the version as recorded.
 func (h *SchemaHistory) At(s State) *schema.Catalog {
 	if len(h.versions) == 0 {
 		return nil
@@ -79,12 +81,12 @@ func (h *SchemaHistory) At(s State) *schema.Catalog {
 		v := h.versions[i]
 		switch {
 		case !v.GTID.IsEmpty() && s.GTID.ContainsSet(v.GTID):
-			return v.Catalog
+			return v.Catalog.Clone()
 		case v.GTID.IsEmpty() && !v.Pos.IsZero() && v.Pos.Compare(s.Pos) <= 0:
-			return v.Catalog
+			return v.Catalog.Clone()
 		}
 	}
-	return h.versions[0].Catalog
+	return h.versions[0].Catalog.Clone()
 }
 
 // Reset drops every version (the pipeline starts over from its
