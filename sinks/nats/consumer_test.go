@@ -1072,12 +1072,6 @@ func checkDebezium(t *testing.T, url, stream, name string, want map[string]map[s
 	}
 }
 
-func decimalScale(def string) int {
-	_, s, _ := strings.Cut(def, ",")
-	n, _ := strconv.Atoi(strings.TrimSuffix(s, ")"))
-	return n
-}
-
 // checkTransactionMode: every transaction is on the transaction subject,
 // once, joined from its chunks by the consumer library, in sluice's
 // envelope; the events inside are the format's.

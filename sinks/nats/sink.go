@@ -212,8 +212,8 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		// the retry starts from the first unacknowledged transaction.
 		natsgo.ReconnectBufSize(-1),
 		natsgo.ReconnectHandler(func(*natsgo.Conn) {
-			s.mu.Lock()
-			s.mu.Unlock()
+			// Each source notices through the connection's reconnect count
+			// (takeReconnected).
 			s.log.Info("reconnected to NATS")
 		}),
 		natsgo.ErrorHandler(func(_ *natsgo.Conn, _ *natsgo.Subscription, err error) {
