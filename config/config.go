@@ -20,6 +20,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 	_ "time/tzdata" // canal.timezone on machines without a zoneinfo database
@@ -417,6 +419,16 @@ func (f *File) validate(data []byte) Errors {
 			}
 		}
 		if p.Sink.Type == "nats" {
+			for _, tmpl := range []struct{ key, value string }{
+				{"subject", p.Sink.Subject}, {"ddl_subject", p.Sink.DDLSubject},
+				{"transaction_subject", p.Sink.TransactionSubject}, {"debezium.key_subject", p.Sink.Debezium.KeySubject},
+			} {
+				for _, m := range rePlaceholder.FindAllString(tmpl.value, -1) {
+					if !slices.Contains(subjectPlaceholders, m) {
+						d.errorf(at(pp+".sink."+tmpl.key), pp+".sink."+tmpl.key, "unknown placeholder %s: use %s", m, strings.Join(subjectPlaceholders, ", "))
+					}
+				}
+			}
 			k := &p.Sink
 			for _, opt := range []string{"canal", "debezium"} {
 				if n := at(pp + ".sink." + opt); n != at(pp+".sink") && k.Format != opt {
@@ -435,6 +447,12 @@ func (f *File) validate(data []byte) Errors {
 	}
 	return d.errs
 }
+
+// The placeholders a subject template may hold.
+var (
+	subjectPlaceholders = []string{"{schema}", "{table}", "{op}", "{pk}", "{pipeline}", "{source}"}
+	rePlaceholder       = regexp.MustCompile(`\{[^{}]*\}`)
+)
 
 func validName(s string) bool {
 	if s == "" {

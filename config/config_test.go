@@ -33,6 +33,7 @@ func load(t *testing.T, name string) (*File, error) {
 func TestBadFiles(t *testing.T) {
 	tests := []struct{ file, want string }{
 		{"malformed.bad.yml", "testdata/malformed.bad.yml:2:1: not valid YAML: did not find expected '-' indicator"},
+		{"bad_placeholder.bad.yml", `testdata/bad_placeholder.bad.yml:9:16: pipelines[0].sink.subject: unknown placeholder {tabel}: use {schema}, {table}, {op}, {pk}, {pipeline}, {source}`},
 		{"typo_key.bad.yml", `testdata/typo_key.bad.yml:7:9: pipelines[0].sources[0]: unknown key "servr_id" in source: did you mean "server_id"?`},
 		{"unknown_key.bad.yml", `testdata/unknown_key.bad.yml:7:9: pipelines[0].sources[0]: unknown key "colour" in source (known keys: name, dsn, server_id, include, exclude, start, skip_ddl, operations, tls)`},
 		{"missing_sink.bad.yml", `testdata/missing_sink.bad.yml:3:5: pipelines[0]: missing required key "sink"`},
