@@ -38,6 +38,8 @@ pipelines:
 		{[]string{"reset", cfg, "--pipeline", "a", "--to", "yesterday"}, 2, "", `--to "yesterday"`},
 		{[]string{"run", cfg, "--pipeline", "nosuch"}, 2, "", `no pipeline named "nosuch"`},
 		{[]string{"run", "-c", cfg, "extra"}, 2, "", "unexpected arguments"},
+		{[]string{"run", cfg, "--log-format", "xml"}, 2, "", `--log-format "xml"`},
+		{[]string{"reset", cfg, "--pipeline", "a", "--to", "current", "--log-level", "loud"}, 2, "", `--log-level "loud"`},
 		// A binlog file followed by flags: the flags are parsed.
 		{[]string{"dump", empty, "--format", "nosuch"}, 2, "", "--format"},
 		{[]string{"dump", empty, "--nosuchflag"}, 2, "", "nosuchflag"},

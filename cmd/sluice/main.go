@@ -132,6 +132,30 @@ func exitCode(err error, stderr io.Writer, cmd string) int {
 
 func oneLine(s string) string { return strings.ReplaceAll(strings.TrimSpace(s), "\n", " ") }
 
+// logFlags are --log-level and --log-format, which override the pipeline
+// file's log: section.
+type logFlags struct{ level, format string }
+
+func addLogFlags(fs *flag.FlagSet) *logFlags {
+	var l logFlags
+	fs.StringVar(&l.level, "log-level", "", "override log.level: debug, info, warn, error")
+	fs.StringVar(&l.format, "log-format", "", "override log.format: text or json")
+	return &l
+}
+
+// logger is the command's logger: the file's log: section, overridden by
+// the flags.
+func (l *logFlags) logger(w io.Writer, cfg *config.File) (*slog.Logger, error) {
+	level, format := cfg.Log.Level, cfg.Log.Format
+	if l.level != "" {
+		level = l.level
+	}
+	if l.format != "" {
+		format = l.format
+	}
+	return newLogger(w, level, format)
+}
+
 // newLogger writes structured logs to stderr.
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var l slog.Level

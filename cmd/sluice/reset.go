@@ -30,6 +30,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var sources listFlag
 	fs.Var(&sources, "source", "only this source; repeatable")
 	to := fs.String("to", "", "oldest, current, or a GTID set")
+	logs := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func runReset(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		start = binlog.Start{Mode: binlog.StartGTID, GTID: set}
 	}
-	log, err := newLogger(stderr, cfg.Log.Level, cfg.Log.Format)
+	log, err := logs.logger(stderr, cfg)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	var pipelines listFlag
 	fs.Var(&pipelines, "pipeline", "run only this pipeline; repeatable")
 	stopAtEnd := fs.Bool("stop-at-end", false, "exit 0 once everything each source had at start is applied and checkpointed")
-	logLevel := fs.String("log-level", "", "override log.level")
+	logs := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -37,11 +37,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	level := cfg.Log.Level
-	if *logLevel != "" {
-		level = *logLevel
-	}
-	log, err := newLogger(stderr, level, cfg.Log.Format)
+	log, err := logs.logger(stderr, cfg)
 	if err != nil {
 		return err
 	}
