@@ -55,3 +55,15 @@ func NewMetrics() *Metrics {
 
 // Registry is the registry to serve.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// init creates every series of a source at 0, so that dashboards and
+// alerts (rate(sluice_errors_total[5m]), absent()) see them before the
+// first event.
+func (m *Metrics) init(pipeline, source string) {
+	for _, c := range []*prometheus.CounterVec{m.txns, m.rows, m.bytes, m.ddl, m.retries, m.conflicts, m.errors} {
+		c.WithLabelValues(pipeline, source)
+	}
+	for _, g := range []*prometheus.GaugeVec{m.lagSeconds, m.lagTxns, m.ckptAge, m.up} {
+		g.WithLabelValues(pipeline, source)
+	}
+}

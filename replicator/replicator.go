@@ -138,6 +138,7 @@ func (r *Replicator) start(p *config.Pipeline) {
 		sr := &sourceRunner{pipeline: p, cfg: s, stateDir: r.cfg.StateDir, stopAtEnd: r.opts.StopAtEnd,
 			log: srcLog, metrics: r.metrics, router: newRouter(p, s, loop, srcLog)}
 		sr.status = SourceStatus{Pipeline: p.Name, Source: s.Name, State: "starting"}
+		r.metrics.init(p.Name, s.Name)
 		pr.runners = append(pr.runners, sr)
 	}
 	r.runs = append(r.runs, pr)

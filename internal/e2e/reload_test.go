@@ -71,6 +71,19 @@ func TestReload(t *testing.T) {
 			return ok && s.State == "streaming" && s.Applied >= min
 		}
 	}
+	// Every documented series exists from the start, errors at 0.
+	waitFor("pa starts", func(st map[string]replicator.SourceStatus) bool { _, ok := st["pa"]; return ok })
+	metrics := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+	for _, name := range []string{"sluice_transactions_applied_total", "sluice_rows_applied_total", "sluice_source_bytes_read_total",
+		"sluice_ddl_total", "sluice_lag_seconds", "sluice_lag_transactions", "sluice_checkpoint_age_seconds",
+		"sluice_sink_retries_total", "sluice_conflicts_total", "sluice_errors_total", "sluice_source_up"} {
+		if !strings.Contains(metrics, name+`{pipeline="pa",source="primary"}`) {
+			t.Errorf("/metrics lacks %s for pa/primary at start", name)
+		}
+	}
+	if !strings.Contains(metrics, `sluice_errors_total{pipeline="pa",source="primary"} 0`) {
+		t.Errorf("sluice_errors_total is not 0 at start")
+	}
 	src.Exec(t, "INSERT INTO a.t VALUES (1)", "INSERT INTO a.t VALUES (2)")
 	before := waitFor("pa streams", streaming("pa", 2))["pa"].Applied
 
