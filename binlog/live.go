@@ -221,7 +221,7 @@ func (s *LiveSource) syncerConfig() replication.BinlogSyncerConfig {
 		VerifyChecksum:            true,
 		FillZeroLogPos:            s.Info.Flavor == MariaDB,
 		EventCacheCount:           256,
-		Logger:                    slog.New(minLevel{s.log.Handler(), slog.LevelWarn}),
+		Logger:                    slog.New(libraryLog{s.log.Handler()}),
 		Dialer:                    (&net.Dialer{Timeout: d.ConnectTimeout(), KeepAlive: 30 * time.Second}).DialContext,
 		RowsEventDecodeFunc:       rowsDecodeFunc(s.cfg.Decode),
 		PayloadDecoderConcurrency: 1,
@@ -414,17 +414,28 @@ func (s *LiveSource) Close() error {
 	return s.db.Close()
 }
 
-// minLevel drops go-mysql's chatty Info logs.
-type minLevel struct {
-	slog.Handler
-	min slog.Level
+// libraryLog carries go-mysql's own log records one level down: its
+// ERROR lines (a lost connection it reports while sluice reconnects) are
+// warnings, since sluice logs every error it acts on itself, and its INFO
+// chatter is debug.
+type libraryLog struct{ slog.Handler }
+
+func demote(l slog.Level) slog.Level {
+	if l >= slog.LevelWarn {
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }
 
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.min && h.Handler.Enabled(ctx, l)
+func (h libraryLog) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.Handler.Enabled(ctx, demote(l))
 }
 
-func (h minLevel) WithAttrs(a []slog.Attr) slog.Handler {
-	return minLevel{h.Handler.WithAttrs(a), h.min}
+func (h libraryLog) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = demote(r.Level)
+	r.Message = "go-mysql: " + r.Message
+	return h.Handler.Handle(ctx, r)
 }
-func (h minLevel) WithGroup(n string) slog.Handler { return minLevel{h.Handler.WithGroup(n), h.min} }
+
+func (h libraryLog) WithAttrs(a []slog.Attr) slog.Handler { return libraryLog{h.Handler.WithAttrs(a)} }
+func (h libraryLog) WithGroup(n string) slog.Handler      { return libraryLog{h.Handler.WithGroup(n)} }
