@@ -282,6 +282,27 @@ func Load(path string) (*File, error) {
 	return Parse(path, data, osEnv)
 }
 
+// LoadUnset loads a file as Load does, except that ${VAR}s that are not
+// set read as empty; it returns their names. For commands that may not
+// need every secret (sluice status asking a running daemon).
+func LoadUnset(path string) (*File, []string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, nil, Errors{{File: path, Msg: fmt.Sprintf("cannot read the file: %v", err)}}
+	}
+	var unset []string
+	f, err := Parse(path, data, func(name string) (string, bool) {
+		if v, ok := osEnv(name); ok {
+			return v, true
+		}
+		if !slices.Contains(unset, name) {
+			unset = append(unset, name)
+		}
+		return "", true
+	})
+	return f, unset, err
+}
+
 // Parse reads and validates configuration from data; file names it in
 // messages; env looks up ${VAR} references.
 func Parse(file string, data []byte, env func(string) (string, bool)) (*File, error) {

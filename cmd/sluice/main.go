@@ -225,15 +225,24 @@ func configFlag(fs *flag.FlagSet) *string {
 	return fs.String("c", "", "pipeline file (or give it as the argument)")
 }
 
-// loadConfig loads the -c file of a command, or its one positional argument.
-func loadConfig(fs *flag.FlagSet, path string) (*config.File, error) {
+// configPath is the -c file of a command, or its one positional argument.
+func configPath(fs *flag.FlagSet, path string) (string, error) {
 	switch {
 	case path == "" && fs.NArg() == 1:
-		path = fs.Arg(0)
+		return fs.Arg(0), nil
 	case fs.NArg() > 0:
-		return nil, usagef("unexpected arguments %q: give the pipeline file once, with -c FILE or as the argument", fs.Args())
+		return "", usagef("unexpected arguments %q: give the pipeline file once, with -c FILE or as the argument", fs.Args())
 	case path == "":
-		return nil, usagef("give the pipeline file with -c FILE")
+		return "", usagef("give the pipeline file with -c FILE")
+	}
+	return path, nil
+}
+
+// loadConfig loads the -c file of a command, or its one positional argument.
+func loadConfig(fs *flag.FlagSet, path string) (*config.File, error) {
+	path, err := configPath(fs, path)
+	if err != nil {
+		return nil, err
 	}
 	return config.Load(path)
 }

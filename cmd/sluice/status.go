@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sluice-cdc/sluice/config"
 	"github.com/sluice-cdc/sluice/replicator"
 )
 
@@ -31,9 +33,20 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(fs, *path)
+	file, err := configPath(fs, *path)
 	if err != nil {
 		return err
+	}
+	cfg, loadErr := config.Load(file)
+	var unset []string
+	if loadErr != nil {
+		// The daemon's /status needs no secrets: a file whose only problem
+		// is a password variable not set in this shell will do for it.
+		lenient, names, err := config.LoadUnset(file)
+		if err != nil || len(names) == 0 {
+			return loadErr
+		}
+		cfg, unset = lenient, names
 	}
 	if err := checkPipelines(cfg, pipelines); err != nil {
 		return err
@@ -57,7 +70,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			}
 			return nil
 		}
+		if len(unset) > 0 {
+			return fmt.Errorf("sluice is not running (no answer on %s), and reading the checkpoints from the sinks needs %s set: %w", cfg.HTTP.Listen, strings.Join(unset, ", "), loadErr)
+		}
 		fmt.Fprintf(stdout, "sluice is not running (no answer on %s); checkpoints held by the sinks:\n", cfg.HTTP.Listen)
+	} else if len(unset) > 0 {
+		return loadErr
 	}
 	fmt.Fprintf(w, "PIPELINE\tSOURCE\tCHECKPOINT\tPOSITION\tUPDATED\n")
 	for _, p := range cfg.Pipelines {

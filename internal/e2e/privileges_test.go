@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,14 +28,16 @@ func TestLeastPrivileges(t *testing.T) {
 		"CREATE USER 'sluice_dst'@'%' IDENTIFIED BY 's3cret'",
 		"GRANT ALL ON shop.* TO 'sluice_dst'@'%'",
 		"GRANT ALL ON sluice.* TO 'sluice_dst'@'%'")
+	t.Setenv("SLUICE_TEST_SRC_PASSWORD", "s3cret")
+	port := testenv.FreePort(t)
 	cfgPath := writeConfig(t, fmt.Sprintf(`
-http: {listen: "off"}
+http: {listen: "127.0.0.1:%d"}
 pipelines:
   - name: shop
     sources:
       - {name: primary, dsn: "%s", start: oldest, include: ["shop.*"]}
     sink: {type: mysql, dsn: "%s"}
-`, src.UserDSN("sluice_src", "s3cret"), dst.UserDSN("sluice_dst", "s3cret")))
+`, port, src.UserDSN("sluice_src", "${SLUICE_TEST_SRC_PASSWORD}"), dst.UserDSN("sluice_dst", "s3cret")))
 	catchUp(t, cfgPath)
 	src.Exec(t, "ALTER TABLE shop.t ADD COLUMN at DATETIME NOT NULL DEFAULT '2000-01-01'", "INSERT INTO shop.t VALUES (2, 'b', NOW())",
 		"CREATE TABLE shop.u (id INT PRIMARY KEY)", "INSERT INTO shop.u VALUES (1)")
@@ -45,16 +50,30 @@ pipelines:
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// sluice status asks the daemon, which needs no source password: it
+	// works in a shell where the variable is not set.
+	st := exec.Command(sluiceBin, "status", "-c", cfgPath)
+	st.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SLUICE_TEST_SRC_PASSWORD=") })
+	out, err := st.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "streaming") {
+		t.Fatalf("sluice status without the source password, daemon running: %v\n%s", err, out)
+	}
 	d.kill()
+	st = exec.Command(sluiceBin, "status", "-c", cfgPath)
+	st.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "SLUICE_TEST_SRC_PASSWORD=") })
+	out, _ = st.CombinedOutput()
+	if st.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "needs SLUICE_TEST_SRC_PASSWORD set") {
+		t.Fatalf("sluice status without the source password, no daemon: exit %d\n%s", st.ProcessState.ExitCode(), out)
+	}
 	if a, b := src.Checksums(t, "shop.t", "shop.u"), dst.Checksums(t, "shop.t", "shop.u"); a != b {
 		t.Fatalf("source %s, target %s", a, b)
 	}
-	out, code := sluice(t, "verify", "-c", cfgPath)
-	if code != 0 || strings.Count(out, "MATCH ") != 2 {
-		t.Fatalf("sluice verify with the README's privileges: exit %d:\n%s", code, out)
+	out2, code := sluice(t, "verify", "-c", cfgPath)
+	if code != 0 || strings.Count(out2, "MATCH ") != 2 {
+		t.Fatalf("sluice verify with the README's privileges: exit %d:\n%s", code, out2)
 	}
-	out, code = sluice(t, "status", "-c", cfgPath)
-	if code != 0 || !strings.Contains(out, "shop") {
-		t.Fatalf("sluice status with the README's privileges: exit %d:\n%s", code, out)
+	out2, code = sluice(t, "status", "-c", cfgPath)
+	if code != 0 || !strings.Contains(out2, "shop") {
+		t.Fatalf("sluice status with the README's privileges: exit %d:\n%s", code, out2)
 	}
 }
