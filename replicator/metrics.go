@@ -45,7 +45,7 @@ func NewMetrics() *Metrics {
 		lagTxns: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_lag_transactions",
 			Help: "Transactions the source has executed that are not applied yet (GTID sources)."}, labels),
 		ckptAge: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_checkpoint_age_seconds",
-			Help: "Seconds since the checkpoint was last written."}, labels),
+			Help: "Seconds the checkpoint has stood while the source has transactions it does not cover; 0 when caught up, even on an idle pipeline."}, labels),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_up",
 			Help: "1 while the source is streaming, 0 otherwise."}, labels),
 	}

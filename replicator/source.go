@@ -503,7 +503,11 @@ func (r *sourceRunner) pollLag(ctx context.Context, src *binlog.LiveSource) <-ch
 		tick := time.NewTicker(2 * time.Second)
 		defer tick.Stop()
 		for {
-			info, err := binlog.Inspect(ctx, src.DB(), r.cfg.Conn)
+			// Bounded: a source that stops answering must not hold up the
+			// state refresh below.
+			ictx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			info, err := binlog.Inspect(ictx, src.DB(), r.cfg.Conn)
+			cancel()
 			if err == nil {
 				r.mu.Lock()
 				r.status.SourceGTID = info.Executed.String()
@@ -541,8 +545,11 @@ func (r *sourceRunner) updateGauges() {
 		lag = max(time.Since(r.lastTxnTS).Seconds(), 0)
 	}
 	r.status.LagSeconds = lag
+	// How long the checkpoint has stood while the source has transactions
+	// it does not cover: 0 on an idle pipeline that is caught up, so an
+	// alert on it fires only when work is waiting.
 	age := 0.0
-	if !r.applied.Updated.IsZero() {
+	if r.status.LagTransactions > 0 && !r.applied.Updated.IsZero() {
 		age = time.Since(r.applied.Updated).Seconds()
 	}
 	lagTxns := float64(r.status.LagTransactions)

@@ -113,6 +113,16 @@ func TestReload(t *testing.T) {
 		return !pb && streaming("pa", 1)(st) && st["pa"].Applied < paApplied
 	})
 	waitRows(t, dst, "a.t", "5")
+	// Idle and caught up: the checkpoint age stays 0 however long it idles.
+	time.Sleep(3 * time.Second)
+	idle := `sluice_checkpoint_age_seconds{pipeline="pa",source="primary"} 0`
+	deadline := time.Now().Add(10 * time.Second)
+	for m := ""; !strings.Contains(m, idle); m = httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("an idle, caught-up pipeline's checkpoint age is not 0:\n%s", grepLines(m, "sluice_checkpoint_age_seconds"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if a, b := src.Checksums(t, "a.t", "b.t"), dst.Checksums(t, "a.t", "b.t"); a != b {
 		t.Fatalf("source %s, target %s", a, b)
 	}
@@ -132,4 +142,14 @@ func waitRows(t *testing.T, m *testenv.MariaDB, table, n string) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
