@@ -291,7 +291,12 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 	defer func() { a.failing.Store(nil) }()
 	done := 0
 	wait := backoff.Policy{Initial: 100 * time.Millisecond, Max: 10 * time.Second}.Timer()
+	// The target is probed (its checkpoint read) at least every second
+	// while it is down, so that applying resumes within about a second of
+	// it answering again, whatever backoff the failures built up.
+	probe := backoff.Policy{Initial: 100 * time.Millisecond, Max: time.Second}.Timer()
 	for attempt := 1; done < len(txns); attempt++ {
+		probed := false
 		err := a.applyRun(ctx, txns[done:])
 		if err == nil {
 			return len(txns), nil
@@ -316,7 +321,8 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			}
 			a.retries.Add(1)
 			a.failing.Store(&cerr)
-			d := wait.Next()
+			probed = true
+			d := probe.Next()
 			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", d)
 			if err := backoff.Sleep(ctx, d); err != nil {
 				return done, err
@@ -346,6 +352,10 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			continue
 		case !retryable(err) || ctx.Err() != nil:
 			return done, err
+		case probed:
+			// The connection failed, and the target has answered since:
+			// again at once.
+			continue
 		}
 		a.retries.Add(1)
 		a.failing.Store(&err)
