@@ -39,19 +39,7 @@ func AppendChange(dst []byte, c *binlog.Change, reverse, wholeRow bool) []byte {
 		dst = append(dst, "UPDATE "...)
 		dst = appendTable(dst, t)
 		dst = append(dst, " SET "...)
-		first := true
-		for i := range t.Columns {
-			if !writable(t, after, i) {
-				continue
-			}
-			if !first {
-				dst = append(dst, ", "...)
-			}
-			first = false
-			dst = AppendIdent(dst, t.Columns[i].Name)
-			dst = append(dst, '=')
-			dst = AppendLiteral(dst, &t.Columns[i], after[i])
-		}
+		dst = appendSet(dst, t, before, after)
 		dst = AppendWhere(dst, t, before, wholeRow)
 		return append(dst, " LIMIT 1;"...)
 	default:
@@ -60,6 +48,58 @@ func AppendChange(dst []byte, c *binlog.Change, reverse, wholeRow bool) []byte {
 		dst = AppendWhere(dst, t, before, wholeRow)
 		return append(dst, " LIMIT 1;"...)
 	}
+}
+
+// appendSet appends the assignments of an update from before to after:
+// only the columns whose value changes. With full row images that is the
+// same row, it is less for the target to write, and it never writes back a
+// value the server stored but will not take in SQL (the empty geometry of
+// a NOT NULL GEOMETRY column added to a table with rows, Error 1416).
+// TIMESTAMP and DATETIME columns are always written: the target's column
+// may update itself (ON UPDATE CURRENT_TIMESTAMP) when it is not set. An
+// update that changes no column sets a column to itself, so that it still
+// matches (and counts) the row.
+func appendSet(dst []byte, t *binlog.Table, before, after []binlog.Value) []byte {
+	start := len(dst)
+	self := -1
+	var a, b []byte
+	for i := range t.Columns {
+		if !writable(t, after, i) {
+			continue
+		}
+		a = AppendLiteral(a[:0], &t.Columns[i], after[i])
+		if writable(t, before, i) && !autoUpdates(&t.Columns[i]) {
+			b = AppendLiteral(b[:0], &t.Columns[i], before[i])
+			if string(a) == string(b) {
+				if self < 0 || t.Columns[self].Type == mysql.MYSQL_TYPE_GEOMETRY {
+					self = i
+				}
+				continue
+			}
+		}
+		if len(dst) > start {
+			dst = append(dst, ", "...)
+		}
+		dst = AppendIdent(dst, t.Columns[i].Name)
+		dst = append(dst, '=')
+		dst = append(dst, a...)
+	}
+	if len(dst) == start && self >= 0 {
+		dst = AppendIdent(dst, t.Columns[self].Name)
+		dst = append(dst, '=')
+		dst = AppendIdent(dst, t.Columns[self].Name)
+	}
+	return dst
+}
+
+// autoUpdates reports whether a column's type can update itself when an
+// update does not set it (ON UPDATE CURRENT_TIMESTAMP).
+func autoUpdates(c *binlog.Column) bool {
+	switch c.Type {
+	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2, mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2:
+		return true
+	}
+	return false
 }
 
 func appendTable(dst []byte, t *binlog.Table) []byte {
