@@ -402,6 +402,23 @@ var cases = []struct {
 		"INSERT INTO t VALUES (1)",
 		"ALTER TABLE t ADD g MULTIPOINT NOT NULL",
 		"UPDATE t SET id = 2"}},
+	{"geometry-not-null-implicit-default-keyless", []string{
+		"CREATE TABLE t (v INT)",
+		"INSERT INTO t VALUES (1), (1), (2)",
+		"ALTER TABLE t ADD g GEOMETRY NOT NULL",
+		"UPDATE t SET v = 3 WHERE v = 1 LIMIT 1",
+		"UPDATE t SET g = POINT(1, 1) WHERE v = 1",
+		"DELETE FROM t WHERE v = 2"}},
+	// MariaDB's JSON NOT NULL added to rows gives them the empty text,
+	// which is not the document null.
+	{"json-not-null-implicit-empty-keyless", []string{
+		"CREATE TABLE t (f FLOAT, d DOUBLE)",
+		"INSERT INTO t VALUES (1.5, 2.5), (-3.40282e38, 5e-324)",
+		"ALTER TABLE t ADD j JSON NOT NULL",
+		"INSERT INTO t VALUES (1.5, 2.5, 'null'), (-3.40282e38, 5e-324, 'null')",
+		"DELETE FROM t WHERE j = '' AND d > 1",
+		"UPDATE t SET f = 7 WHERE j = 'null' AND d > 1",
+		"DELETE FROM t WHERE j = ''"}},
 	// Every byte from 0x20 in every single-byte character set: the
 	// server stores them as they are.
 	{"single-byte-charsets-all-bytes", []string{
