@@ -177,6 +177,19 @@ func TestValueFidelity(t *testing.T) {
 			want:   "-3.40282e+38,5e-324,6E756C6C 1.5,2.5, 7,2.5,6E756C6C",
 		},
 		{
+			// An update sets only the columns that change, but never
+			// leaves out a TIMESTAMP or DATETIME: the target's ON UPDATE
+			// CURRENT_TIMESTAMP would give it the target's clock.
+			name: "on update current_timestamp left as it was",
+			schema: []string{"CREATE TABLE o.t (id INT PRIMARY KEY, v INT, ts TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP, " +
+				"dt DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP)",
+				"INSERT INTO o.t VALUES (1, 1, '2000-01-01 00:00:00', '2000-01-01 00:00:00')"},
+			dml:    []string{"UPDATE o.t SET v = 2, ts = ts, dt = dt"},
+			tables: []string{"o.t"},
+			query:  "SELECT id, v, ts, dt FROM o.t",
+			want:   "1,2,2000-01-01 00:00:00,2000-01-01 00:00:00",
+		},
+		{
 			name:   "every character set",
 			schema: append([]string{"CREATE DATABASE cs"}, allCharsets...),
 			dml:    charsetDML,
