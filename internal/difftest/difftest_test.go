@@ -409,6 +409,14 @@ var cases = []struct {
 		"UPDATE t SET v = 3 WHERE v = 1 LIMIT 1",
 		"UPDATE t SET g = POINT(1, 1) WHERE v = 1",
 		"DELETE FROM t WHERE v = 2"}},
+	{"geometry-not-null-insert-ignore-null", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY, g POINT NOT NULL)",
+		"CREATE TABLE k (v INT, g GEOMETRY NOT NULL)",
+		"INSERT IGNORE INTO t VALUES (1, NULL), (2, POINT(1, 1))",
+		"INSERT IGNORE INTO k VALUES (1, NULL), (1, NULL), (2, NULL)",
+		"UPDATE t SET id = 3 WHERE id = 1",
+		"UPDATE k SET v = 3 WHERE v = 1 LIMIT 1",
+		"DELETE FROM k WHERE v = 2"}},
 	// MariaDB's JSON NOT NULL added to rows gives them the empty text,
 	// which is not the document null.
 	{"json-not-null-implicit-empty-keyless", []string{
