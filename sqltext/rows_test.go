@@ -56,3 +56,38 @@ func TestUpdateSetsChangedColumns(t *testing.T) {
 		})
 	}
 }
+
+// TestInsertEmptyGeometry: the empty value of a GEOMETRY NOT NULL column
+// is inserted by INSERT IGNORE of NULL; a nullable column's is not
+// touched (NULL would store NULL), nor is a REPLACE.
+func TestInsertEmptyGeometry(t *testing.T) {
+	cols := []binlog.Column{
+		{Name: "id", Type: mysql.MYSQL_TYPE_LONG},
+		{Name: "g", Type: mysql.MYSQL_TYPE_GEOMETRY},
+		{Name: "n", Type: mysql.MYSQL_TYPE_GEOMETRY, Nullable: true},
+	}
+	tb := &binlog.Table{Schema: "s", Name: "t", Columns: cols}
+	row := func(id int64, g, n binlog.Value) *binlog.Change {
+		return &binlog.Change{Table: tb, Op: binlog.Insert, After: []binlog.Value{id, g, n}}
+	}
+	tests := []struct {
+		name string
+		verb string
+		rows []*binlog.Change
+		want string
+	}{
+		{"no empty value", "INSERT", []*binlog.Change{row(1, []byte{1}, []byte{})},
+			"INSERT INTO `s`.`t` (`id`,`g`,`n`) VALUES (1,X'01',X'')"},
+		{"an empty value in one row", "INSERT", []*binlog.Change{row(1, []byte{1}, nil), row(2, []byte{}, []byte{2})},
+			"INSERT IGNORE INTO `s`.`t` (`id`,`g`,`n`) VALUES (1,X'01',NULL),(2,NULL,X'02')"},
+		{"replace", "REPLACE", []*binlog.Change{row(2, []byte{}, nil)},
+			"REPLACE INTO `s`.`t` (`id`,`g`,`n`) VALUES (2,X'',NULL)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := string(AppendInsert(nil, tt.verb, tt.rows)); got != tt.want {
+				t.Errorf("got  %s\nwant %s", got, tt.want)
+			}
+		})
+	}
+}
