@@ -100,7 +100,7 @@ func TestAppendChange(t *testing.T) {
 			"DELETE FROM `d`.`t` WHERE `id`=1 LIMIT 1;"},
 		{"keyless float, geometry, json", &binlog.Change{Table: floats, Op: binlog.Delete,
 			Before: []binlog.Value{float32(0.5), []byte{1, 2}, binlog.JSON(`null`), binlog.JSON(`{}`)}}, false, false,
-			"DELETE FROM `d`.`f` WHERE `c`=0.5e0 AND `g`=X'0102' AND `j`='null' AND `mj`=CAST('{}' AS JSON) LIMIT 1;"},
+			"DELETE FROM `d`.`f` WHERE `c`=0.5e0 AND `g`=X'0102' AND `j`='null' AND CAST(`j` AS BINARY)='null' AND `mj`=CAST('{}' AS JSON) LIMIT 1;"},
 		{"nothing to match", &binlog.Change{Table: floats, Op: binlog.Delete,
 			Before: []binlog.Value{binlog.Absent, binlog.Absent, binlog.Absent, binlog.Absent}}, false, false,
 			"DELETE FROM `d`.`f` WHERE FALSE LIMIT 1;"},

@@ -245,13 +245,47 @@ func AppendWhere(dst []byte, t *binlog.Table, img []binlog.Value, wholeRow bool)
 	if len(cols) == 0 {
 		return append(dst, "FALSE"...)
 	}
+	exact := wholeRow || len(t.PK) == 0 || !sameColumns(cols, t.PK)
 	for n, i := range cols {
 		if n > 0 {
 			dst = append(dst, " AND "...)
 		}
 		dst = AppendMatch(dst, &t.Columns[i], img[i])
+		if exact && collated(&t.Columns[i], img[i]) {
+			// Rows matched on every column may be duplicates but for text
+			// their collation calls equal ('a' and 'A', or trailing
+			// spaces under PAD SPACE): the bytes tell them apart.
+			dst = append(dst, " AND CAST("...)
+			dst = AppendIdent(dst, t.Columns[i].Name)
+			dst = append(dst, " AS BINARY)="...)
+			dst = AppendLiteral(dst, &t.Columns[i], img[i])
+		}
 	}
 	return dst
+}
+
+func sameColumns(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// collated reports whether v, a value of column c, is text that c's
+// collation compares (MariaDB's JSON is text too; MySQL's is not).
+func collated(c *binlog.Column, v binlog.Value) bool {
+	switch v.(type) {
+	case string, binlog.RawText:
+		return !c.Binary
+	case binlog.JSON:
+		return c.Type != mysql.MYSQL_TYPE_JSON
+	}
+	return false
 }
 
 // AppendMatch appends the condition that column c holds exactly v:

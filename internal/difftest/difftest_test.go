@@ -417,6 +417,13 @@ var cases = []struct {
 		"UPDATE t SET id = 3 WHERE id = 1",
 		"UPDATE k SET v = 3 WHERE v = 1 LIMIT 1",
 		"DELETE FROM k WHERE v = 2"}},
+	// Keyless duplicates but for text their collation calls equal (seed
+	// 324360570: ucs2 '' and ' ').
+	{"keyless-text-collation-equal", []string{
+		"CREATE TABLE t (c VARCHAR(2) CHARACTER SET ucs2 NOT NULL, d VARCHAR(3) CHARACTER SET latin1, v INT)",
+		"INSERT INTO t VALUES ('', 'a', 1), (' ', 'a', 1), (' ', 'A', 1)",
+		"UPDATE t SET v = 2 WHERE HEX(c) = '0020' AND d = BINARY 'a'",
+		"DELETE FROM t WHERE d = BINARY 'A'"}},
 	// MariaDB's JSON NOT NULL added to rows gives them the empty text,
 	// which is not the document null.
 	{"json-not-null-implicit-empty-keyless", []string{
