@@ -70,13 +70,12 @@ func bytesValue(c *Column) func(b []byte) (Value, error) {
 	case c.JSON:
 		// MariaDB's JSON is LONGTEXT with a json_valid() check, which is how
 		// the schema tracker knows the column is JSON: the text is valid
-		// JSON. An empty document (INSERT IGNORE of NULL into NOT NULL) is
-		// read by MySQL as JSON null.
+		// JSON, except the empty text that ALTER TABLE … ADD j JSON NOT
+		// NULL gives the existing rows (the check is not applied to them).
+		// That text is kept as it is, not read as the document null: it is
+		// another value, which a keyless match of the row must find.
 		return func(b []byte) (Value, error) {
-			if len(b) == 0 {
-				return JSON("null"), nil
-			}
-			return JSON(append([]byte(nil), b...)), nil
+			return JSON(append([]byte{}, b...)), nil
 		}
 	case c.Type == mysql.MYSQL_TYPE_STRING && c.BaseType == "uuid":
 		return func(b []byte) (Value, error) {

@@ -39,19 +39,7 @@ func AppendChange(dst []byte, c *binlog.Change, reverse, wholeRow bool) []byte {
 		dst = append(dst, "UPDATE "...)
 		dst = appendTable(dst, t)
 		dst = append(dst, " SET "...)
-		first := true
-		for i := range t.Columns {
-			if !writable(t, after, i) {
-				continue
-			}
-			if !first {
-				dst = append(dst, ", "...)
-			}
-			first = false
-			dst = AppendIdent(dst, t.Columns[i].Name)
-			dst = append(dst, '=')
-			dst = AppendLiteral(dst, &t.Columns[i], after[i])
-		}
+		dst = appendSet(dst, t, before, after)
 		dst = AppendWhere(dst, t, before, wholeRow)
 		return append(dst, " LIMIT 1;"...)
 	default:
@@ -62,6 +50,58 @@ func AppendChange(dst []byte, c *binlog.Change, reverse, wholeRow bool) []byte {
 	}
 }
 
+// appendSet appends the assignments of an update from before to after:
+// only the columns whose value changes. With full row images that is the
+// same row, it is less for the target to write, and it never writes back a
+// value the server stored but will not take in SQL (the empty geometry of
+// a NOT NULL GEOMETRY column added to a table with rows, Error 1416).
+// TIMESTAMP and DATETIME columns are always written: the target's column
+// may update itself (ON UPDATE CURRENT_TIMESTAMP) when it is not set. An
+// update that changes no column sets a column to itself, so that it still
+// matches (and counts) the row.
+func appendSet(dst []byte, t *binlog.Table, before, after []binlog.Value) []byte {
+	start := len(dst)
+	self := -1
+	var a, b []byte
+	for i := range t.Columns {
+		if !writable(t, after, i) {
+			continue
+		}
+		a = AppendLiteral(a[:0], &t.Columns[i], after[i])
+		if writable(t, before, i) && !autoUpdates(&t.Columns[i]) {
+			b = AppendLiteral(b[:0], &t.Columns[i], before[i])
+			if string(a) == string(b) {
+				if self < 0 || t.Columns[self].Type == mysql.MYSQL_TYPE_GEOMETRY {
+					self = i
+				}
+				continue
+			}
+		}
+		if len(dst) > start {
+			dst = append(dst, ", "...)
+		}
+		dst = AppendIdent(dst, t.Columns[i].Name)
+		dst = append(dst, '=')
+		dst = append(dst, a...)
+	}
+	if len(dst) == start && self >= 0 {
+		dst = AppendIdent(dst, t.Columns[self].Name)
+		dst = append(dst, '=')
+		dst = AppendIdent(dst, t.Columns[self].Name)
+	}
+	return dst
+}
+
+// autoUpdates reports whether a column's type can update itself when an
+// update does not set it (ON UPDATE CURRENT_TIMESTAMP).
+func autoUpdates(c *binlog.Column) bool {
+	switch c.Type {
+	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2, mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2:
+		return true
+	}
+	return false
+}
+
 func appendTable(dst []byte, t *binlog.Table) []byte {
 	dst = AppendIdent(dst, t.Schema)
 	dst = append(dst, '.')
@@ -70,9 +110,19 @@ func appendTable(dst []byte, t *binlog.Table) []byte {
 
 // AppendInsert appends one INSERT (or REPLACE) of rows of one table whose
 // after images have the same columns present.
+//
+// The empty value of a GEOMETRY NOT NULL column (what INSERT IGNORE of
+// NULL stores) cannot be written as a literal (Error 1416): an INSERT of
+// rows with one is an INSERT IGNORE that writes NULL there, which stores
+// that same empty value. Its affected-row count still tells a duplicate
+// key (0 rows) apart.
 func AppendInsert(dst []byte, verb string, rows []*binlog.Change) []byte {
 	t := rows[0].Table
 	first := rows[0].After
+	ignore := verb == "INSERT" && hasEmptyGeometry(rows)
+	if ignore {
+		verb = "INSERT IGNORE"
+	}
 	dst = append(dst, verb...)
 	dst = append(dst, " INTO "...)
 	dst = appendTable(dst, t)
@@ -99,13 +149,36 @@ func AppendInsert(dst []byte, verb string, rows []*binlog.Change) []byte {
 				if n > 0 {
 					dst = append(dst, ',')
 				}
-				dst = AppendLiteral(dst, &t.Columns[i], c.After[i])
+				if ignore && emptyGeometry(&t.Columns[i], c.After[i]) {
+					dst = append(dst, "NULL"...)
+				} else {
+					dst = AppendLiteral(dst, &t.Columns[i], c.After[i])
+				}
 				n++
 			}
 		}
 		dst = append(dst, ')')
 	}
 	return dst
+}
+
+// emptyGeometry reports whether v is the empty value of c, a GEOMETRY NOT
+// NULL column.
+func emptyGeometry(c *binlog.Column, v binlog.Value) bool {
+	b, ok := v.([]byte)
+	return ok && len(b) == 0 && c.Type == mysql.MYSQL_TYPE_GEOMETRY && !c.Nullable
+}
+
+func hasEmptyGeometry(rows []*binlog.Change) bool {
+	t := rows[0].Table
+	for _, c := range rows {
+		for i := range t.Columns {
+			if writable(t, c.After, i) && emptyGeometry(&t.Columns[i], c.After[i]) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // AppendDeleteIn appends one DELETE of rows of one table by its one-column
@@ -172,13 +245,47 @@ func AppendWhere(dst []byte, t *binlog.Table, img []binlog.Value, wholeRow bool)
 	if len(cols) == 0 {
 		return append(dst, "FALSE"...)
 	}
+	exact := wholeRow || len(t.PK) == 0 || !sameColumns(cols, t.PK)
 	for n, i := range cols {
 		if n > 0 {
 			dst = append(dst, " AND "...)
 		}
 		dst = AppendMatch(dst, &t.Columns[i], img[i])
+		if exact && collated(&t.Columns[i], img[i]) {
+			// Rows matched on every column may be duplicates but for text
+			// their collation calls equal ('a' and 'A', or trailing
+			// spaces under PAD SPACE): the bytes tell them apart.
+			dst = append(dst, " AND CAST("...)
+			dst = AppendIdent(dst, t.Columns[i].Name)
+			dst = append(dst, " AS BINARY)="...)
+			dst = AppendLiteral(dst, &t.Columns[i], img[i])
+		}
 	}
 	return dst
+}
+
+func sameColumns(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// collated reports whether v, a value of column c, is text that c's
+// collation compares (MariaDB's JSON is text too; MySQL's is not).
+func collated(c *binlog.Column, v binlog.Value) bool {
+	switch v.(type) {
+	case string, binlog.RawText:
+		return !c.Binary
+	case binlog.JSON:
+		return c.Type != mysql.MYSQL_TYPE_JSON
+	}
+	return false
 }
 
 // AppendMatch appends the condition that column c holds exactly v:

@@ -402,6 +402,38 @@ var cases = []struct {
 		"INSERT INTO t VALUES (1)",
 		"ALTER TABLE t ADD g MULTIPOINT NOT NULL",
 		"UPDATE t SET id = 2"}},
+	{"geometry-not-null-implicit-default-keyless", []string{
+		"CREATE TABLE t (v INT)",
+		"INSERT INTO t VALUES (1), (1), (2)",
+		"ALTER TABLE t ADD g GEOMETRY NOT NULL",
+		"UPDATE t SET v = 3 WHERE v = 1 LIMIT 1",
+		"UPDATE t SET g = POINT(1, 1) WHERE v = 1",
+		"DELETE FROM t WHERE v = 2"}},
+	{"geometry-not-null-insert-ignore-null", []string{
+		"CREATE TABLE t (id INT PRIMARY KEY, g POINT NOT NULL)",
+		"CREATE TABLE k (v INT, g GEOMETRY NOT NULL)",
+		"INSERT IGNORE INTO t VALUES (1, NULL), (2, POINT(1, 1))",
+		"INSERT IGNORE INTO k VALUES (1, NULL), (1, NULL), (2, NULL)",
+		"UPDATE t SET id = 3 WHERE id = 1",
+		"UPDATE k SET v = 3 WHERE v = 1 LIMIT 1",
+		"DELETE FROM k WHERE v = 2"}},
+	// Keyless duplicates but for text their collation calls equal (seed
+	// 324360570: ucs2 '' and ' ').
+	{"keyless-text-collation-equal", []string{
+		"CREATE TABLE t (c VARCHAR(2) CHARACTER SET ucs2 NOT NULL, d VARCHAR(3) CHARACTER SET latin1, v INT)",
+		"INSERT INTO t VALUES ('', 'a', 1), (' ', 'a', 1), (' ', 'A', 1)",
+		"UPDATE t SET v = 2 WHERE HEX(c) = '0020' AND d = BINARY 'a'",
+		"DELETE FROM t WHERE d = BINARY 'A'"}},
+	// MariaDB's JSON NOT NULL added to rows gives them the empty text,
+	// which is not the document null.
+	{"json-not-null-implicit-empty-keyless", []string{
+		"CREATE TABLE t (f FLOAT, d DOUBLE)",
+		"INSERT INTO t VALUES (1.5, 2.5), (-3.40282e38, 5e-324)",
+		"ALTER TABLE t ADD j JSON NOT NULL",
+		"INSERT INTO t VALUES (1.5, 2.5, 'null'), (-3.40282e38, 5e-324, 'null')",
+		"DELETE FROM t WHERE j = '' AND d > 1",
+		"UPDATE t SET f = 7 WHERE j = 'null' AND d > 1",
+		"DELETE FROM t WHERE j = ''"}},
 	// Every byte from 0x20 in every single-byte character set: the
 	// server stores them as they are.
 	{"single-byte-charsets-all-bytes", []string{

@@ -254,7 +254,7 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 	stmt := string(sqltext.AppendChange(nil, c, false, a.s.cfg.CheckBeforeImage))
 	affected, err := a.exec(ctx, stmt)
 	switch {
-	case err == nil && (c.Op == binlog.Insert || len(affected) == 1 && affected[0] == 1):
+	case err == nil && len(affected) == 1 && affected[0] == 1:
 		a.s.writers.record(c, a.source, t)
 		return nil
 	case err != nil && errorNumber(err) != 1062:
@@ -264,6 +264,9 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 	switch {
 	case err != nil:
 		reason = "duplicate key on the target: " + err.Error()
+	case c.Op == binlog.Insert:
+		// An INSERT IGNORE (a row with an empty geometry) that wrote nothing.
+		reason = "duplicate key on the target"
 	case a.s.cfg.CheckBeforeImage:
 		if row := a.targetRow(ctx, c); row != "" {
 			reason = "the row differs on the target, which changed it since: it has " + row

@@ -299,5 +299,35 @@ func TestRecoveryAfterLongTargetOutage(t *testing.T) {
 	t.Logf("applied %s after the target answered again", time.Since(<-up).Round(10*time.Millisecond))
 	if got := rows(t, dst, "SELECT id FROM r.t ORDER BY id"); got != "1 2" {
 		t.Fatalf("rows %s", got)
+
+// TestEmptyGeometryInsertConflict: a row with an empty geometry goes out
+// as INSERT IGNORE, whose duplicate key writes nothing without an error:
+// it is still a conflict, stopped or skipped by the policy.
+func TestEmptyGeometryInsertConflict(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	schema := []string{"CREATE DATABASE e", "CREATE TABLE e.t (id INT PRIMARY KEY, g POINT NOT NULL)"}
+	src.Exec(t, schema...)
+	txns := sourceTxns(t, src, "INSERT IGNORE INTO e.t VALUES (1, NULL)")
+	for _, tt := range []struct{ policy, wantErr string }{
+		{"stop", "duplicate key on the target"},
+		{"skip", ""},
+	} {
+		t.Run(tt.policy, func(t *testing.T) {
+			dst.Exec(t, "DROP DATABASE IF EXISTS e", "DROP DATABASE IF EXISTS sluice")
+			dst.Exec(t, schema...)
+			dst.Exec(t, "INSERT INTO e.t VALUES (1, POINT(1, 1))")
+			s := openSink(t, dst, "apply", tt.policy)
+			err := applyAll(t, s, txns)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Fatalf("error %v, want %q", err, tt.wantErr)
+			}
+			if _, c := s.Stats("src"); c != 1 {
+				t.Fatalf("%d conflicts, want 1", c)
+			}
+			if got := rows(t, dst, "SELECT id, ST_AsText(g) FROM e.t"); got != "1,POINT(1 1)" {
+				t.Fatalf("target rows %s, want the target's own row", got)
+			}
+		})
 	}
 }
