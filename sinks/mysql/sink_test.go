@@ -299,6 +299,8 @@ func TestRecoveryAfterLongTargetOutage(t *testing.T) {
 	t.Logf("applied %s after the target answered again", time.Since(<-up).Round(10*time.Millisecond))
 	if got := rows(t, dst, "SELECT id FROM r.t ORDER BY id"); got != "1 2" {
 		t.Fatalf("rows %s", got)
+	}
+}
 
 // TestEmptyGeometryInsertConflict: a row with an empty geometry goes out
 // as INSERT IGNORE, whose duplicate key writes nothing without an error:
