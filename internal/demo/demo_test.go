@@ -39,7 +39,16 @@ func TestDemo(t *testing.T) {
 		}
 		seconds = n
 	}
+	// make demo (DEMO_SECONDS set) keeps the pipeline file and sluice's log
+	// for the reader; inside make test they go with the test.
 	work := t.TempDir()
+	if os.Getenv("DEMO_SECONDS") != "" {
+		var err error
+		if work, err = os.MkdirTemp("", "sluice-demo-"); err != nil {
+			t.Fatal(err)
+		}
+		defer say("the pipeline file and sluice's log are kept in %s", work)
+	}
 	bin := filepath.Join(work, "sluice")
 	say("building sluice")
 	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/sluice").CombinedOutput(); err != nil {
