@@ -164,19 +164,9 @@ func (e canalEncoder) unit(dst []byte, t *binlog.Txn, u unit, m meta) []byte {
 	dst = fmt.Appendf(dst, `,"es":%d,"gtid":`, t.Timestamp.Unix()*1000)
 	dst = appendJSONString(dst, canalGTID(t))
 	dst = fmt.Appendf(dst, `,"id":%d,"isDdl":false,"mysqlType":{`, t.Pos.Pos)
-	n := 0
-	for i := range tb.Columns {
-		if !present[i] {
-			continue
-		}
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-		dst = appendJSONString(dst, tb.Columns[i].Name)
-		dst = append(dst, ':')
-		dst = appendJSONString(dst, canalMySQLType(&tb.Columns[i]))
-	}
+	dst = appendColumnMap(dst, tb, present, func(dst []byte, i int) []byte {
+		return appendJSONString(dst, canalMySQLType(&tb.Columns[i]))
+	})
 	dst = append(dst, `},"old":`...)
 	if first.Op == binlog.Update {
 		dst = append(append(append(dst, '['), old...), ']')
@@ -197,19 +187,9 @@ func (e canalEncoder) unit(dst []byte, t *binlog.Txn, u unit, m meta) []byte {
 		dst = append(dst, ']')
 	}
 	dst = append(dst, `,"sql":"","sqlType":{`...)
-	n = 0
-	for i := range tb.Columns {
-		if !present[i] {
-			continue
-		}
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		n++
-		dst = appendJSONString(dst, tb.Columns[i].Name)
-		dst = append(dst, ':')
-		dst = strconv.AppendInt(dst, int64(sqlTypes[i]), 10)
-	}
+	dst = appendColumnMap(dst, tb, present, func(dst []byte, i int) []byte {
+		return strconv.AppendInt(dst, int64(sqlTypes[i]), 10)
+	})
 	dst = append(dst, `},"table":`...)
 	dst = appendJSONString(dst, tb.Name)
 	dst = fmt.Appendf(dst, `,"ts":%d,"type":"%s"}`, m.now.UnixMilli(), canalEventType(first.Op))
@@ -463,6 +443,25 @@ func (e canalEncoder) value(c *binlog.Column, v binlog.Value) (s string, sqlType
 		return canalString(v), typeBlob, false
 	}
 	return canalString(v), canalNullType(c), false
+}
+
+// appendColumnMap writes "column":value pairs, comma-separated, for the
+// present columns of tb, value written by val.
+func appendColumnMap(dst []byte, tb *binlog.Table, present []bool, val func(dst []byte, i int) []byte) []byte {
+	n := 0
+	for i := range tb.Columns {
+		if !present[i] {
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		n++
+		dst = appendJSONString(dst, tb.Columns[i].Name)
+		dst = append(dst, ':')
+		dst = val(dst, i)
+	}
+	return dst
 }
 
 // timestamp converts a TIMESTAMP from UTC text to the configured zone,

@@ -576,9 +576,24 @@ func (e debeziumEncoder) appendRow(dst []byte, tb *binlog.Table, d *dbzTable, im
 	if img == nil {
 		return append(dst, "null"...)
 	}
+	return e.appendStruct(dst, tb, d, img, nil)
+}
+
+// appendStruct writes {"column":value,...} for the columns cols of img, in
+// that order (every column when cols is nil); a column the image does not
+// carry is null.
+func (e debeziumEncoder) appendStruct(dst []byte, tb *binlog.Table, d *dbzTable, img []binlog.Value, cols []int) []byte {
+	n := len(tb.Columns)
+	if cols != nil {
+		n = len(cols)
+	}
 	dst = append(dst, '{')
-	for i := range tb.Columns {
-		if i > 0 {
+	for k := range n {
+		i := k
+		if cols != nil {
+			i = cols[k]
+		}
+		if k > 0 {
 			dst = append(dst, ',')
 		}
 		dst = appendJSONString(dst, tb.Columns[i].Name)
@@ -685,21 +700,8 @@ func (e debeziumEncoder) key(t *binlog.Txn, c *binlog.Change) []byte {
 		return nil
 	}
 	dst, end := e.wrap(nil, d.key)
-	dst = append(dst, '{')
-	img := c.Image()
-	for n, i := range tb.PK {
-		if n > 0 {
-			dst = append(dst, ',')
-		}
-		dst = appendJSONString(dst, tb.Columns[i].Name)
-		dst = append(dst, ':')
-		if i >= len(img) || binlog.IsAbsent(img[i]) {
-			dst = append(dst, "null"...)
-			continue
-		}
-		dst = e.appendValue(dst, &d.fields[i], img[i])
-	}
-	return append(append(dst, '}'), end...)
+	dst = e.appendStruct(dst, tb, d, c.Image(), tb.PK)
+	return append(dst, end...)
 }
 
 // Transaction metadata schemas (SchemaFactory.transactionKeySchema,
