@@ -106,32 +106,7 @@ func mustJSON(v any) string {
 
 func dumpRows(t *testing.T, m *testenv.MariaDB, q string) string {
 	t.Helper()
-	r, err := m.DB(t).Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cols, _ := r.Columns()
-	var out []string
-	for r.Next() {
-		vals := make([][]byte, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := r.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		var parts []string
-		for _, v := range vals {
-			if v == nil {
-				parts = append(parts, "NULL")
-			} else {
-				parts = append(parts, string(v))
-			}
-		}
-		out = append(out, strings.Join(parts, ","))
-	}
+	out := testenv.Rows(t, m.DB(t), q, func(b []byte) string { return string(b) })
 	slices.Sort(out)
 	return strings.Join(out, " ")
 }

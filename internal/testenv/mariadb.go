@@ -474,3 +474,40 @@ func freePort() (int, error) {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
+
+// Rows runs q on db and returns each row as its cells joined by ",",
+// each cell written by cell (NULL as "NULL"), in the order the server
+// returns them.
+func Rows(t testing.TB, db *sql.DB, q string, cell func([]byte) string) []string {
+	t.Helper()
+	r, err := db.Query(q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cols, _ := r.Columns()
+	var out []string
+	for r.Next() {
+		vals := make([][]byte, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := r.Scan(ptrs...); err != nil {
+			t.Fatal(err)
+		}
+		parts := make([]string, len(vals))
+		for i, v := range vals {
+			if v == nil {
+				parts[i] = "NULL"
+			} else {
+				parts[i] = cell(v)
+			}
+		}
+		out = append(out, strings.Join(parts, ","))
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

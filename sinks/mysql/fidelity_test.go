@@ -265,32 +265,7 @@ func hexRows(t *testing.T, m *testenv.MariaDB, q string) string {
 	if _, err := db.Exec("SET NAMES binary"); err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cols, _ := r.Columns()
-	var out []string
-	for r.Next() {
-		vals := make([][]byte, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		if err := r.Scan(ptrs...); err != nil {
-			t.Fatal(err)
-		}
-		var parts []string
-		for _, v := range vals {
-			if v == nil {
-				parts = append(parts, "NULL")
-			} else {
-				parts = append(parts, fmt.Sprintf("%X", v))
-			}
-		}
-		out = append(out, strings.Join(parts, ","))
-	}
+	out := testenv.Rows(t, db, q, func(b []byte) string { return fmt.Sprintf("%X", b) })
 	slices.Sort(out)
 	return strings.Join(out, " ")
 }

@@ -57,31 +57,7 @@ func applyAll(t *testing.T, s *mysqlsink.Sink, txns []*binlog.Txn) error {
 
 func rows(t *testing.T, m *testenv.MariaDB, q string) string {
 	t.Helper()
-	r, err := m.DB(t).Query(q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	cols, _ := r.Columns()
-	var out []string
-	for r.Next() {
-		vals := make([]*string, len(cols))
-		ptrs := make([]any, len(cols))
-		for i := range vals {
-			ptrs[i] = &vals[i]
-		}
-		r.Scan(ptrs...)
-		var parts []string
-		for _, v := range vals {
-			if v == nil {
-				parts = append(parts, "NULL")
-			} else {
-				parts = append(parts, *v)
-			}
-		}
-		out = append(out, strings.Join(parts, ","))
-	}
-	return strings.Join(out, " ")
+	return strings.Join(testenv.Rows(t, m.DB(t), q, func(b []byte) string { return string(b) }), " ")
 }
 
 // TestConflictPolicies: the target already has a row the source inserts,
