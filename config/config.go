@@ -46,6 +46,11 @@ type File struct {
 // HTTP configures the metrics and status endpoint.
 type HTTP struct {
 	Listen string `yaml:"listen" default:"127.0.0.1:9180" doc:"address for /metrics and /status; \"off\" disables it"`
+	// MaxLag makes /healthz fail while a source lags more than this. Off
+	// by default: a catch-up after a restart lags by design, and a
+	// liveness probe that restarts sluice for it would never let it
+	// finish. Use it for readiness or alerting.
+	MaxLag Duration `yaml:"healthz_max_lag" default:"0s" doc:"/healthz fails while a source's lag_seconds exceeds this (0: lag never fails it); for readiness checks, not liveness"`
 }
 
 // Log configures logging.

@@ -24,6 +24,23 @@ func healthz(addr string) (int, string) {
 	return resp.StatusCode, strings.TrimSpace(string(b))
 }
 
+// metric returns a series' value as /metrics prints it ("" when absent),
+// e.g. metric(addr, `sluice_sink_up{pipeline="p",source="primary"}`).
+func metric(addr, series string) string {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
 // waitFor polls cond until it holds; the bound is a hang guard only.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
@@ -98,6 +115,8 @@ func TestTargetDownAtStart(t *testing.T) {
 		code, body = healthz(addr)
 		return code == http.StatusServiceUnavailable && strings.Contains(body, "p/primary: reconnecting: sink: ")
 	})
+	sinkUp := `sluice_sink_up{pipeline="p",source="primary"}`
+	waitUntil(t, "sluice_sink_up 0", func() bool { return metric(addr, sinkUp) == "0" })
 	if err := dst.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -108,4 +127,5 @@ func TestTargetDownAtStart(t *testing.T) {
 		code, body = healthz(addr)
 		return code == http.StatusOK
 	})
+	waitUntil(t, "sluice_sink_up 1", func() bool { return metric(addr, sinkUp) == "1" })
 }

@@ -19,6 +19,8 @@ type Metrics struct {
 	lagTxns    *prometheus.GaugeVec
 	ckptAge    *prometheus.GaugeVec
 	up         *prometheus.GaugeVec
+	sinkUp     *prometheus.GaugeVec
+	standby    *prometheus.GaugeVec
 }
 
 // NewMetrics registers sluice's series in a registry of their own.
@@ -48,8 +50,12 @@ func NewMetrics() *Metrics {
 			Help: "Seconds the checkpoint has stood while the source has transactions it does not cover; 0 when caught up, even on an idle pipeline."}, labels),
 		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_source_up",
 			Help: "1 while the source is streaming, 0 otherwise."}, labels),
+		sinkUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sink_up",
+			Help: "0 while the sink is being retried (target or NATS unreachable, restarting, locked), 1 otherwise."}, labels),
+		standby: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_standby",
+			Help: "1 while this process stands by for the pipeline's lease, which another process holds; 0 otherwise."}, labels),
 	}
-	m.reg.MustRegister(m.txns, m.rows, m.bytes, m.ddl, m.retries, m.conflicts, m.errors, m.lagSeconds, m.lagTxns, m.ckptAge, m.up)
+	m.reg.MustRegister(m.txns, m.rows, m.bytes, m.ddl, m.retries, m.conflicts, m.errors, m.lagSeconds, m.lagTxns, m.ckptAge, m.up, m.sinkUp, m.standby)
 	return m
 }
 
@@ -63,7 +69,7 @@ func (m *Metrics) init(pipeline, source string) {
 	for _, c := range []*prometheus.CounterVec{m.txns, m.rows, m.bytes, m.ddl, m.retries, m.conflicts, m.errors} {
 		c.WithLabelValues(pipeline, source)
 	}
-	for _, g := range []*prometheus.GaugeVec{m.lagSeconds, m.lagTxns, m.ckptAge, m.up} {
+	for _, g := range []*prometheus.GaugeVec{m.lagSeconds, m.lagTxns, m.ckptAge, m.up, m.sinkUp, m.standby} {
 		g.WithLabelValues(pipeline, source)
 	}
 }

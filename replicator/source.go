@@ -101,7 +101,12 @@ func (r *sourceRunner) setState(state string, err error) {
 	if state == "streaming" {
 		up = 1
 	}
+	standby := 0.0
+	if state == "standby" {
+		standby = 1
+	}
 	r.metrics.up.WithLabelValues(r.pipeline.Name, r.cfg.Name).Set(up)
+	r.metrics.standby.WithLabelValues(r.pipeline.Name, r.cfg.Name).Set(standby)
 }
 
 // setRole records the pipeline's lease as this process sees it.
@@ -135,6 +140,7 @@ func (r *sourceRunner) setSink(s Sink) {
 	r.mu.Lock()
 	r.sink = s
 	r.mu.Unlock()
+	r.metrics.sinkUp.WithLabelValues(r.pipeline.Name, r.cfg.Name).Set(1)
 }
 
 // queueSize bounds the transactions decoded ahead of the sink.
@@ -558,6 +564,11 @@ func (r *sourceRunner) updateGauges() {
 	r.metrics.lagSeconds.WithLabelValues(labels...).Set(lag)
 	r.metrics.lagTxns.WithLabelValues(labels...).Set(lagTxns)
 	r.metrics.ckptAge.WithLabelValues(labels...).Set(age)
+	sinkUp := 1.0
+	if h, ok := r.sink.(sinkHealth); ok && h.Health(r.cfg.Name) != nil {
+		sinkUp = 0
+	}
+	r.metrics.sinkUp.WithLabelValues(labels...).Set(sinkUp)
 	if st, ok := r.sink.(sinkStats); ok {
 		retries, conflicts := st.Stats(r.cfg.Name)
 		r.mu.Lock()
