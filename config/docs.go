@@ -30,6 +30,8 @@ func docType(b *strings.Builder, t reflect.Type, prefix string) {
 		switch {
 		case ft == reflect.TypeFor[Start]():
 			typ = "oldest | current | mapping"
+		case ft == reflect.TypeFor[Duration]():
+			typ = "duration"
 		case ft.Kind() == reflect.Slice && (ft.Elem().Kind() == reflect.Pointer || ft.Elem().Kind() == reflect.Struct):
 			typ = "list"
 		case ft.Kind() == reflect.Slice:
@@ -54,6 +56,7 @@ func docType(b *strings.Builder, t reflect.Type, prefix string) {
 		switch {
 		case ft == reflect.TypeFor[Start]():
 			docType(b, reflect.TypeFor[startDoc](), key+".")
+		case ft == reflect.TypeFor[Duration]():
 		case ft.Kind() == reflect.Struct:
 			docType(b, ft, key+".")
 		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Pointer:

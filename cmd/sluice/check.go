@@ -24,7 +24,11 @@ func runCheck(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("check", checkUsage, stderr)
 	path := configFlag(fs)
 	keys := fs.Bool("keys", false, "print the reference of every configuration key")
+	logs := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if _, err := logs.oneShot(stderr); err != nil {
 		return err
 	}
 	if *keys {

@@ -40,6 +40,16 @@ pipelines:
 		{[]string{"run", "-c", cfg, "extra"}, 2, "", "unexpected arguments"},
 		{[]string{"run", cfg, "--log-format", "xml"}, 2, "", `--log-format "xml"`},
 		{[]string{"reset", cfg, "--pipeline", "a", "--to", "current", "--log-level", "loud"}, 2, "", `--log-level "loud"`},
+		// --log-level and --log-format on every subcommand.
+		{[]string{"check", cfg, "--log-level", "debug", "--log-format", "json"}, 0, "ok", ""},
+		{[]string{"check", cfg, "--log-format", "xml"}, 2, "", `--log-format "xml"`},
+		{[]string{"status", cfg, "--log-level", "loud"}, 2, "", `--log-level "loud"`},
+		{[]string{"verify", cfg, "--log-format", "xml"}, 2, "", `--log-format "xml"`},
+		{[]string{"tail", "--url", "nats://127.0.0.1:1", "--stream", "s", "--log-level", "loud"}, 2, "", `--log-level "loud"`},
+		{[]string{"dump", empty, "--log-level", "loud"}, 2, "", `--log-level "loud"`},
+		// --pipeline repeatable and checked on reset too.
+		{[]string{"reset", cfg, "--pipeline", "a", "--pipeline", "nosuch", "--to", "current"}, 2, "", `no pipeline named "nosuch"`},
+		{[]string{"reset", cfg, "--pipeline", "a,b", "--source", "primary", "--to", "current"}, 2, "", "give one --pipeline"},
 		// A binlog file followed by flags: the flags are parsed.
 		{[]string{"dump", empty, "--format", "nosuch"}, 2, "", "--format"},
 		{[]string{"dump", empty, "--nosuchflag"}, 2, "", "nosuchflag"},

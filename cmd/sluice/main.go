@@ -138,8 +138,8 @@ type logFlags struct{ level, format string }
 
 func addLogFlags(fs *flag.FlagSet) *logFlags {
 	var l logFlags
-	fs.StringVar(&l.level, "log-level", "", "override log.level: debug, info, warn, error")
-	fs.StringVar(&l.format, "log-format", "", "override log.format: text or json")
+	fs.StringVar(&l.level, "log-level", "", "log level: debug, info, warn, error (run and reset: default the file's log.level; other commands: warn)")
+	fs.StringVar(&l.format, "log-format", "", "log format: text or json (run and reset: default the file's log.format; other commands: text)")
 	return &l
 }
 
@@ -154,6 +154,22 @@ func (l *logFlags) logger(w io.Writer, cfg *config.File) (*slog.Logger, error) {
 		format = l.format
 	}
 	return newLogger(w, level, format)
+}
+
+// oneShot is the logger of a command that is not the daemon (status,
+// verify, check, tail): the flags, or warnings as text. The pipeline
+// file's log: section is the daemon's. It is also slog's default, for
+// what libraries log.
+func (l *logFlags) oneShot(w io.Writer) (*slog.Logger, error) {
+	level, format := l.level, l.format
+	if level == "" {
+		level = "warn"
+	}
+	log, err := newLogger(w, level, format)
+	if err == nil {
+		slog.SetDefault(log)
+	}
+	return log, err
 }
 
 // newLogger writes structured logs to stderr.

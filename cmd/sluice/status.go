@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -30,7 +29,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	path := configFlag(fs)
 	var pipelines listFlag
 	fs.Var(&pipelines, "pipeline", "only this pipeline; repeatable")
+	logs := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := logs.oneShot(stderr)
+	if err != nil {
 		return err
 	}
 	file, err := configPath(fs, *path)
@@ -82,7 +86,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if len(pipelines) > 0 && !slices.Contains(pipelines, p.Name) {
 			continue
 		}
-		sink, err := replicator.OpenSink(ctx, p, replicator.SinkOptions{Logger: slog.New(slog.DiscardHandler)})
+		sink, err := replicator.OpenSink(ctx, p, replicator.SinkOptions{Logger: log})
 		if err != nil {
 			fmt.Fprintf(w, "%s\t-\t%v\t\t\n", p.Name, oneLine(err.Error()))
 			continue

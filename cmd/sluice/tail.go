@@ -41,7 +41,11 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	count := fs.Int("count", 0, "exit after N messages (0: follow)")
 	idle := fs.Duration("idle", 0, "exit when no message came for this long (0: follow)")
 	raw := fs.Bool("raw", false, "print chunks as they are stored")
+	logs := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if _, err := logs.oneShot(stderr); err != nil {
 		return err
 	}
 	creds := ""

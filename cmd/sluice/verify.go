@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"time"
@@ -35,8 +36,26 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	chunk := fs.Int("chunk", 1000, "rows per chunk")
 	quiet := fs.Bool("quiet", false, "no progress lines on stderr")
 	fs.BoolVar(quiet, "q", false, "same as --quiet")
+	logs := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if _, err := logs.oneShot(stderr); err != nil {
+		return err
+	}
+	// With --log-format json every stderr line is JSON, progress included.
+	progress := func(table string, rows, total int64, chunks int) {
+		if total > 0 {
+			fmt.Fprintf(stderr, "  %s: %d of ~%d rows (%d chunks)\n", table, rows, total, chunks)
+		} else {
+			fmt.Fprintf(stderr, "  %s: %d rows (%d chunks)\n", table, rows, chunks)
+		}
+	}
+	if logs.format == "json" {
+		plog := slog.New(slog.NewJSONHandler(stderr, nil))
+		progress = func(table string, rows, total int64, chunks int) {
+			plog.Info("verify progress", "table", table, "rows_checked", rows, "rows_estimated", total, "chunks", chunks)
+		}
 	}
 	cfg, err := loadConfig(fs, *path)
 	if err != nil {
@@ -87,11 +106,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) err
 					return
 				}
 				lastProgress = time.Now()
-				if pr.RowsTotal > 0 {
-					fmt.Fprintf(stderr, "  %s: %d of ~%d rows (%d chunks)\n", pr.Table, pr.RowsChecked, pr.RowsTotal, pr.Chunk)
-				} else {
-					fmt.Fprintf(stderr, "  %s: %d rows (%d chunks)\n", pr.Table, pr.RowsChecked, pr.Chunk)
-				}
+				progress(pr.Table, pr.RowsChecked, pr.RowsTotal, pr.Chunk)
 			}}
 			results, err := verify.Compare(ctx, src, dst, tables, opts)
 			for _, r := range results {
