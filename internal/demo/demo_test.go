@@ -105,22 +105,34 @@ pipelines:
 	cmd := start()
 	t.Cleanup(func() { cmd.Process.Kill() })
 
+	before := seqNo(src.QueryString(t, "SELECT @@gtid_binlog_pos"))
 	say("writing transfers, random row changes and deletes to the source with 4 connections for %ds", seconds)
+	say("every 2s: the source's commits and binlog position (GTID), sluice's state and checkpoint, how far the checkpoint is behind the binlog, and what this sluice process applied since it started")
 	load := testenv.StartLoad(t, src, "bank", 4)
 	killed := false
 	for elapsed := 0; elapsed < seconds; elapsed += 2 {
 		time.Sleep(2 * time.Second)
-		showStatus(port, load)
+		showStatus(t, port, src, load)
 		if !killed && elapsed+2 >= seconds/2 {
-			say("kill -9 sluice in the middle of the load, and start it again")
+			at := ""
+			if st := status(port); st != nil && len(st.Sources) > 0 {
+				at = " (its checkpoint was at " + st.Sources[0].CheckpointGTID + " a moment ago)"
+			}
+			say("kill -9 sluice in the middle of the load%s, and start it again", at)
 			cmd.Process.Signal(syscall.SIGKILL)
 			time.Sleep(300 * time.Millisecond)
 			cmd = start()
+			say("the new process resumes from the checkpoint in the target's sluice.checkpoint table; its own counters start at 0")
 			killed = true
 		}
 	}
 	load.Stop()
-	say("load stopped: %d transactions committed on the source (%d transfers)", load.Txns.Load(), load.Transfers.Load())
+	logged := seqNo(src.QueryString(t, "SELECT @@gtid_binlog_pos")) - before
+	say("load stopped: %d transactions committed on the source (%d transfers); %d of them wrote binlog events (GTIDs)",
+		load.Txns.Load(), load.Transfers.Load(), logged)
+	if n := load.Txns.Load() - logged; n > 0 {
+		say("the other %d changed no row (a DELETE or UPDATE that matched nothing): MariaDB logs no event for them, so there is nothing to replicate", n)
+	}
 
 	// Wait until the daemon has applied everything, then stop it cleanly.
 	deadline := time.Now().Add(2 * time.Minute)
@@ -134,8 +146,8 @@ pipelines:
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	showStatus(port, load)
-	say("caught up; SIGTERM: sluice finishes its transaction, checkpoints and exits")
+	showStatus(t, port, src, load)
+	say("caught up: the checkpoint equals the source's binlog position; SIGTERM: sluice finishes its transaction, checkpoints and exits")
 	cmd.Process.Signal(syscall.SIGTERM)
 	waitExit(t, exited[cmd])
 
@@ -163,12 +175,11 @@ pipelines:
 
 type statusReport struct {
 	Sources []struct {
-		State           string  `json:"state"`
-		Applied         uint64  `json:"transactions_applied"`
-		Rows            uint64  `json:"rows_applied"`
-		LagSeconds      float64 `json:"lag_seconds"`
-		LagTransactions uint64  `json:"lag_transactions"`
-		CheckpointGTID  string  `json:"checkpoint_gtid"`
+		State           string `json:"state"`
+		Applied         uint64 `json:"transactions_applied"`
+		Rows            uint64 `json:"rows_applied"`
+		LagTransactions uint64 `json:"lag_transactions"`
+		CheckpointGTID  string `json:"checkpoint_gtid"`
 	} `json:"sources"`
 }
 
@@ -186,15 +197,26 @@ func status(port int) *statusReport {
 	return &st
 }
 
-func showStatus(port int, load *testenv.Load) {
+func showStatus(t *testing.T, port int, src *testenv.MariaDB, load *testenv.Load) {
+	// The source's position read now, after sluice's status: never behind
+	// the checkpoint it is compared with.
 	st := status(port)
+	binlogAt := src.QueryString(t, "SELECT @@gtid_binlog_pos")
 	if st == nil || len(st.Sources) == 0 {
 		say("  source txns %6d | sluice: (starting)", load.Txns.Load())
 		return
 	}
 	s := st.Sources[0]
-	say("  source txns %6d | sluice %-9s applied %6d txns %7d rows | lag %4d txns %5.1fs | checkpoint %s",
-		load.Txns.Load(), s.State, s.Applied, s.Rows, s.LagTransactions, s.LagSeconds, s.CheckpointGTID)
+	behind := max(seqNo(binlogAt)-seqNo(s.CheckpointGTID), 0)
+	say("  source: %6d txns committed, binlog at %-12s | sluice %-9s checkpoint %-12s %5d txns behind | this process applied %6d txns %7d rows",
+		load.Txns.Load(), binlogAt, s.State, s.CheckpointGTID, behind, s.Applied, s.Rows)
+}
+
+// seqNo is the sequence number of a one-domain MariaDB GTID set (0-1-42: 42).
+func seqNo(set string) int64 {
+	i := strings.LastIndexByte(set, '-')
+	n, _ := strconv.ParseInt(set[i+1:], 10, 64)
+	return n
 }
 
 // waitExit waits for a process's Wait to return (exited is closed then).
