@@ -233,8 +233,10 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 		if err != nil {
 			return err
 		}
+		noFK := e.Flags&rowsNoFKChecks != 0
 		for _, c := range changes {
 			c.Query = len(a.cur.Queries)
+			c.NoFKChecks = noFK
 			if err := a.cur.changes.add(c); err != nil {
 				return err
 			}
@@ -264,6 +266,11 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 	}
 	return nil
 }
+
+// rowsNoFKChecks is the rows event flag of a statement run with
+// foreign_key_checks=0 (NO_FOREIGN_KEY_CHECKS_F in the server's
+// log_event.h, the same in MySQL and MariaDB).
+const rowsNoFKChecks = 0x0002
 
 // position is the current position: the end of the last event seen.
 func (a *assembler) position() Position { return Position{a.file, a.lastPos} }

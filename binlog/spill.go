@@ -214,9 +214,16 @@ const (
 	tagInet6
 )
 
+// spillNoFKChecks is Change.NoFKChecks in the operation's byte.
+const spillNoFKChecks = 0x80
+
 func encodeChange(dst []byte, c *Change, table int) []byte {
 	dst = binary.AppendUvarint(dst, uint64(table))
-	dst = append(dst, byte(c.Op))
+	op := byte(c.Op)
+	if c.NoFKChecks {
+		op |= spillNoFKChecks
+	}
+	dst = append(dst, op)
 	dst = binary.AppendUvarint(dst, uint64(c.Query))
 	dst = encodeImage(dst, c.Before)
 	return encodeImage(dst, c.After)
@@ -314,7 +321,7 @@ func decodeChange(b []byte, tables []*Table) (*Change, error) {
 	if r.err != nil || ti >= uint64(len(tables)) || len(r.b) == 0 {
 		return nil, errCorruptSpill
 	}
-	c := &Change{Table: tables[ti], Op: Op(r.b[0])}
+	c := &Change{Table: tables[ti], Op: Op(r.b[0] &^ spillNoFKChecks), NoFKChecks: r.b[0]&spillNoFKChecks != 0}
 	r.b = r.b[1:]
 	c.Query = int(r.uvarint())
 	c.Before = r.image()

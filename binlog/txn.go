@@ -97,6 +97,13 @@ type Change struct {
 	// Query numbers the statement of Txn.Queries that made the change,
 	// from 1 (0: none logged, or not asked for). See Txn.QueryOf.
 	Query int
+	// NoFKChecks: the source ran the change with foreign_key_checks=0
+	// (the rows event's NO_FOREIGN_KEY_CHECKS flag). A replica applies it
+	// the same way; other changes with the checks on, so that the
+	// cascades the source did not log (ON DELETE/UPDATE CASCADE, SET
+	// NULL: MariaDB and MySQL's InnoDB foreign keys log only the parent
+	// row) happen on the target too.
+	NoFKChecks bool
 }
 
 // Image returns the after image for inserts and updates, the before image

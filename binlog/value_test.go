@@ -115,4 +115,11 @@ func TestSpillValues(t *testing.T) {
 	if _, err := decodeChange(encodeChange(nil, c, 0)[:20], []*Table{tb}); err == nil {
 		t.Error("a truncated record decoded")
 	}
+	// The change's other fields.
+	for _, want := range []Change{{Table: tb, Op: Delete, Query: 3, NoFKChecks: true}, {Table: tb, Op: Update, Query: 1}} {
+		got, err := decodeChange(encodeChange(nil, &want, 0), []*Table{tb})
+		if err != nil || got.Op != want.Op || got.Query != want.Query || got.NoFKChecks != want.NoFKChecks {
+			t.Errorf("%+v came back as %+v, %v", want, got, err)
+		}
+	}
 }
