@@ -225,6 +225,37 @@ func IsAccountStatement(sql string) bool {
 	return false
 }
 
+// ProgramKind returns "trigger" or "event" for a statement that creates,
+// changes or drops a trigger or a scheduled event, "" for any other. A
+// replica must not run those objects on its own: the rows a trigger or an
+// event writes on the source arrive as rows, so on the target they would
+// be written twice.
+func ProgramKind(sql string) string {
+	w := headWords(tokenize(sql, false), 16)
+	switch w[0] {
+	case "create", "alter", "drop":
+	default:
+		return ""
+	}
+	i := 1
+	if w[i] == "or" && w[i+1] == "replace" {
+		i += 2
+	}
+	if w[i] == "definer" {
+		// DEFINER = user[@host], CURRENT_USER or CURRENT_USER(): the
+		// words up to the object's keyword (quoted names and punctuation
+		// are "" here).
+		i++
+		for i < len(w) && w[i] != "trigger" && w[i] != "event" && w[i] != "procedure" && w[i] != "function" && w[i] != "view" {
+			i++
+		}
+	}
+	if i < len(w) && (w[i] == "trigger" || w[i] == "event") {
+		return w[i]
+	}
+	return ""
+}
+
 // StripStartTransaction removes the START TRANSACTION that MySQL 8.0.21
 // and later append to a CREATE TABLE ... SELECT they log (the table and its
 // rows are then one transaction). Neither the parser nor MariaDB reads the

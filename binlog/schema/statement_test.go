@@ -221,3 +221,28 @@ func TestFunctionalIndexHiddenColumns(t *testing.T) {
 		}
 	}
 }
+
+func TestProgramKind(t *testing.T) {
+	for _, tc := range []struct{ sql, want string }{
+		{"CREATE DEFINER=`root`@`localhost` TRIGGER ai AFTER INSERT ON a FOR EACH ROW INSERT INTO l VALUES (NEW.id)", "trigger"},
+		{"CREATE TRIGGER IF NOT EXISTS t BEFORE UPDATE ON a FOR EACH ROW SET NEW.v = 1", "trigger"},
+		{"create or replace definer = CURRENT_USER() trigger t before delete on a for each row set @x = 1", "trigger"},
+		{"CREATE DEFINER=root@localhost TRIGGER t AFTER INSERT ON a FOR EACH ROW SET @x = 1", "trigger"},
+		{"/* c */ DROP TRIGGER IF EXISTS app.t", "trigger"},
+		{"CREATE DEFINER=`root`@`%` EVENT e ON SCHEDULE EVERY 1 HOUR DO DELETE FROM t", "event"},
+		{"ALTER DEFINER=`root`@`%` EVENT e DISABLE", "event"},
+		{"ALTER EVENT e ON COMPLETION PRESERVE", "event"},
+		{"DROP EVENT IF EXISTS e", "event"},
+		{"CREATE DEFINER=`root`@`localhost` PROCEDURE p() BEGIN SELECT 1; END", ""},
+		{"CREATE DEFINER=`trigger`@`localhost` FUNCTION f() RETURNS INT RETURN 1", ""},
+		{"CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW v AS SELECT 1", ""},
+		{"CREATE TABLE `trigger` (id INT)", ""},
+		{"ALTER TABLE t ADD COLUMN event INT", ""},
+		{"DROP TABLE event", ""},
+		{"INSERT INTO t VALUES (1)", ""},
+	} {
+		if got := ProgramKind(tc.sql); got != tc.want {
+			t.Errorf("ProgramKind(%q) = %q, want %q", tc.sql, got, tc.want)
+		}
+	}
+}
