@@ -149,7 +149,7 @@ func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
 
 // Retryable: the connection, the server or JetStream may come back.
 func Retryable(err error) bool {
-	if errors.Is(err, errPermission) || errors.Is(err, errTooLarge) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, ErrFenced) || errors.Is(err, errPermission) || errors.Is(err, errTooLarge) || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var apiErr *jetstream.APIError
@@ -316,7 +316,9 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		return b.String()
 	})
 	idPrefix := s.cfg.Pipeline + "|" + source + "|" + id + "|"
+	fence := s.fenceSeq()
 	common := func(h natsgo.Header) {
+		s.fenceHeaders(h, fence)
 		h[HdrPipeline] = []string{s.cfg.Pipeline}
 		h[HdrSource] = []string{source}
 		if gtid != "" {
@@ -455,6 +457,9 @@ func (s *Sink) publishAtomic(ctx context.Context, source, txn string, upTo int, 
 func (s *Sink) explainPublish(source, subject string, err error) error {
 	if err == nil {
 		return nil
+	}
+	if err := s.fencedErr(err); errors.Is(err, ErrFenced) {
+		return fmt.Errorf("publish to %s: %w", subject, err)
 	}
 	if errors.Is(err, natsgo.ErrReconnectBufExceeded) {
 		return fmt.Errorf("publish to %s: disconnected from NATS, reconnecting: %w", subject, err)
@@ -676,7 +681,7 @@ func (s *Sink) saveKV(ctx context.Context, source string, t *binlog.Txn) error {
 	b := fmt.Appendf(nil, `{"gtid":%q,"file":%q,"pos":%d}`, st.GTID.String(), st.Pos.File, st.Pos.Pos)
 	wait := backoff.Policy{Initial: time.Second, Max: 10 * time.Second}.Timer()
 	for {
-		_, err := s.kv.Put(ctx, kvKey(s.cfg.Pipeline, source), b)
+		err := s.putForward(ctx, source, st, b)
 		if err == nil || !Retryable(err) || ctx.Err() != nil {
 			if err != nil {
 				return fmt.Errorf("checkpoint KV bucket %q: %w", s.cfg.KVBucket, explainJS(err))
