@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -50,14 +51,16 @@ func benchTxns(n, rows int) []*binlog.Txn {
 // BenchmarkPublishVsPlainJetStream publishes transactions through the sink
 // and, as the reference, the same messages (bodies and headers, so the
 // same count and sizes) with a plain asynchronous JetStream publish loop,
-// to one nats-server, in the same run. Each of benchRounds rounds runs both
-// on fresh streams, alternating which goes first; it prints each round and
+// to one nats-server, in the same run. Each of benchRounds rounds
+// (BENCH_NATS_ROUNDS, default 7) runs both on fresh streams, interleaved
+// in slices of 2,000 transactions (publishInterleaved); it prints each round and
 // the medians of messages/s and of the ratio (sluice's rate over the
 // loop's). make bench-nats runs mode transaction:
 //
 //	go test ./sinks/nats -run '^$' -bench 'PublishVsPlain/transaction' -benchtime 1x
 //
-// BENCH_NATS_CPUPROFILE=FILE writes a CPU profile of the sink's runs only.
+// BENCH_NATS_CPUPROFILE=FILE writes a CPU profile of the first round (the
+// sink under ApplyBatch, the loop under publishPlain, the server).
 func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 	for _, c := range []struct {
 		mode       string
@@ -80,26 +83,17 @@ func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 				var sluiceRates, refRates, ratios []float64
 				var prof bool
 				for round := 1; round <= benchRounds; round++ {
-					var sluice, ref time.Duration
-					runSink := func() {
-						if f := os.Getenv("BENCH_NATS_CPUPROFILE"); f != "" && !prof {
-							prof = true
-							out, err := os.Create(f)
-							if err != nil {
-								b.Fatal(err)
-							}
-							pprof.StartCPUProfile(out)
-							defer func() { pprof.StopCPUProfile(); out.Close() }()
+					if f := os.Getenv("BENCH_NATS_CPUPROFILE"); f != "" && !prof {
+						prof = true
+						out, err := os.Create(f)
+						if err != nil {
+							b.Fatal(err)
 						}
-						sluice = publishSink(b, n.URL(), c.mode, fmt.Sprintf("B%s%d", c.mode, round), data)
+						pprof.StartCPUProfile(out)
 					}
-					runRef := func() { ref = publishPlain(b, ctx, n.URL(), fmt.Sprintf("ref%s%d", c.mode, round), msgs) }
-					if round%2 == 1 {
-						runSink()
-						runRef()
-					} else {
-						runRef()
-						runSink()
+					sluice, ref := publishInterleaved(b, ctx, n.URL(), c.mode, round, data, msgs)
+					if prof && round == 1 {
+						pprof.StopCPUProfile()
 					}
 					sr, rr := float64(len(msgs))/sluice.Seconds(), float64(len(msgs))/ref.Seconds()
 					sluiceRates, refRates, ratios = append(sluiceRates, sr), append(refRates, rr), append(ratios, sr/rr)
@@ -117,8 +111,14 @@ func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 	}
 }
 
-// benchRounds is how many rounds the medians are taken over.
-const benchRounds = 5
+// benchRounds is how many rounds the medians are taken over
+// (BENCH_NATS_ROUNDS, default 7).
+var benchRounds = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_NATS_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 7
+}()
 
 func median(v []float64) float64 {
 	v = slices.Clone(v)
@@ -130,14 +130,25 @@ func median(v []float64) float64 {
 // returns how long that took (connecting and creating the stream not
 // counted).
 func publishSink(b *testing.B, url, mode, stream string, data []*binlog.Txn) time.Duration {
-	ctx := context.Background()
-	sink, err := natssink.Open(ctx, natssink.Config{URL: url, Pipeline: "bench", Stream: stream, CreateStream: true,
+	sink := openBenchSink(b, url, mode, stream)
+	defer sink.Close()
+	return sinkChunk(b, sink, data)
+}
+
+func openBenchSink(b *testing.B, url, mode, stream string) *natssink.Sink {
+	sink, err := natssink.Open(context.Background(), natssink.Config{URL: url, Pipeline: "bench", Stream: stream, CreateStream: true,
 		Subject: stream + ".{schema}.{table}", DDLSubject: stream + "._ddl", Format: "sluice", Mode: mode, Checkpoint: "stream",
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer sink.Close()
+	return sink
+}
+
+// sinkChunk publishes data as the replicator hands it over under a
+// backlog, in runs of up to 512 transactions.
+func sinkChunk(b *testing.B, sink *natssink.Sink, data []*binlog.Txn) time.Duration {
+	ctx := context.Background()
 	start := time.Now()
 	for i := 0; i < len(data); i += 512 {
 		if _, err := sink.ApplyBatch(ctx, "primary", data[i:min(i+512, len(data))]); err != nil {
@@ -147,9 +158,14 @@ func publishSink(b *testing.B, url, mode, stream string, data []*binlog.Txn) tim
 	return time.Since(start)
 }
 
-// publishPlain publishes msgs with a plain asynchronous JetStream loop to
-// a new stream and returns how long that took.
-func publishPlain(b *testing.B, ctx context.Context, url, name string, msgs []*natsgo.Msg) time.Duration {
+// publishInterleaved publishes data through a sink and msgs with a plain
+// asynchronous JetStream loop, to streams of their own, in slices of 2,000
+// transactions taken in turn (the order alternating), so that a burst of
+// other load on the machine slows both alike. It returns each one's total.
+func publishInterleaved(b *testing.B, ctx context.Context, url, mode string, round int, data []*binlog.Txn, msgs []*natsgo.Msg) (sluice, ref time.Duration) {
+	sink := openBenchSink(b, url, mode, fmt.Sprintf("B%s%d", mode, round))
+	defer sink.Close()
+	name := fmt.Sprintf("ref%s%d", mode, round)
 	nc, err := natsgo.Connect(url)
 	if err != nil {
 		b.Fatal(err)
@@ -159,6 +175,27 @@ func publishPlain(b *testing.B, ctx context.Context, url, name string, msgs []*n
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: strings.ToUpper(name), Subjects: []string{name + ".>"}}); err != nil {
 		b.Fatal(err)
 	}
+	const slice = 2000
+	for k := 0; k < len(data); k += slice {
+		hi := min(k+slice, len(data))
+		sinkPart := func() { sluice += sinkChunk(b, sink, data[k:hi]) }
+		refPart := func() {
+			ref += publishPlain(b, js, name, msgs[k*len(msgs)/len(data):hi*len(msgs)/len(data)], k*len(msgs)/len(data))
+		}
+		if (k/slice+round)%2 == 0 {
+			sinkPart()
+			refPart()
+		} else {
+			refPart()
+			sinkPart()
+		}
+	}
+	return sluice, ref
+}
+
+// publishPlain publishes msgs with a plain asynchronous JetStream loop,
+// waits for every acknowledgement and returns how long that took.
+func publishPlain(b *testing.B, js jetstream.JetStream, name string, msgs []*natsgo.Msg, first int) time.Duration {
 	start := time.Now()
 	for i, m := range msgs {
 		// The same bytes on the wire: body and headers.
@@ -167,7 +204,7 @@ func publishPlain(b *testing.B, ctx context.Context, url, name string, msgs []*n
 		for k, v := range m.Header {
 			msg.Header[k] = v
 		}
-		msg.Header.Set("Nats-Msg-Id", fmt.Sprint(i))
+		msg.Header.Set("Nats-Msg-Id", strconv.Itoa(first+i))
 		// A generous stall wait: on a loaded machine the default 200ms
 		// fails the reference loop, not sluice.
 		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {

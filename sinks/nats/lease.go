@@ -26,11 +26,12 @@ import (
 //     standby's Create (revision 0, or the delete marker's revision) takes it.
 //     Two standbys cannot both create it, and a resumed process's renewal
 //     fails because the revision moved.
-//   - Fencing: the epoch record is a marker message on the pipeline's lease
-//     subject in the data stream itself ("<subject prefix>_lease.<pipeline>",
-//     header Sluice-Op: lease). A new holder writes the marker for epoch
-//     e+1, conditioned on the previous marker's sequence, before it reads
-//     the checkpoint. Every message it publishes from then on (single
+//   - Fencing: each epoch starts with a marker message on the pipeline's
+//     lease subject in the data stream itself ("<subject prefix>_lease.
+//     <pipeline>", header Sluice-Op: lease); the epoch is the marker's
+//     stream sequence, so it grows with every takeover, also across purges.
+//     A new holder writes its marker, conditioned on the previous marker's
+//     sequence, before it reads the checkpoint. Every message it publishes from then on (single
 //     publishes and each message of an atomic batch) carries
 //     Nats-Expected-Last-Subject-Sequence: <its marker's sequence> with
 //     Nats-Expected-Last-Subject-Sequence-Subject: <lease subject>. The stream
@@ -162,13 +163,14 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	if err != nil || live {
 		return cur, err
 	}
-	// Free. The epoch's record is the last marker in the stream: the key
-	// itself is gone once it expired.
-	prev, prevSeq, err := s.lastMarker(ctx)
+	// Free: take the key, then write this epoch's marker, conditioned on
+	// the last one: if another process wrote one since (this one was
+	// frozen past the TTL after Create), that process holds the pipeline.
+	_, prevSeq, err := s.lastMarker(ctx)
 	if err != nil {
 		return Lease{}, err
 	}
-	l := Lease{Holder: holder, Epoch: prev.Epoch + 1, Acquired: time.Now().UTC()}
+	l := Lease{Holder: holder, Acquired: time.Now().UTC()}
 	body, _ := json.Marshal(l)
 	rev, err := kv.Create(ctx, key, body, jetstream.KeyTTL(ttl))
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -178,9 +180,6 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	if err != nil {
 		return Lease{}, s.leaseErr(err)
 	}
-	// The marker, conditioned on the one read: if another process wrote
-	// one since (this one was frozen past the TTL after Create), it holds
-	// the pipeline.
 	m := natsgo.NewMsg(s.leaseSubject)
 	m.Data = body
 	m.Header[HdrPipeline] = []string{s.cfg.Pipeline}
@@ -189,6 +188,13 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	if wrongLastSeq(err) {
 		cur, _, err := s.readLease(ctx, kv, key)
 		return cur, err
+	}
+	if err == nil {
+		// The epoch is the marker's stream sequence: it only grows, also
+		// across purges, and it is the fence itself.
+		l.Epoch = ack.Sequence
+		body, _ = json.Marshal(l)
+		rev, err = s.updateLease(ctx, body, rev, ttl)
 	}
 	if err != nil {
 		// Let a standby have it rather than wait for the TTL.
@@ -253,11 +259,9 @@ func (s *Sink) Renew(ctx context.Context) error {
 		return ErrFenced
 	}
 	body, _ := json.Marshal(Lease{Holder: s.lease.holder, Epoch: s.lease.epoch, Acquired: s.lease.acquired})
-	m := natsgo.NewMsg("$KV." + leaseBucket + "." + s.leaseKey())
-	m.Data = body
-	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(s.lease.rev), jetstream.WithMsgTTL(s.lease.ttl))
+	rev, err := s.updateLease(ctx, body, s.lease.rev, s.lease.ttl)
 	if err == nil {
-		s.lease.rev = ack.Sequence
+		s.lease.rev = rev
 		return nil
 	}
 	s.lease.rev = 0
@@ -265,6 +269,18 @@ func (s *Sink) Renew(ctx context.Context) error {
 		return ErrFenced
 	}
 	return fmt.Errorf("%w: %w", ErrFenced, s.leaseErr(err))
+}
+
+// updateLease rewrites the lease key if its revision is still rev, with a
+// new TTL (KeyValue.Update keeps none), and returns the new revision.
+func (s *Sink) updateLease(ctx context.Context, body []byte, rev uint64, ttl time.Duration) (uint64, error) {
+	m := natsgo.NewMsg("$KV." + leaseBucket + "." + s.leaseKey())
+	m.Data = body
+	ack, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectLastSequencePerSubject(rev), jetstream.WithMsgTTL(ttl))
+	if err != nil {
+		return 0, err
+	}
+	return ack.Sequence, nil
 }
 
 // Release gives the lease up at once (a clean shutdown), so that a standby
@@ -319,15 +335,6 @@ func wrongLastSeq(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)
-}
-
-// fenceHeaders adds the epoch fence to a message's headers when this sink
-// holds (or held) a lease.
-func (s *Sink) fenceHeaders(h natsgo.Header, seq string) {
-	if seq != "" {
-		h[hdrExpectSubjSeq] = []string{seq}
-		h[hdrExpectSubjSubj] = []string{s.leaseSubject}
-	}
 }
 
 // fenceSeq is the fence header value for messages published now.

@@ -56,12 +56,12 @@ func TestLeaseAcquireRenewRelease(t *testing.T) {
 	ctx := context.Background()
 	a, b := openLeaseSink(t, n.URL(), "transaction", "stream"), openLeaseSink(t, n.URL(), "transaction", "stream")
 	la, err := a.TryAcquire(ctx, "a", time.Minute)
-	if err != nil || !la.Mine || la.Epoch != 1 || la.Holder != "a" {
+	if err != nil || !la.Mine || la.Epoch == 0 || la.Holder != "a" {
 		t.Fatalf("first acquire: %+v %v", la, err)
 	}
 	lb, err := b.TryAcquire(ctx, "b", time.Minute)
-	if err != nil || lb.Mine || lb.Holder != "a" || lb.Epoch != 1 {
-		t.Fatalf("second process: %+v %v, want a standby seeing a at epoch 1", lb, err)
+	if err != nil || lb.Mine || lb.Holder != "a" || lb.Epoch != la.Epoch {
+		t.Fatalf("second process: %+v %v, want a standby seeing a at epoch %d", lb, err, la.Epoch)
 	}
 	if err := b.Renew(ctx); !errors.Is(err, natssink.ErrFenced) {
 		t.Fatalf("renew without the lease: %v", err)
@@ -78,8 +78,8 @@ func TestLeaseAcquireRenewRelease(t *testing.T) {
 		t.Fatal(err)
 	}
 	lb, err = b.TryAcquire(ctx, "b", time.Minute)
-	if err != nil || !lb.Mine || lb.Epoch != 2 {
-		t.Fatalf("after a release: %+v %v, want b at epoch 2", lb, err)
+	if err != nil || !lb.Mine || lb.Epoch <= la.Epoch {
+		t.Fatalf("after a release: %+v %v, want b at an epoch after %d", lb, err, la.Epoch)
 	}
 	if err := a.Renew(ctx); !errors.Is(err, natssink.ErrFenced) {
 		t.Fatalf("renew after release: %v", err)
@@ -103,16 +103,14 @@ func TestLeaseFencing(t *testing.T) {
 			all := benchTxns(9, 3)
 			txns := all[:8]
 			old := openLeaseSink(t, n.URL(), c.mode, c.checkpoint)
-			if l := waitAcquire(t, old, "old", time.Second); l.Epoch != 1 {
-				t.Fatalf("epoch %d", l.Epoch)
-			}
+			first := waitAcquire(t, old, "old", time.Second)
 			if _, err := old.ApplyBatch(ctx, "primary", txns[:3]); err != nil {
 				t.Fatal(err)
 			}
 			// old is frozen now: no renewals. Its key expires.
 			next := openLeaseSink(t, n.URL(), c.mode, c.checkpoint)
-			if l := waitAcquire(t, next, "next", time.Minute); l.Epoch != 2 {
-				t.Fatalf("takeover epoch %d, want 2", l.Epoch)
+			if l := waitAcquire(t, next, "next", time.Minute); l.Epoch <= first.Epoch {
+				t.Fatalf("takeover epoch %d, want more than %d", l.Epoch, first.Epoch)
 			}
 			st, ok, err := next.Checkpoint(ctx, "primary")
 			if err != nil || !ok || st.GTID.String() != txns[2].Executed.String() {
@@ -138,7 +136,7 @@ func TestLeaseFencing(t *testing.T) {
 			if _, err := old.ApplyBatch(ctx, "primary", txns[1:2]); err != nil && !errors.Is(err, natssink.ErrFenced) {
 				t.Fatal(err)
 			}
-			checkExactlyOnce(t, readStream(t, n.URL(), "CDC"), txns, 3)
+			checkExactlyOnce(t, readStreamAll(t, n.URL(), "CDC"), txns, 3)
 			if c.checkpoint == "kv" {
 				nc, js := connectJS(t, n.URL())
 				defer nc.Close()

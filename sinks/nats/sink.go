@@ -160,7 +160,11 @@ type sourceRun struct {
 	// checked for this source's acknowledged messages.
 	checkedConn uint64
 	spool       *spool // the message body being built
-	kvRev       uint64 // the checkpoint's KV revision as last read or written (checkpoint: kv)
+	enc         []byte // the encoder's buffer, reused
+	// msgs are the current run's messages; free, messages of earlier runs
+	// that JetStream acknowledged, to be reused (newMsg).
+	msgs, free []*pooledMsg
+	kvRev      uint64 // the checkpoint's KV revision as last read or written (checkpoint: kv)
 }
 
 // run returns a source's publishing state. The caller holds s.mu.
