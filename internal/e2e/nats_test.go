@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -127,10 +125,8 @@ func TestNATSStandbyTakeover(t *testing.T) {
 	const ttl = 3 * time.Second
 	stateDir, dir := t.TempDir(), t.TempDir()
 	start := func(i int) *standbyProc {
-		port := testenv.FreePort(t)
-		cfg := filepath.Join(dir, fmt.Sprintf("p%d", i), "pipeline.yaml")
-		os.MkdirAll(filepath.Dir(cfg), 0o755)
-		os.WriteFile(cfg, []byte(fmt.Sprintf(`
+		return startStandby(t, dir, i, func(port int) string {
+			return fmt.Sprintf(`
 state_dir: %s
 http: {listen: "127.0.0.1:%d"}
 pipelines:
@@ -143,8 +139,8 @@ pipelines:
       url: %s
       stream: {name: CDC, create: false}
       subject: "cdc.{schema}.{table}"
-`, stateDir, port, ttl, src.DSN(), n.URL())), 0o600)
-		return &standbyProc{d: startDaemon(t, cfg), port: port, cfg: cfg}
+`, stateDir, port, ttl, src.DSN(), n.URL())
+		})
 	}
 	// The stream's last transaction never goes back.
 	var lastSeq uint64

@@ -37,10 +37,8 @@ func TestStandbyTakeover(t *testing.T) {
 	stateDir := t.TempDir()
 	dir := t.TempDir()
 	start := func(i int) *standbyProc {
-		port := testenv.FreePort(t)
-		cfg := filepath.Join(dir, fmt.Sprintf("p%d", i), "pipeline.yaml")
-		os.MkdirAll(filepath.Dir(cfg), 0o755)
-		os.WriteFile(cfg, []byte(fmt.Sprintf(`
+		return startStandby(t, dir, i, func(port int) string {
+			return fmt.Sprintf(`
 state_dir: %s
 http: {listen: "127.0.0.1:%d"}
 pipelines:
@@ -49,8 +47,8 @@ pipelines:
     sources:
       - {name: primary, dsn: "%s", start: oldest, include: ["bank.*"], server_id: 7000}
     sink: {type: mysql, dsn: "%s"}
-`, stateDir, port, ttl, src.DSN(), dst.DSN())), 0o600)
-		return &standbyProc{d: startDaemon(t, cfg), port: port, cfg: cfg}
+`, stateDir, port, ttl, src.DSN(), dst.DSN())
+		})
 	}
 	// The target's checkpoint sequence number and the sum of balances,
 	// sampled in one consistent read.
@@ -116,6 +114,20 @@ type standbyProc struct {
 	d    *daemon
 	port int
 	cfg  string
+}
+
+// startStandby writes process i's pipeline file, which yaml gives for the
+// process's HTTP port, and starts the process.
+func startStandby(t *testing.T, dir string, i int, yaml func(port int) string) *standbyProc {
+	port := testenv.FreePort(t)
+	cfg := filepath.Join(dir, fmt.Sprintf("p%d", i), "pipeline.yaml")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(yaml(port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &standbyProc{d: startDaemon(t, cfg), port: port, cfg: cfg}
 }
 
 // status is the process's first source's /status, if it answers.
