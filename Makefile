@@ -39,7 +39,7 @@ bench-decode: deps
 	$(GO) test ./cmd/sluice -run '^$$' -bench DumpVsMariadbBinlog -benchtime 1x
 
 # The NATS sink's transaction mode against a plain async JetStream publish
-# loop of the same messages, in the same run: medians of 7 rounds
+# loop of the same messages, in the same run: medians of 9 rounds
 # (BENCH_NATS_ROUNDS) and the ratio. BENCH_NATS_CPUPROFILE=FILE profiles the sink's first round.
 bench-nats:
 	$(GO) test ./sinks/nats -run '^$$' -bench 'PublishVsPlain/transaction' -benchtime 1x -count 1 -timeout 20m

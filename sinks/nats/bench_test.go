@@ -52,8 +52,8 @@ func benchTxns(n, rows int) []*binlog.Txn {
 // and, as the reference, the same messages (bodies and headers, so the
 // same count and sizes) with a plain asynchronous JetStream publish loop,
 // to one nats-server, in the same run. Each of benchRounds rounds
-// (BENCH_NATS_ROUNDS, default 7) runs both on fresh streams, interleaved
-// in slices of 2,000 transactions (publishInterleaved); it prints each round and
+// (BENCH_NATS_ROUNDS, default 9) runs both on fresh streams, interleaved
+// in slices of 500 transactions (publishInterleaved); it prints each round and
 // the medians of messages/s and of the ratio (sluice's rate over the
 // loop's). make bench-nats runs mode transaction:
 //
@@ -112,12 +112,12 @@ func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 }
 
 // benchRounds is how many rounds the medians are taken over
-// (BENCH_NATS_ROUNDS, default 7).
+// (BENCH_NATS_ROUNDS, default 9).
 var benchRounds = func() int {
 	if n, err := strconv.Atoi(os.Getenv("BENCH_NATS_ROUNDS")); err == nil && n > 0 {
 		return n
 	}
-	return 7
+	return 9
 }()
 
 func median(v []float64) float64 {
@@ -145,13 +145,22 @@ func openBenchSink(b *testing.B, url, mode, stream string) *natssink.Sink {
 	return sink
 }
 
+// benchRun is how many transactions one ApplyBatch call gets
+// (BENCH_NATS_RUN; the replicator hands over runs of up to 64).
+var benchRun = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_NATS_RUN")); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}()
+
 // sinkChunk publishes data as the replicator hands it over under a
-// backlog, in runs of up to 512 transactions.
+// backlog, in runs of benchRun transactions.
 func sinkChunk(b *testing.B, sink *natssink.Sink, data []*binlog.Txn) time.Duration {
 	ctx := context.Background()
 	start := time.Now()
-	for i := 0; i < len(data); i += 512 {
-		if _, err := sink.ApplyBatch(ctx, "primary", data[i:min(i+512, len(data))]); err != nil {
+	for i := 0; i < len(data); i += benchRun {
+		if _, err := sink.ApplyBatch(ctx, "primary", data[i:min(i+benchRun, len(data))]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -159,7 +168,7 @@ func sinkChunk(b *testing.B, sink *natssink.Sink, data []*binlog.Txn) time.Durat
 }
 
 // publishInterleaved publishes data through a sink and msgs with a plain
-// asynchronous JetStream loop, to streams of their own, in slices of 2,000
+// asynchronous JetStream loop, to streams of their own, in slices of 500
 // transactions taken in turn (the order alternating), so that a burst of
 // other load on the machine slows both alike. It returns each one's total.
 func publishInterleaved(b *testing.B, ctx context.Context, url, mode string, round int, data []*binlog.Txn, msgs []*natsgo.Msg) (sluice, ref time.Duration) {
@@ -175,7 +184,7 @@ func publishInterleaved(b *testing.B, ctx context.Context, url, mode string, rou
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: strings.ToUpper(name), Subjects: []string{name + ".>"}}); err != nil {
 		b.Fatal(err)
 	}
-	const slice = 2000
+	const slice = 500
 	for k := 0; k < len(data); k += slice {
 		hi := min(k+slice, len(data))
 		sinkPart := func() { sluice += sinkChunk(b, sink, data[k:hi]) }

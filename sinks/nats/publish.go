@@ -311,7 +311,10 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 	s.mu.Unlock()
 	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
 	// Header values shared by the transaction's messages, computed once.
-	gtid, pos, commitTS := t.GTID.String(), t.Pos.String(), t.Timestamp.UTC().Format(time.RFC3339Nano)
+	gtid, pos, commitTS := "", t.Pos.String(), t.Timestamp.UTC().Format(time.RFC3339Nano)
+	if !t.GTID.IsZero() {
+		gtid = id
+	}
 	rowCount := strconv.Itoa(rows)
 	after := t.Executed.String()
 	// The checkpoint before t, carried by all but its last message.
@@ -462,10 +465,16 @@ func (r *sourceRun) newMsg(subject string, data []byte) (*natsgo.Msg, *hdrVals) 
 // they are left to the garbage collector.
 func (r *sourceRun) endRun(ok bool) {
 	if ok {
+		// At most 1,024 kept (the publishes JetStream may have pending),
+		// bodies up to 16 KiB: what a source holds stays under 16 MiB.
 		for _, p := range r.msgs {
-			if cap(p.msg.Data) <= 64<<10 && len(r.free) < 2048 {
-				r.free = append(r.free, p)
+			if len(r.free) >= 1024 {
+				break
 			}
+			if cap(p.msg.Data) > 16<<10 {
+				p.msg.Data = nil
+			}
+			r.free = append(r.free, p)
 		}
 		clear(r.msgs)
 		r.msgs = r.msgs[:0]
@@ -549,7 +558,13 @@ func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 		if t.Len() == 0 {
 			return nil, 0, nil
 		}
-		return []logical{{subject: s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", source), op: "transaction"}}, t.Len(), nil
+		s.mu.Lock()
+		run := s.run(source)
+		s.mu.Unlock()
+		if run.txnSubject == "" {
+			run.txnSubject = s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", source)
+		}
+		return []logical{{subject: run.txnSubject, op: "transaction"}}, t.Len(), nil
 	}
 	var msgs []logical
 	rows := 0

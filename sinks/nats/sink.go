@@ -161,6 +161,7 @@ type sourceRun struct {
 	checkedConn uint64
 	spool       *spool // the message body being built
 	enc         []byte // the encoder's buffer, reused
+	txnSubject  string // the source's transaction subject (mode transaction), once filled in
 	// msgs are the current run's messages; free, messages of earlier runs
 	// that JetStream acknowledged, to be reused (newMsg).
 	msgs, free []*pooledMsg
