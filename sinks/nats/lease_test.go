@@ -3,10 +3,13 @@ package nats_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
@@ -193,5 +196,39 @@ func checkExactlyOnce(t *testing.T, msgs []stored, txns []*binlog.Txn, rows int)
 	}
 	if len(order) != len(txns) {
 		t.Errorf("%d transactions in the stream, want %d", len(order), len(txns))
+	}
+}
+
+// TestLeaseSupport: a stream whose subjects do not take the lease subject
+// gets no lease (the pipeline then runs unleased, with a warning), and
+// says what to add.
+func TestLeaseSupport(t *testing.T) {
+	n := testenv.StartNATS(t)
+	ctx := context.Background()
+	nc, js := connectJS(t, n.URL())
+	defer nc.Close()
+	for i, c := range []struct {
+		prefix   string
+		subjects []string
+		want     string // "" for supported
+	}{
+		{"a", []string{"a.>"}, ""},
+		{"b", []string{"b.*.*", "b._txn"}, ""},
+		{"c", []string{"c.shop.>", "c._txn"}, "the lease subject c._lease.leased is not among stream"},
+	} {
+		name := fmt.Sprintf("S%d", i)
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: c.subjects}); err != nil {
+			t.Fatal(err)
+		}
+		s, err := natssink.Open(ctx, natssink.Config{URL: n.URL(), Pipeline: "leased", Stream: name, Subject: c.prefix + ".{schema}.{table}",
+			Format: "sluice", Checkpoint: "stream", Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.LeaseSupport()
+		s.Close()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("subjects %v: %v, want %q", c.subjects, err, c.want)
+		}
 	}
 }
