@@ -42,14 +42,19 @@ import (
 //     old holder got stored came before the new marker in the stream, so the
 //     new holder's recovery (which reads the stream after writing its marker)
 //     sees it: nothing is lost, nothing repeated, and the stream's per-source
-//     position never goes backwards.
+//     position never goes backwards. (A message the stream holds already is
+//     acknowledged as a duplicate by its Msg-Id instead: not stored again
+//     either.) The guarantee rests on the stream checking the header and
+//     storing the message in one step, which a single-replica stream does
+//     under its lock.
 //
 // What this does not cover: a stream whose limits (max_age, max_msgs,
 // max_bytes) remove the marker fences its own holder (it stands down and
 // takes the lease again with a new marker: safe, but a pause); streams with
 // replicas > 1 reject pipelined conditional publishes while an earlier one
-// is being replicated, so leases are used only on single-replica streams
-// (LeaseSupport). A checkpoint: kv position is written compare-and-set and
+// is being replicated (nats-server 2.15, jetstream_batching.go,
+// expectedPerSubjectInProcess), so leases are used only on single-replica
+// streams (LeaseSupport). A checkpoint: kv position is written compare-and-set and
 // only forwards (saveKV), so a late write cannot move it back.
 const leaseBucket = "sluice_leases"
 
