@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: build test soak deps lint bench bench-decode fuzz demo
+.PHONY: build test soak deps lint bench bench-decode bench-nats fuzz demo
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -37,6 +37,12 @@ bench: deps
 # sluice dump against mariadb-binlog -v on the same 200+ MB binlog.
 bench-decode: deps
 	$(GO) test ./cmd/sluice -run '^$$' -bench DumpVsMariadbBinlog -benchtime 1x
+
+# The NATS sink's transaction mode against a plain async JetStream publish
+# loop of the same messages, in the same run: medians of 9 rounds
+# (BENCH_NATS_ROUNDS) and the ratio. BENCH_NATS_CPUPROFILE=FILE profiles the sink's first round.
+bench-nats:
+	$(GO) test ./sinks/nats -run '^$$' -bench 'PublishVsPlain/transaction' -benchtime 1x -count 1 -timeout 20m
 
 # A source and a target MariaDB on throwaway ports, a pipeline, a write
 # load, a kill -9 of sluice, and sluice verify. DEMO_SECONDS=N sets the load's

@@ -78,7 +78,7 @@ type Pipeline struct {
 	Sink              Sink `yaml:"sink" required:"true" doc:"where transactions go"`
 	// raw is the pipeline as written (for reload to tell what changed).
 	raw      string
-	LeaseTTL Duration `yaml:"lease_ttl" default:"8s" doc:"MySQL sink: one process at a time writes the pipeline; others wait as standbys and take over this long after the active one dies or freezes (1s to 1h)"`
+	LeaseTTL Duration `yaml:"lease_ttl" default:"8s" doc:"MySQL and NATS sinks: one process at a time writes the pipeline; others wait as standbys and take over this long after the active one dies or freezes (1s to 1h)"`
 }
 
 // Route renames the tables it matches, and can add columns that say where

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -47,7 +46,7 @@ func (r *Replicator) superviseLeased(ctx context.Context, l leaser, ttl time.Dur
 		go func() {
 			defer close(renewed)
 			keepLease(active, l, ttl, lose, log)
-			if errors.Is(context.Cause(active), mysqlsink.ErrFenced) {
+			if isFenced(context.Cause(active)) {
 				// At once, while the sources wind down: nothing they
 				// still send can commit.
 				for _, sr := range runners {
@@ -56,7 +55,7 @@ func (r *Replicator) superviseLeased(ctx context.Context, l leaser, ttl time.Dur
 			}
 		}()
 		errs := runSources(active, runners, func(err error) bool {
-			if errors.Is(err, mysqlsink.ErrFenced) {
+			if isFenced(err) {
 				lose(err)
 				return true
 			}
@@ -65,7 +64,7 @@ func (r *Replicator) superviseLeased(ctx context.Context, l leaser, ttl time.Dur
 		cause := context.Cause(active)
 		lose(nil)
 		<-renewed
-		if !errors.Is(cause, mysqlsink.ErrFenced) {
+		if !isFenced(cause) {
 			rel, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			if err := l.Release(rel); err != nil {
 				log.Warn("could not release the lease; a standby takes over after lease_ttl", "error", err.Error())
@@ -135,7 +134,7 @@ func keepLease(ctx context.Context, l leaser, ttl time.Duration, lose context.Ca
 		cancel()
 		if err != nil && ctx.Err() == nil {
 			log.Warn("could not renew the pipeline's lease: stopping the sources", "error", err.Error())
-			if !errors.Is(err, mysqlsink.ErrFenced) {
+			if !isFenced(err) {
 				err = fmt.Errorf("%w: %w", mysqlsink.ErrFenced, err)
 			}
 			lose(err)

@@ -169,7 +169,7 @@ func (r *Replicator) runPipeline(ctx context.Context, pr *pipelineRun, log *slog
 	for _, sr := range pr.runners {
 		sr.setSink(sink)
 	}
-	if l, ok := sink.(leaser); ok {
+	if l, ok := sinkLeaser(sink, log); ok {
 		return r.superviseLeased(ctx, l, p.LeaseTTL.Duration, pr.runners, log)
 	}
 	return runSources(ctx, pr.runners, nil)

@@ -155,7 +155,7 @@ func (r *sourceRunner) run(ctx context.Context) error {
 retry:
 	for ctx.Err() == nil {
 		switch {
-		case errors.Is(err, mysqlsink.ErrFenced):
+		case isFenced(err):
 			break retry
 		case errors.Is(err, checkpoint.ErrBehind):
 			r.log.Warn("the sink lost transactions it had acknowledged: reading the source again from the sink's checkpoint", "error", err.Error())
@@ -175,7 +175,7 @@ retry:
 		err = r.stream(ctx)
 	}
 	switch {
-	case errors.Is(err, mysqlsink.ErrFenced):
+	case isFenced(err):
 		// Not an error of this source: the pipeline stands by.
 		r.setState("standby", nil)
 		return err

@@ -23,7 +23,8 @@ const tailUsage = `usage: sluice tail --url nats://HOST:4222 --stream NAME [--su
 Prints a JetStream stream's messages as JSON lines:
   {"seq":12,"subject":"cdc.shop.orders","time":"...","headers":{...},"data":{...}}
 data is the body as JSON when it is JSON, else a string. Chunks of a body
-split for the payload limit (Sluice-Chunk) are printed joined, unless --raw.
+split for the payload limit (Sluice-Chunk) are printed joined, and the
+pipelines' lease markers (Sluice-Op: lease) left out, unless --raw.
 From the stream's start by default; follows until interrupted.
 
 flags:
@@ -40,7 +41,7 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	last := fs.Int("last", 0, "start with the last N messages")
 	count := fs.Int("count", 0, "exit after N messages (0: follow)")
 	idle := fs.Duration("idle", 0, "exit when no message came for this long (0: follow)")
-	raw := fs.Bool("raw", false, "print chunks as they are stored")
+	raw := fs.Bool("raw", false, "print chunks as they are stored, and lease markers")
 	logs := addLogFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -125,6 +126,9 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		got := 0
 		for m := range batch.Messages() {
 			got++
+			if m.Headers().Get("Sluice-Op") == "lease" && !*raw {
+				continue // a pipeline's epoch marker (fencing), not data
+			}
 			body := m.Data()
 			if c := m.Headers().Get("Sluice-Chunk"); c != "" && !*raw {
 				chunks = append(chunks, body...)

@@ -36,16 +36,9 @@ func TestStandbyTakeover(t *testing.T) {
 	const ttl = 3 * time.Second
 	stateDir := t.TempDir()
 	dir := t.TempDir()
-	type proc struct {
-		d    *daemon
-		port int
-		cfg  string
-	}
-	start := func(i int) *proc {
-		port := testenv.FreePort(t)
-		cfg := filepath.Join(dir, fmt.Sprintf("p%d", i), "pipeline.yaml")
-		os.MkdirAll(filepath.Dir(cfg), 0o755)
-		os.WriteFile(cfg, []byte(fmt.Sprintf(`
+	start := func(i int) *standbyProc {
+		return startStandby(t, dir, i, func(port int) string {
+			return fmt.Sprintf(`
 state_dir: %s
 http: {listen: "127.0.0.1:%d"}
 pipelines:
@@ -54,21 +47,8 @@ pipelines:
     sources:
       - {name: primary, dsn: "%s", start: oldest, include: ["bank.*"], server_id: 7000}
     sink: {type: mysql, dsn: "%s"}
-`, stateDir, port, ttl, src.DSN(), dst.DSN())), 0o600)
-		return &proc{d: startDaemon(t, cfg), port: port, cfg: cfg}
-	}
-	status := func(p *proc) (replicator.SourceStatus, bool) {
-		c := http.Client{Timeout: 500 * time.Millisecond}
-		resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/status", p.port))
-		if err != nil {
-			return replicator.SourceStatus{}, false
-		}
-		defer resp.Body.Close()
-		var rep replicator.StatusReport
-		if json.NewDecoder(resp.Body).Decode(&rep) != nil || len(rep.Sources) == 0 {
-			return replicator.SourceStatus{}, false
-		}
-		return rep.Sources[0], true
+`, stateDir, port, ttl, src.DSN(), dst.DSN())
+		})
 	}
 	// The target's checkpoint sequence number and the sum of balances,
 	// sampled in one consistent read.
@@ -93,88 +73,8 @@ pipelines:
 		}
 		lastSeq = seq
 	}
-	// active waits for exactly one live process to report itself active
-	// and returns it.
-	active := func(procs []*proc, within time.Duration) *proc {
-		deadline := time.Now().Add(within)
-		for time.Now().Before(deadline) {
-			sample()
-			var act []*proc
-			for _, p := range procs {
-				if s, ok := status(p); ok && s.Role == "active" && s.State == "streaming" {
-					act = append(act, p)
-				}
-			}
-			if len(act) > 1 {
-				exec.Command("sh", "-c", "cat "+dir+"/p*/sluice.log > /tmp/standby-logs.txt").Run()
-				t.Fatalf("%d processes report themselves active", len(act))
-			}
-			if len(act) == 1 {
-				return act[0]
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("no process took over within %s:\n%s", within, logTail(t, procs[0].cfg, 20))
-		return nil
-	}
-
 	load := testenv.StartLoad(t, src, "bank", 4)
-	procs := []*proc{start(0), start(1), start(2)}
-	cur := active(procs, 30*time.Second)
-	for _, p := range procs {
-		// A standby waiting for the lease is healthy.
-		if p != cur {
-			if body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", p.port)); strings.TrimSpace(body) != "ok" {
-				t.Fatalf("a standby's /healthz: %q", body)
-			}
-		}
-	}
-	next := 3
-	for round := range 8 {
-		// Let it apply for a while.
-		for range 10 {
-			sample()
-			time.Sleep(100 * time.Millisecond)
-		}
-		live := procs[:0:0]
-		for _, p := range procs {
-			if p != cur {
-				live = append(live, p)
-			}
-		}
-		stopped := time.Now()
-		if round%2 == 0 {
-			cur.d.kill()
-			live = append(live, start(next))
-			next++
-		} else {
-			// Freeze it past the TTL; a standby takes over meanwhile.
-			cur.d.cmd.Process.Signal(syscall.SIGSTOP)
-			took := active(live, ttl+5*time.Second)
-			// Resumed, the old process must stand down, not write.
-			cur.d.cmd.Process.Signal(syscall.SIGCONT)
-			deadline := time.Now().Add(ttl + 5*time.Second)
-			for {
-				s, ok := status(cur)
-				if ok && s.Role == "standby" {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("a resumed frozen process did not stand down: %+v\n%s", s, logTail(t, cur.cfg, 20))
-				}
-				sample()
-				time.Sleep(100 * time.Millisecond)
-			}
-			live = append(live, cur)
-			procs = live
-			cur = took
-			t.Logf("round %d: SIGSTOP, takeover after %s", round, time.Since(stopped).Round(100*time.Millisecond))
-			continue
-		}
-		procs = live
-		cur = active(procs, ttl+5*time.Second)
-		t.Logf("round %d: SIGKILL, takeover after %s", round, time.Since(stopped).Round(100*time.Millisecond))
-	}
+	procs, cur := takeoverRounds(t, dir, ttl, start, sample)
 	load.Stop()
 	// The active process catches up.
 	want := src.QueryString(t, "SELECT @@gtid_binlog_pos")
@@ -207,4 +107,132 @@ pipelines:
 		t.Fatalf("sluice verify exit %d:\n%s", code, out)
 	}
 	t.Logf("%d transactions (%d transfers) applied exactly once across 8 takeovers", load.Txns.Load(), load.Transfers.Load())
+}
+
+// standbyProc is one `sluice run` process of a standby test.
+type standbyProc struct {
+	d    *daemon
+	port int
+	cfg  string
+}
+
+// startStandby writes process i's pipeline file, which yaml gives for the
+// process's HTTP port, and starts the process.
+func startStandby(t *testing.T, dir string, i int, yaml func(port int) string) *standbyProc {
+	port := testenv.FreePort(t)
+	cfg := filepath.Join(dir, fmt.Sprintf("p%d", i), "pipeline.yaml")
+	if err := os.MkdirAll(filepath.Dir(cfg), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(yaml(port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &standbyProc{d: startDaemon(t, cfg), port: port, cfg: cfg}
+}
+
+// status is the process's first source's /status, if it answers.
+func (p *standbyProc) status() (replicator.SourceStatus, bool) {
+	c := http.Client{Timeout: 500 * time.Millisecond}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/status", p.port))
+	if err != nil {
+		return replicator.SourceStatus{}, false
+	}
+	defer resp.Body.Close()
+	var rep replicator.StatusReport
+	if json.NewDecoder(resp.Body).Decode(&rep) != nil || len(rep.Sources) == 0 {
+		return replicator.SourceStatus{}, false
+	}
+	return rep.Sources[0], true
+}
+
+// awaitActive waits for exactly one live process to report itself active
+// and returns it, calling sample (the test's invariant checks) meanwhile.
+func awaitActive(t *testing.T, dir string, procs []*standbyProc, within time.Duration, sample func()) *standbyProc {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) {
+		sample()
+		var act []*standbyProc
+		for _, p := range procs {
+			if s, ok := p.status(); ok && s.Role == "active" && s.State == "streaming" {
+				act = append(act, p)
+			}
+		}
+		if len(act) > 1 {
+			exec.Command("sh", "-c", "cat "+dir+"/p*/sluice.log > /tmp/standby-logs.txt").Run()
+			t.Fatalf("%d processes report themselves active", len(act))
+		}
+		if len(act) == 1 {
+			return act[0]
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("no process took over within %s:\n%s", within, logTail(t, procs[0].cfg, 20))
+	return nil
+}
+
+// takeoverRounds starts three processes with start(0..2) and, in 8 rounds,
+// kills (SIGKILL, then starts another) or freezes (SIGSTOP past the TTL,
+// then SIGCONT) whichever is active. A standby must take over within the
+// TTL plus 5 s, a resumed frozen process must stand down, and standbys
+// must be healthy. It returns the live processes and the active one.
+func takeoverRounds(t *testing.T, dir string, ttl time.Duration, start func(int) *standbyProc, sample func()) ([]*standbyProc, *standbyProc) {
+	t.Helper()
+	procs := []*standbyProc{start(0), start(1), start(2)}
+	cur := awaitActive(t, dir, procs, 30*time.Second, sample)
+	for _, p := range procs {
+		// A standby waiting for the lease is healthy.
+		if p != cur {
+			if body := httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/healthz", p.port)); strings.TrimSpace(body) != "ok" {
+				t.Fatalf("a standby's /healthz: %q", body)
+			}
+		}
+	}
+	next := 3
+	for round := range 8 {
+		// Let it apply for a while.
+		for range 10 {
+			sample()
+			time.Sleep(100 * time.Millisecond)
+		}
+		live := procs[:0:0]
+		for _, p := range procs {
+			if p != cur {
+				live = append(live, p)
+			}
+		}
+		stopped := time.Now()
+		if round%2 == 0 {
+			cur.d.kill()
+			live = append(live, start(next))
+			next++
+		} else {
+			// Freeze it past the TTL; a standby takes over meanwhile.
+			cur.d.cmd.Process.Signal(syscall.SIGSTOP)
+			took := awaitActive(t, dir, live, ttl+5*time.Second, sample)
+			// Resumed, the old process must stand down, not write.
+			cur.d.cmd.Process.Signal(syscall.SIGCONT)
+			deadline := time.Now().Add(ttl + 5*time.Second)
+			for {
+				s, ok := cur.status()
+				if ok && s.Role == "standby" {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("a resumed frozen process did not stand down: %+v\n%s", s, logTail(t, cur.cfg, 20))
+				}
+				sample()
+				time.Sleep(100 * time.Millisecond)
+			}
+			live = append(live, cur)
+			procs = live
+			cur = took
+			t.Logf("round %d: SIGSTOP, takeover after %s", round, time.Since(stopped).Round(100*time.Millisecond))
+			continue
+		}
+		procs = live
+		cur = awaitActive(t, dir, procs, ttl+5*time.Second, sample)
+		t.Logf("round %d: SIGKILL, takeover after %s", round, time.Since(stopped).Round(100*time.Millisecond))
+	}
+	return procs, cur
 }

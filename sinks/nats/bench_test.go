@@ -4,6 +4,11 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -44,68 +49,179 @@ func benchTxns(n, rows int) []*binlog.Txn {
 }
 
 // BenchmarkPublishVsPlainJetStream publishes transactions through the sink
-// and, as the reference, the same messages (bodies and headers) with a
-// plain asynchronous JetStream publish loop, to one nats-server in the same run, and reports
-// transactions/s, rows/s and the ratio (sluice's rate over the loop's):
+// and, as the reference, the same messages (bodies and headers, so the
+// same count and sizes) with a plain asynchronous JetStream publish loop,
+// to one nats-server, in the same run. Each of benchRounds rounds
+// (BENCH_NATS_ROUNDS, default 9) runs both on fresh streams, interleaved
+// in slices of 500 transactions (publishInterleaved); it prints each round and
+// the medians of messages/s and of the ratio (sluice's rate over the
+// loop's). make bench-nats runs mode transaction:
 //
-//	go test ./sinks/nats -run '^$' -bench PublishVsPlain -benchtime 1x
+//	go test ./sinks/nats -run '^$' -bench 'PublishVsPlain/transaction' -benchtime 1x
+//
+// BENCH_NATS_CPUPROFILE=FILE writes a CPU profile of the first round (the
+// sink under ApplyBatch, the loop under publishPlain, the server).
 func BenchmarkPublishVsPlainJetStream(b *testing.B) {
-	const txns, rows = 20000, 3
-	for _, mode := range []string{"transaction", "row"} {
-		b.Run(mode, func(b *testing.B) {
+	for _, c := range []struct {
+		mode       string
+		txns, rows int
+	}{
+		{"transaction", 20000, 3},
+		// Atomic batches are staged and synced by the server one at a time:
+		// fewer transactions keep a round short.
+		{"row", 2000, 3},
+	} {
+		b.Run(c.mode, func(b *testing.B) {
 			n := testenv.StartNATS(b)
-			data := benchTxns(txns, rows)
+			data := benchTxns(c.txns, c.rows)
 			ctx := context.Background()
 			for b.Loop() {
-				stream := "B" + mode
-				sink, err := natssink.Open(ctx, natssink.Config{URL: n.URL(), Pipeline: "bench", Stream: stream, CreateStream: true,
-					Subject: stream + ".{schema}.{table}", DDLSubject: stream + "._ddl", Format: "sluice", Mode: mode, Checkpoint: "stream",
-					Logger: slog.New(slog.DiscardHandler)})
-				if err != nil {
-					b.Fatal(err)
-				}
-				start := time.Now()
-				for i := 0; i < len(data); i += 512 {
-					if _, err := sink.ApplyBatch(ctx, "primary", data[i:min(i+512, len(data))]); err != nil {
-						b.Fatal(err)
+				// The messages the sink publishes, read back once for the
+				// reference loop.
+				publishSink(b, n.URL(), c.mode, "B"+c.mode+"0", data)
+				msgs := readAllRaw(b, n.URL(), "B"+c.mode+"0")
+				var sluiceRates, refRates, ratios []float64
+				var prof bool
+				for round := 1; round <= benchRounds; round++ {
+					if f := os.Getenv("BENCH_NATS_CPUPROFILE"); f != "" && !prof {
+						prof = true
+						out, err := os.Create(f)
+						if err != nil {
+							b.Fatal(err)
+						}
+						pprof.StartCPUProfile(out)
 					}
-				}
-				sluice := time.Since(start)
-				sink.Close()
-
-				// The reference: the same number and sizes of messages.
-				msgs := readAllRaw(b, n.URL(), stream)
-				nc, _ := natsgo.Connect(n.URL())
-				js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
-				js.CreateStream(ctx, jetstream.StreamConfig{Name: "REF" + mode, Subjects: []string{"ref" + mode + ".>"}})
-				start = time.Now()
-				for i, m := range msgs {
-					// The same bytes on the wire: body and headers.
-					msg := natsgo.NewMsg("ref" + mode + ".shop.orders")
-					msg.Data = m.Data
-					for k, v := range m.Header {
-						msg.Header[k] = v
+					sluice, ref := publishInterleaved(b, ctx, n.URL(), c.mode, round, data, msgs)
+					if prof && round == 1 {
+						pprof.StopCPUProfile()
 					}
-					msg.Header.Set("Nats-Msg-Id", fmt.Sprint(i))
-					// A generous stall wait: on a loaded machine the default 200ms
-					// fails the reference loop, not sluice.
-					if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
-						b.Fatal(err)
-					}
+					sr, rr := float64(len(msgs))/sluice.Seconds(), float64(len(msgs))/ref.Seconds()
+					sluiceRates, refRates, ratios = append(sluiceRates, sr), append(refRates, rr), append(ratios, sr/rr)
+					fmt.Printf("mode %s round %d: %d transactions (%d rows, %d messages): sluice %.0f msgs/s (%.0f txn/s), plain JetStream loop %.0f msgs/s; ratio %.2f\n",
+						c.mode, round, c.txns, c.txns*c.rows, len(msgs), sr, float64(c.txns)/sluice.Seconds(), rr, sr/rr)
 				}
-				<-js.PublishAsyncComplete()
-				ref := time.Since(start)
-				nc.Close()
-
-				b.ReportMetric(txns/sluice.Seconds(), "txn/s")
-				b.ReportMetric(txns*rows/sluice.Seconds(), "rows/s")
-				b.ReportMetric(float64(len(msgs))/ref.Seconds(), "ref-msg/s")
-				b.ReportMetric(ref.Seconds()/sluice.Seconds(), "ratio")
-				fmt.Printf("mode %s: %d transactions (%d rows, %d messages): sluice %.2fs (%.0f txn/s, %.0f rows/s); plain JetStream loop %.2fs; ratio %.2f\n",
-					mode, txns, txns*rows, len(msgs), sluice.Seconds(), txns/sluice.Seconds(), txns*rows/sluice.Seconds(), ref.Seconds(), ref.Seconds()/sluice.Seconds())
+				ms, mr, mq := median(sluiceRates), median(refRates), median(ratios)
+				b.ReportMetric(ms, "sluice-msg/s")
+				b.ReportMetric(mr, "ref-msg/s")
+				b.ReportMetric(mq, "ratio")
+				fmt.Printf("mode %s, median of %d rounds on %d cores: sluice %.0f msgs/s, plain JetStream loop %.0f msgs/s, ratio %.2f\n",
+					c.mode, benchRounds, runtime.NumCPU(), ms, mr, mq)
 			}
 		})
 	}
+}
+
+// benchRounds is how many rounds the medians are taken over
+// (BENCH_NATS_ROUNDS, default 9).
+var benchRounds = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_NATS_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 9
+}()
+
+func median(v []float64) float64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// publishSink publishes data through a new sink to a new stream and
+// returns how long that took (connecting and creating the stream not
+// counted).
+func publishSink(b *testing.B, url, mode, stream string, data []*binlog.Txn) time.Duration {
+	sink := openBenchSink(b, url, mode, stream)
+	defer sink.Close()
+	return sinkChunk(b, sink, data)
+}
+
+func openBenchSink(b *testing.B, url, mode, stream string) *natssink.Sink {
+	sink, err := natssink.Open(context.Background(), natssink.Config{URL: url, Pipeline: "bench", Stream: stream, CreateStream: true,
+		Subject: stream + ".{schema}.{table}", DDLSubject: stream + "._ddl", Format: "sluice", Mode: mode, Checkpoint: "stream",
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return sink
+}
+
+// benchRun is how many transactions one ApplyBatch call gets
+// (BENCH_NATS_RUN; the replicator hands over runs of up to 64).
+var benchRun = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BENCH_NATS_RUN")); err == nil && n > 0 {
+		return n
+	}
+	return 64
+}()
+
+// sinkChunk publishes data as the replicator hands it over under a
+// backlog, in runs of benchRun transactions.
+func sinkChunk(b *testing.B, sink *natssink.Sink, data []*binlog.Txn) time.Duration {
+	ctx := context.Background()
+	start := time.Now()
+	for i := 0; i < len(data); i += benchRun {
+		if _, err := sink.ApplyBatch(ctx, "primary", data[i:min(i+benchRun, len(data))]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return time.Since(start)
+}
+
+// publishInterleaved publishes data through a sink and msgs with a plain
+// asynchronous JetStream loop, to streams of their own, in slices of 500
+// transactions taken in turn (the order alternating), so that a burst of
+// other load on the machine slows both alike. It returns each one's total.
+func publishInterleaved(b *testing.B, ctx context.Context, url, mode string, round int, data []*binlog.Txn, msgs []*natsgo.Msg) (sluice, ref time.Duration) {
+	sink := openBenchSink(b, url, mode, fmt.Sprintf("B%s%d", mode, round))
+	defer sink.Close()
+	name := fmt.Sprintf("ref%s%d", mode, round)
+	nc, err := natsgo.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(1024))
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: strings.ToUpper(name), Subjects: []string{name + ".>"}}); err != nil {
+		b.Fatal(err)
+	}
+	const slice = 500
+	for k := 0; k < len(data); k += slice {
+		hi := min(k+slice, len(data))
+		sinkPart := func() { sluice += sinkChunk(b, sink, data[k:hi]) }
+		refPart := func() {
+			ref += publishPlain(b, js, name, msgs[k*len(msgs)/len(data):hi*len(msgs)/len(data)], k*len(msgs)/len(data))
+		}
+		if (k/slice+round)%2 == 0 {
+			sinkPart()
+			refPart()
+		} else {
+			refPart()
+			sinkPart()
+		}
+	}
+	return sluice, ref
+}
+
+// publishPlain publishes msgs with a plain asynchronous JetStream loop,
+// waits for every acknowledgement and returns how long that took.
+func publishPlain(b *testing.B, js jetstream.JetStream, name string, msgs []*natsgo.Msg, first int) time.Duration {
+	start := time.Now()
+	for i, m := range msgs {
+		// The same bytes on the wire: body and headers.
+		msg := natsgo.NewMsg(name + ".shop.orders")
+		msg.Data = m.Data
+		for k, v := range m.Header {
+			msg.Header[k] = v
+		}
+		msg.Header.Set("Nats-Msg-Id", strconv.Itoa(first+i))
+		// A generous stall wait: on a loaded machine the default 200ms
+		// fails the reference loop, not sluice.
+		if _, err := js.PublishMsgAsync(msg, jetstream.WithStallWait(time.Minute)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	<-js.PublishAsyncComplete()
+	return time.Since(start)
 }
 
 func readAllRaw(b *testing.B, url, stream string) []*natsgo.Msg {

@@ -144,6 +144,10 @@ type runs struct {
 	curSubj  string
 	rows     int
 	perTable map[string]int
+	// The last change's table and its qualified name, computed once per
+	// table rather than per change.
+	lastTable *binlog.Table
+	lastName  string
 }
 
 func newRuns(max int, subject func(*binlog.Change) string) *runs {
@@ -157,23 +161,27 @@ func (r *runs) add(c *binlog.Change) (unit, string, bool) {
 	if r.subject != nil {
 		subj = r.subject(c)
 	}
+	name := r.lastName
+	if c.Table != r.lastTable {
+		name = c.Table.QualifiedName()
+	}
 	var done unit
 	var doneSubj string
 	flushed := false
 	if n := len(r.cur.changes); n > 0 {
 		last := r.cur.changes[n-1]
-		if n >= r.max || last.Op != c.Op || last.Table.QualifiedName() != c.Table.QualifiedName() || subj != r.curSubj {
+		if n >= r.max || last.Op != c.Op || name != r.lastName || subj != r.curSubj {
 			done, doneSubj, flushed = r.cur, r.curSubj, true
 			r.cur = unit{}
 		}
 	}
 	if len(r.cur.changes) == 0 {
-		name := c.Table.QualifiedName()
-		r.cur = unit{row: r.rows, tableRow: r.perTable[name]}
+		r.cur = unit{row: r.rows, tableRow: r.perTable[name], changes: make([]*binlog.Change, 0, min(r.max, 4))}
 		r.curSubj = subj
 	}
+	r.lastTable, r.lastName = c.Table, name
 	r.cur.changes = append(r.cur.changes, c)
-	r.perTable[c.Table.QualifiedName()]++
+	r.perTable[name]++
 	r.rows++
 	return done, doneSubj, flushed
 }

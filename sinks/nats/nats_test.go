@@ -13,6 +13,7 @@ import (
 	"github.com/sluice-cdc/sluice/config"
 	"github.com/sluice-cdc/sluice/internal/testenv"
 	"github.com/sluice-cdc/sluice/replicator"
+	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 )
 
 // stored is a message as a consumer sees it.
@@ -23,8 +24,21 @@ type stored struct {
 	data    string
 }
 
-// readStream returns every message of a stream, in order.
+// readStream returns every message of a stream, in order, but the
+// pipelines' lease markers (Sluice-Op: lease), which consumers skip.
 func readStream(t *testing.T, url, stream string) []stored {
+	t.Helper()
+	var out []stored
+	for _, m := range readStreamAll(t, url, stream) {
+		if m.header.Get(natssink.HdrOp) != "lease" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// readStreamAll returns every message of a stream, in order.
+func readStreamAll(t *testing.T, url, stream string) []stored {
 	t.Helper()
 	nc, err := natsgo.Connect(url)
 	if err != nil {

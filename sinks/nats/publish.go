@@ -149,7 +149,7 @@ func (s *Sink) verifyNotBehind(ctx context.Context, source string) error {
 
 // Retryable: the connection, the server or JetStream may come back.
 func Retryable(err error) bool {
-	if errors.Is(err, errPermission) || errors.Is(err, errTooLarge) || errors.Is(err, context.Canceled) {
+	if errors.Is(err, ErrFenced) || errors.Is(err, errPermission) || errors.Is(err, errTooLarge) || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var apiErr *jetstream.APIError
@@ -203,6 +203,8 @@ func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		return upTo
 	}
+	ok := false
+	defer func() { run.endRun(ok) }()
 	for i, t := range txns {
 		if err := s.publishTxn(ctx, source, t); err != nil {
 			s.waitAsync(ctx, source)
@@ -219,6 +221,7 @@ func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn
 	if err := s.checkErrs(source); err != nil {
 		return firstFailed(len(txns)), err
 	}
+	ok = true
 	return len(txns), nil
 }
 
@@ -303,9 +306,15 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 	if len(msgs) == 0 {
 		return nil // filtered out entirely: nothing to publish
 	}
+	s.mu.Lock()
+	run := s.run(source)
+	s.mu.Unlock()
 	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
 	// Header values shared by the transaction's messages, computed once.
-	gtid, pos, commitTS := t.GTID.String(), t.Pos.String(), t.Timestamp.UTC().Format(time.RFC3339Nano)
+	gtid, pos, commitTS := "", t.Pos.String(), t.Timestamp.UTC().Format(time.RFC3339Nano)
+	if !t.GTID.IsZero() {
+		gtid = id
+	}
 	rowCount := strconv.Itoa(rows)
 	after := t.Executed.String()
 	// The checkpoint before t, carried by all but its last message.
@@ -316,14 +325,19 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		return b.String()
 	})
 	idPrefix := s.cfg.Pipeline + "|" + source + "|" + id + "|"
-	common := func(h natsgo.Header) {
-		h[HdrPipeline] = []string{s.cfg.Pipeline}
-		h[HdrSource] = []string{source}
-		if gtid != "" {
-			h[HdrGTID] = []string{gtid}
+	fence := s.fenceSeq()
+	common := func(h natsgo.Header, v *hdrVals) {
+		if fence != "" {
+			v.set(h, hdrExpectSubjSeq, fence)
+			v.set(h, hdrExpectSubjSubj, s.leaseSubject)
 		}
-		h[HdrPos] = []string{pos}
-		h[HdrCommitTS] = []string{commitTS}
+		v.set(h, HdrPipeline, s.cfg.Pipeline)
+		v.set(h, HdrSource, source)
+		if gtid != "" {
+			v.set(h, HdrGTID, gtid)
+		}
+		v.set(h, HdrPos, pos)
+		v.set(h, HdrCommitTS, commitTS)
 	}
 
 	var batch []*natsgo.Msg // atomic batch being gathered
@@ -354,34 +368,33 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 			if phys <= skip {
 				return nil // in the stream already
 			}
-			msg := natsgo.NewMsg(lm.subject)
-			msg.Data = append([]byte(nil), b...)
-			common(msg.Header)
+			msg, v := run.newMsg(lm.subject, b)
 			h := msg.Header
-			h[HdrMsg] = []string{strconv.Itoa(i+1) + "/" + strconv.Itoa(len(msgs))}
-			h[hdrPart] = []string{strconv.Itoa(phys)}
+			common(h, v)
+			v.set(h, HdrMsg, strconv.Itoa(i+1)+"/"+strconv.Itoa(len(msgs)))
+			v.set(h, hdrPart, strconv.Itoa(phys))
 			if n > 1 {
-				h[HdrChunk] = []string{strconv.Itoa(k+1) + "/" + strconv.Itoa(n)}
+				v.set(h, HdrChunk, strconv.Itoa(k+1)+"/"+strconv.Itoa(n))
 			}
-			h[HdrOp] = []string{lm.op}
-			h[HdrTxnCount] = []string{rowCount}
+			v.set(h, HdrOp, lm.op)
+			v.set(h, HdrTxnCount, rowCount)
 			if c := lm.change; c != nil {
-				h[HdrSchema] = []string{c.Table.Schema}
-				h[HdrTable] = []string{c.Table.Name}
-				h[HdrTxnSeq] = []string{strconv.Itoa(lm.row + 1)}
+				v.set(h, HdrSchema, c.Table.Schema)
+				v.set(h, HdrTable, c.Table.Name)
+				v.set(h, HdrTxnSeq, strconv.Itoa(lm.row+1))
 			}
 			if lm.op == "transaction" {
-				h[HdrBody] = []string{"transaction"}
+				v.set(h, HdrBody, "transaction")
 			}
 			if key != nil {
-				h[HdrKey] = []string{string(key)}
+				v.set(h, HdrKey, string(key))
 			}
 			if i == len(msgs)-1 && k == n-1 {
-				h[HdrCheckpoint] = []string{after}
-				h[HdrResumePos] = []string{pos}
+				v.set(h, HdrCheckpoint, after)
+				v.set(h, HdrResumePos, pos)
 			} else {
-				h[HdrCheckpoint] = []string{beforeSet()}
-				h[HdrResumePos] = []string{t.StartPos.String()}
+				v.set(h, HdrCheckpoint, beforeSet())
+				v.set(h, HdrResumePos, t.StartPos.String())
 			}
 			msgID := idPrefix + strconv.Itoa(i+1)
 			if n > 1 {
@@ -389,12 +402,12 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 			}
 			if lm.outbox != nil {
 				msgID = lm.outbox.id // the application's own id: de-duplicated across restarts of the relay
-				h[HdrOutbox] = []string{lm.outbox.table}
-				for k, v := range lm.outbox.headers {
-					h[k] = []string{v}
+				v.set(h, HdrOutbox, lm.outbox.table)
+				for k, val := range lm.outbox.headers {
+					v.set(h, k, val)
 				}
 			}
-			h[hdrMsgID] = []string{msgID}
+			v.set(h, hdrMsgID, msgID)
 			if useBatch {
 				batch = append(batch, msg)
 				if len(batch) == maxAtomicBatch {
@@ -415,6 +428,65 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		}
 	}
 	return flushBatch()
+}
+
+// hdrVals gives a message's one-value headers their values from one
+// allocation.
+type hdrVals struct{ vals []string }
+
+// pooledMsg is a message with its header values, reused once JetStream
+// has acknowledged it: a message's header map and body cost more to
+// allocate than its body costs to encode.
+type pooledMsg struct {
+	msg *natsgo.Msg
+	hv  hdrVals
+}
+
+// newMsg returns a message for the current run of publishes, with a copy
+// of data as its body and empty headers.
+func (r *sourceRun) newMsg(subject string, data []byte) (*natsgo.Msg, *hdrVals) {
+	var p *pooledMsg
+	if n := len(r.free); n > 0 {
+		p = r.free[n-1]
+		r.free = r.free[:n-1]
+		clear(p.msg.Header)
+		*p.msg = natsgo.Msg{Subject: subject, Header: p.msg.Header, Data: append(p.msg.Data[:0], data...)}
+		p.hv.vals = p.hv.vals[:0]
+	} else {
+		p = &pooledMsg{msg: &natsgo.Msg{Subject: subject, Header: make(natsgo.Header, 20), Data: append([]byte(nil), data...)},
+			hv: hdrVals{vals: make([]string, 0, 20)}}
+	}
+	r.msgs = append(r.msgs, p)
+	return p.msg, &p.hv
+}
+
+// endRun recycles the run's messages when JetStream acknowledged them all
+// (ok); otherwise some may still be referenced by pending publishes, and
+// they are left to the garbage collector.
+func (r *sourceRun) endRun(ok bool) {
+	if ok {
+		// At most 1,024 kept (the publishes JetStream may have pending),
+		// bodies up to 16 KiB: what a source holds stays under 16 MiB.
+		for _, p := range r.msgs {
+			if len(r.free) >= 1024 {
+				break
+			}
+			if cap(p.msg.Data) > 16<<10 {
+				p.msg.Data = nil
+			}
+			r.free = append(r.free, p)
+		}
+		clear(r.msgs)
+		r.msgs = r.msgs[:0]
+		return
+	}
+	r.msgs = nil
+}
+
+func (v *hdrVals) set(h natsgo.Header, key, val string) {
+	v.vals = append(v.vals, val)
+	n := len(v.vals)
+	h[key] = v.vals[n-1 : n : n]
 }
 
 // publishAtomic commits msgs as one atomic batch: every message but the
@@ -456,6 +528,9 @@ func (s *Sink) explainPublish(source, subject string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if err := s.fencedErr(err); errors.Is(err, ErrFenced) {
+		return fmt.Errorf("publish to %s: %w", subject, err)
+	}
 	if errors.Is(err, natsgo.ErrReconnectBufExceeded) {
 		return fmt.Errorf("publish to %s: disconnected from NATS, reconnecting: %w", subject, err)
 	}
@@ -478,12 +553,28 @@ func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 		subj := s.subject(s.cfg.DDLSubject, db, table, "ddl", "", source)
 		return []logical{{subject: subj, op: "ddl"}}, 0, nil
 	}
+	if s.cfg.Mode != "row" && s.outbox == nil {
+		// One message, the whole transaction, when it has rows.
+		if t.Len() == 0 {
+			return nil, 0, nil
+		}
+		s.mu.Lock()
+		run := s.run(source)
+		s.mu.Unlock()
+		if run.txnSubject == "" {
+			run.txnSubject = s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", source)
+		}
+		return []logical{{subject: run.txnSubject, op: "transaction"}}, t.Len(), nil
+	}
 	var msgs []logical
 	rows := 0
 	dbz, isDbz := s.debezium()
 	txnMeta := isDbz && dbz.opt.TransactionMetadata && s.cfg.Mode == "row"
 	var counts []collectionCount
-	seen := map[string]int{}
+	var seen map[string]int
+	if txnMeta {
+		seen = map[string]int{}
+	}
 	r := newRuns(s.enc.maxRun(), func(c *binlog.Change) string { return s.changeSubject(c, source) })
 	emit := func(u unit, subj string) {
 		c := u.changes[0]
@@ -581,10 +672,17 @@ func (s *Sink) key(t *binlog.Txn, lm logical) []byte {
 // body encodes one logical message.
 func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	s.mu.Lock()
-	sp := s.run(m.source).spool
+	run := s.run(m.source)
 	s.mu.Unlock()
+	sp := run.spool
 	sp.reset()
-	var buf []byte
+	// Encoded into the source's own buffer, kept between transactions.
+	buf := run.enc[:0]
+	defer func() {
+		if cap(buf) <= 4<<20 {
+			run.enc = buf[:0]
+		}
+	}()
 	switch lm.op {
 	case "outbox":
 		return sp, sp.write(lm.outbox.payload)
@@ -600,7 +698,8 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 		return sp, sp.write(dbz.key(t, lm.change))
 	}
 	if lm.change != nil {
-		return sp, sp.write(s.enc.unit(nil, t, lm.unit, m))
+		buf = s.enc.unit(buf, t, lm.unit, m)
+		return sp, sp.write(buf)
 	}
 	// The whole transaction, unit by unit.
 	buf = s.enc.txnStart(buf, t, m)
@@ -656,15 +755,46 @@ func (s *Sink) changeSubject(c *binlog.Change, source string) string {
 var tokenCleaner = strings.NewReplacer(".", "_", " ", "_", "*", "_", ">", "_", "\t", "_", "\r", "_", "\n", "_")
 
 // subject fills a subject template. Names become single subject tokens.
+// One pass, left to right; filled-in values are not scanned again.
 func (s *Sink) subject(tmpl, schema, table, op, pk, source string) string {
+	if strings.IndexByte(tmpl, '{') < 0 {
+		return tmpl
+	}
 	clean := func(v string) string {
 		if v == "" {
 			return "_"
 		}
 		return tokenCleaner.Replace(v)
 	}
-	return strings.NewReplacer("{schema}", clean(schema), "{table}", clean(table), "{op}", op, "{pk}", pk,
-		"{pipeline}", clean(s.cfg.Pipeline), "{source}", clean(source)).Replace(tmpl)
+	var b strings.Builder
+	b.Grow(len(tmpl) + len(schema) + len(table) + len(source) + 16)
+	for {
+		i := strings.IndexByte(tmpl, '{')
+		if i < 0 {
+			b.WriteString(tmpl)
+			return b.String()
+		}
+		b.WriteString(tmpl[:i])
+		tmpl = tmpl[i:]
+		var v string
+		switch {
+		case strings.HasPrefix(tmpl, "{schema}"):
+			v, tmpl = clean(schema), tmpl[len("{schema}"):]
+		case strings.HasPrefix(tmpl, "{table}"):
+			v, tmpl = clean(table), tmpl[len("{table}"):]
+		case strings.HasPrefix(tmpl, "{op}"):
+			v, tmpl = op, tmpl[len("{op}"):]
+		case strings.HasPrefix(tmpl, "{pk}"):
+			v, tmpl = pk, tmpl[len("{pk}"):]
+		case strings.HasPrefix(tmpl, "{pipeline}"):
+			v, tmpl = clean(s.cfg.Pipeline), tmpl[len("{pipeline}"):]
+		case strings.HasPrefix(tmpl, "{source}"):
+			v, tmpl = clean(source), tmpl[len("{source}"):]
+		default:
+			v, tmpl = "{", tmpl[1:]
+		}
+		b.WriteString(v)
+	}
 }
 
 // saveKV records the checkpoint in the KV bucket (checkpoint: kv).
@@ -676,7 +806,7 @@ func (s *Sink) saveKV(ctx context.Context, source string, t *binlog.Txn) error {
 	b := fmt.Appendf(nil, `{"gtid":%q,"file":%q,"pos":%d}`, st.GTID.String(), st.Pos.File, st.Pos.Pos)
 	wait := backoff.Policy{Initial: time.Second, Max: 10 * time.Second}.Timer()
 	for {
-		_, err := s.kv.Put(ctx, kvKey(s.cfg.Pipeline, source), b)
+		err := s.putForward(ctx, source, st, b)
 		if err == nil || !Retryable(err) || ctx.Err() != nil {
 			if err != nil {
 				return fmt.Errorf("checkpoint KV bucket %q: %w", s.cfg.KVBucket, explainJS(err))

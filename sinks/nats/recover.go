@@ -134,17 +134,76 @@ func (s *Sink) loadKV(ctx context.Context, source string) (checkpoint.State, boo
 	if err != nil {
 		return checkpoint.State{}, false, fmt.Errorf("checkpoint KV bucket %q: %w", s.cfg.KVBucket, explainJS(err))
 	}
+	st, err := s.decodeKV(e)
+	if err != nil {
+		return st, false, err
+	}
+	s.mu.Lock()
+	s.run(source).kvRev = e.Revision()
+	s.mu.Unlock()
+	return st, true, nil
+}
+
+func (s *Sink) decodeKV(e jetstream.KeyValueEntry) (checkpoint.State, error) {
 	var v struct {
 		GTID string `json:"gtid"`
 		File string `json:"file"`
 		Pos  uint64 `json:"pos"`
 	}
 	if err := json.Unmarshal(e.Value(), &v); err != nil {
-		return checkpoint.State{}, false, fmt.Errorf("checkpoint KV bucket %q key %s: %w", s.cfg.KVBucket, e.Key(), err)
+		return checkpoint.State{}, fmt.Errorf("checkpoint KV bucket %q key %s: %w", s.cfg.KVBucket, e.Key(), err)
 	}
 	st := checkpoint.State{Pos: binlog.Position{File: v.File, Pos: v.Pos}, Updated: e.Created()}
+	var err error
 	if st.GTID, err = binlog.ParseGTIDSet(v.GTID); err != nil {
-		return st, false, err
+		return st, fmt.Errorf("checkpoint KV bucket %q key %s: %w", s.cfg.KVBucket, e.Key(), err)
 	}
-	return st, true, nil
+	return st, nil
+}
+
+// putForward writes a source's checkpoint to the KV bucket only forwards:
+// a compare-and-set on the key's revision, and a value already as far or
+// further is left as it is. A process that lost its lease and writes late
+// (it was frozen) therefore cannot move the checkpoint back.
+func (s *Sink) putForward(ctx context.Context, source string, st checkpoint.State, b []byte) error {
+	key := kvKey(s.cfg.Pipeline, source)
+	s.mu.Lock()
+	rev := s.run(source).kvRev
+	s.mu.Unlock()
+	for {
+		var err error
+		var next uint64
+		if rev == 0 {
+			next, err = s.kv.Create(ctx, key, b)
+		} else {
+			next, err = s.kv.Update(ctx, key, b, rev)
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.run(source).kvRev = next
+			s.mu.Unlock()
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) && !wrongLastSeq(err) {
+			return err
+		}
+		// Written since: by a process that held the lease before (or
+		// after) this one.
+		e, err := s.kv.Get(ctx, key)
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			rev = 0
+			continue
+		case err != nil:
+			return err
+		}
+		cur, err := s.decodeKV(e)
+		if err == nil && !newer(st, cur) {
+			s.mu.Lock()
+			s.run(source).kvRev = e.Revision()
+			s.mu.Unlock()
+			return nil
+		}
+		rev = e.Revision()
+	}
 }

@@ -24,6 +24,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	natsgo "github.com/nats-io/nats.go"
@@ -128,6 +129,22 @@ type Sink struct {
 	// taken by another.
 	runs  map[string]*sourceRun
 	stats map[string]*stats
+
+	// leaseSubject carries the pipeline's epoch markers (lease.go).
+	leaseSubject string
+	lease        struct {
+		mu       sync.Mutex
+		kv       jetstream.KeyValue
+		rev      uint64 // the lease key's revision while this sink holds it, else 0
+		ttl      time.Duration
+		holder   string
+		epoch    uint64
+		acquired time.Time
+	}
+	// fence is the stream sequence of this sink's epoch marker: every
+	// message is published conditioned on it being the lease subject's
+	// last (0: no lease, unfenced).
+	fence atomic.Uint64
 }
 
 // sourceRun is one source's state of its current run of publishes.
@@ -143,6 +160,12 @@ type sourceRun struct {
 	// checked for this source's acknowledged messages.
 	checkedConn uint64
 	spool       *spool // the message body being built
+	enc         []byte // the encoder's buffer, reused
+	txnSubject  string // the source's transaction subject (mode transaction), once filled in
+	// msgs are the current run's messages; free, messages of earlier runs
+	// that JetStream acknowledged, to be reused (newMsg).
+	msgs, free []*pooledMsg
+	kvRev      uint64 // the checkpoint's KV revision as last read or written (checkpoint: kv)
 }
 
 // run returns a source's publishing state. The caller holds s.mu.
@@ -200,7 +223,8 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		cfg.TransactionSubject = defaultTxnSubject(cfg.Subject)
 	}
 	s := &Sink{cfg: cfg, log: log.With("sink", redactURL(cfg.URL)), enc: newEncoder(cfg), partial: map[string]part{},
-		runs: map[string]*sourceRun{}, stats: map[string]*stats{}, lastAcked: map[string]checkpoint.State{}}
+		runs: map[string]*sourceRun{}, stats: map[string]*stats{}, lastAcked: map[string]checkpoint.State{},
+		leaseSubject: subjectPrefix(cfg.Subject) + "_lease." + tokenCleaner.Replace(cfg.Pipeline)}
 	opts := []natsgo.Option{
 		natsgo.Name("sluice " + cfg.Pipeline),
 		natsgo.Timeout(10 * time.Second),
@@ -258,7 +282,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 			s.mu.Lock()
 			r := s.run(m.Header.Get(HdrSource))
 			if r.asyncErr == nil {
-				r.asyncErr = fmt.Errorf("publish to %s: %w", m.Subject, err)
+				r.asyncErr = fmt.Errorf("publish to %s: %w", m.Subject, s.fencedErr(err))
 			}
 			if id := m.Header.Get(HdrGTID); id != "" {
 				r.failed[id] = true
@@ -353,6 +377,12 @@ func explainJS(err error) error {
 // defaultTxnSubject is the transaction subject beside a subject
 // template's fixed prefix: "cdc.{schema}.{table}" gives "cdc._txn".
 func defaultTxnSubject(subject string) string {
+	return subjectPrefix(subject) + "_txn"
+}
+
+// subjectPrefix is a subject template's fixed prefix up to its last dot
+// before a placeholder ("cdc.{schema}.{table}" gives "cdc."), or "".
+func subjectPrefix(subject string) string {
 	prefix := subject
 	if i := strings.IndexByte(subject, '{'); i >= 0 {
 		prefix = subject[:strings.LastIndexByte(subject[:i], '.')+1]
@@ -361,10 +391,7 @@ func defaultTxnSubject(subject string) string {
 	} else {
 		prefix = ""
 	}
-	if prefix == "" {
-		return "_txn"
-	}
-	return prefix + "_txn"
+	return prefix
 }
 
 // DefaultSubjects are the stream subjects that hold what the templates
@@ -402,7 +429,7 @@ func DefaultSubjects(templates ...string) []string {
 func (s *Sink) openStream(ctx context.Context) error {
 	cfg := s.cfg
 	if len(cfg.StreamSubjects) == 0 {
-		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject}
+		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject, s.leaseSubject}
 		for _, o := range cfg.Outbox {
 			tmpls = append(tmpls, o.SubjectPrefix)
 		}
