@@ -216,8 +216,17 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 		r.applied = state
 		r.mu.Unlock()
 		r.log.Info("resuming from checkpoint", "gtid", state.GTID.String(), "pos", state.Pos.String())
+	} else if r.pipeline.Snapshot == "initial" {
+		if start, err = r.initialSnapshot(ctx); err != nil {
+			return err
+		}
+		r.log.Info("no checkpoint: streaming from the snapshot", "start", describeStart(start))
 	} else {
 		r.log.Info("no checkpoint: starting from the configured start", "start", describeStart(start))
+	}
+	skip, err := r.snapshotSkip(ctx, start.GTID)
+	if err != nil {
+		return err
 	}
 	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: r.cfg.Conn, ServerID: r.cfg.ServerID, Start: start, StopAtEnd: r.stopAtEnd,
 		Decode: opts, Logger: r.log})
@@ -265,6 +274,10 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 		for {
 			t, err := src.Next(readCtx)
 			if err != nil {
+				readErr <- err
+				return
+			}
+			if t, err = skip.Filter(t); err != nil {
 				readErr <- err
 				return
 			}
