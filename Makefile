@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: build test soak deps lint bench bench-decode fuzz demo
+.PHONY: build test soak deps lint bench bench-decode bench-snapshot fuzz demo
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -37,6 +37,13 @@ bench: deps
 # sluice dump against mariadb-binlog -v on the same 200+ MB binlog.
 bench-decode: deps
 	$(GO) test ./cmd/sluice -run '^$$' -bench DumpVsMariadbBinlog -benchtime 1x
+
+# sluice's snapshot against mariadb-dump | mariadb and mydumper + myloader
+# (4 threads), same tables, same servers, rounds alternating; prints the
+# medians and ratios. SNAPSHOT_BENCH_ROWS (default 1000000) and
+# SNAPSHOT_BENCH_ROUNDS (default 3).
+bench-snapshot: deps
+	$(GO) test ./snapshot -run '^$$' -bench SnapshotVsDump -benchtime 1x -timeout 60m -v
 
 # A source and a target MariaDB on throwaway ports, a pipeline, a write
 # load, a kill -9 of sluice, and sluice verify. DEMO_SECONDS=N sets the load's

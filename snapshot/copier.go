@@ -13,10 +13,11 @@ import (
 // transaction. Its row count adapts so that a chunk holds about
 // chunkBytes of values, whatever the rows' width.
 const (
-	chunkBytes     = 2 << 20
+	chunkBytes     = 1 << 20
 	minChunkRows   = 100
 	maxChunkRows   = 20000
 	firstChunkRows = 1000
+	blockRows      = 256 // rows allocated at once
 )
 
 // chunk is rows of one table on their way to the target.
@@ -162,12 +163,24 @@ func (c *copier) read(ctx context.Context, q string, flushAt int, flush func([]*
 		ptrs[i] = &cells[i]
 	}
 	var out []*binlog.Change
+	// Rows and their values are allocated in blocks, not one by one: a
+	// snapshot is millions of rows, and the allocator and the collector
+	// are much of its cost.
+	var changes []binlog.Change
+	var values []binlog.Value
 	size := 0
 	for res.Next() {
 		if err := res.Scan(ptrs...); err != nil {
 			return nil, 0, fmt.Errorf("read %s: %w", c.table.QualifiedName(), err)
 		}
-		img := make([]binlog.Value, n)
+		if len(changes) == cap(changes) {
+			changes = make([]binlog.Change, 0, blockRows)
+		}
+		if cap(values)-len(values) < n {
+			values = make([]binlog.Value, 0, n*blockRows)
+		}
+		img := values[len(values) : len(values)+n : len(values)+n]
+		values = values[:len(values)+n]
 		for i, b := range cells {
 			size += len(b) + 1
 			if b == nil {
@@ -179,7 +192,8 @@ func (c *copier) read(ctx context.Context, q string, flushAt int, flush func([]*
 			}
 			img[i] = v
 		}
-		out = append(out, &binlog.Change{Table: c.table, Op: binlog.Insert, After: img})
+		changes = append(changes, binlog.Change{Table: c.table, Op: binlog.Insert, After: img})
+		out = append(out, &changes[len(changes)-1])
 		if flushAt > 0 && size >= flushAt {
 			if err := flush(out); err != nil {
 				return nil, 0, err

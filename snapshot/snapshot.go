@@ -278,7 +278,7 @@ func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, 
 		queue <- j
 	}
 	close(queue)
-	chunks := make(chan chunk, 2*cfg.Writers)
+	chunks := make(chan chunk, cfg.Writers)
 
 	var writers sync.WaitGroup
 	for range cfg.Writers {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
@@ -159,7 +160,10 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 		return err
 	}
 	defer done()
-	var buf []byte
+	bp := snapshotBufs.Get().(*[]byte)
+	defer func() { snapshotBufs.Put(bp) }()
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0] }()
 	var expect []int64
 	send := func() error {
 		affected, err := a.exec(ctx, string(buf))
@@ -206,6 +210,10 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 	_, err = a.exec(ctx, "COMMIT")
 	return err
 }
+
+// snapshotBufs are the statement buffers of WriteSnapshotRows, reused:
+// each grows to about maxBatch.
+var snapshotBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 // FinishSnapshotTable records that every row of the source table is copied.
 func (s *Sink) FinishSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot) error {
