@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -69,6 +70,7 @@ type Result struct {
 
 // tableJob is one table to copy.
 type tableJob struct {
+	def      *schema.Table // the definition the target table was made from
 	src      *binlog.Table // source definition
 	dst      *binlog.Table // its target table (routed)
 	truncate bool          // the target table holds rows of an interrupted copy
@@ -162,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if def == nil {
 			return Result{}, fmt.Errorf("table %s disappeared from the source", name)
 		}
-		j := &tableJob{src: binlog.TableFromSchema(def), size: estimates[name].bytes}
+		j := &tableJob{def: def, src: binlog.TableFromSchema(def), size: estimates[name].bytes}
 		j.dst = j.src
 		if cfg.Route != nil {
 			j.dst = cfg.Route(&binlog.Change{Table: j.src, Op: binlog.Insert, After: make([]binlog.Value, len(j.src.Columns))}).Table
@@ -337,6 +339,15 @@ func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks c
 	if err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
+	// The rows are read with the columns the target table was made with:
+	// a DDL since then would have them read wrong.
+	now, err := schema.LoadTable(ctx, cfg.Source, j.src.Schema, j.src.Name)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", name, err)
+	}
+	if now == nil || !reflect.DeepEqual(now, j.def) {
+		return fmt.Errorf("copy %s: the table's definition changed on the source (DDL) after the snapshot read it: drop the target table and run again", name)
+	}
 	j.ts = checkpoint.TableSnapshot{Schema: j.src.Schema, Table: j.src.Name, At: at}
 	if err := cfg.Target.BeginSnapshotTable(ctx, cfg.SourceName, j.ts, j.dst, j.truncate); err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
@@ -422,9 +433,17 @@ func NewSkip(tables []checkpoint.TableSnapshot, from binlog.GTIDSet) Skip {
 }
 
 // Filter returns t without the changes its tables' copies already have
-// (t itself when there are none).
+// (t itself when there are none). A DDL is dropped when every table it
+// names has a copy that contains it: the copy's target table was created
+// from the definition at that copy's position, DDL included.
 func (s Skip) Filter(t *binlog.Txn) (*binlog.Txn, error) {
-	if len(s) == 0 || t.GTID.IsZero() || t.Len() == 0 {
+	if len(s) == 0 || t.GTID.IsZero() {
+		return t, nil
+	}
+	if t.DDL != nil && s.hasDDL(t) {
+		t.DDL = nil // (CREATE ... SELECT's rows are the table's, dropped below)
+	}
+	if t.Len() == 0 {
 		return t, nil
 	}
 	drop := false
@@ -444,6 +463,26 @@ func (s Skip) Filter(t *binlog.Txn) (*binlog.Txn, error) {
 		at, ok := s[c.Table.QualifiedName()]
 		return !ok || !at.Contains(t.GTID)
 	}, nil)
+}
+
+// hasDDL reports whether every table t's DDL names has a copy
+// containing t.
+func (s Skip) hasDDL(t *binlog.Txn) bool {
+	var mode schema.SQLMode
+	if t.DDL.Session != nil {
+		mode = schema.SQLMode(t.DDL.Session.SQLMode)
+	}
+	st := schema.Classify(t.DDL.Schema, t.DDL.SQL, mode)
+	if st.Kind != schema.TableStatement || len(st.Tables) == 0 {
+		return false
+	}
+	for _, tr := range st.Tables {
+		at, ok := s[tr.Schema+"."+tr.Name]
+		if !ok || !at.Contains(t.GTID) {
+			return false
+		}
+	}
+	return true
 }
 
 func splitName(name string) (string, string) {
