@@ -31,6 +31,8 @@ type SnapshotOptions struct {
 	Tables           []string
 	Readers, Writers int
 	Logger           *slog.Logger
+	// Watch gets the progress every few seconds.
+	Watch func(snapshot.Progress)
 }
 
 // runSnapshot copies the source's tables not yet copied (package
@@ -60,7 +62,7 @@ func runSnapshot(ctx context.Context, p *config.Pipeline, s *config.Source, sink
 			r := p.Route(schemaName, table)
 			return r != nil && r.Merging(p)
 		},
-		Target: target, Readers: o.Readers, Writers: o.Writers, Logger: log})
+		Target: target, Readers: o.Readers, Writers: o.Writers, Logger: log, Watch: o.Watch})
 }
 
 // snapshotStart is the binlog start of a snapshot's result.
@@ -75,7 +77,17 @@ func snapshotStart(res snapshot.Result) binlog.Start {
 // checkpoint, and returns where it streams from.
 func (r *sourceRunner) initialSnapshot(ctx context.Context) (binlog.Start, error) {
 	r.setState("snapshot", nil)
-	res, err := runSnapshot(ctx, r.pipeline, r.cfg, r.sink, r.router, SnapshotOptions{}, r.log)
+	watch := func(p snapshot.Progress) {
+		r.mu.Lock()
+		r.status.Snapshot = &p
+		r.mu.Unlock()
+	}
+	defer func() {
+		r.mu.Lock()
+		r.status.Snapshot = nil
+		r.mu.Unlock()
+	}()
+	res, err := runSnapshot(ctx, r.pipeline, r.cfg, r.sink, r.router, SnapshotOptions{Watch: watch}, r.log)
 	if err != nil {
 		return binlog.Start{}, fmt.Errorf("snapshot: %w", err)
 	}

@@ -68,10 +68,11 @@ func (p *progress) get() Progress {
 }
 
 // report logs the progress every interval until ctx ends, and hands it
-// to each of watch.
+// to watch every 2 seconds.
 func (p *progress) report(ctx context.Context, interval time.Duration, watch func(Progress)) {
-	tick := time.NewTicker(interval)
+	tick := time.NewTicker(2 * time.Second)
 	defer tick.Stop()
+	logged := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -82,6 +83,10 @@ func (p *progress) report(ctx context.Context, interval time.Duration, watch fun
 		if watch != nil {
 			watch(g)
 		}
+		if time.Since(logged) < interval {
+			continue
+		}
+		logged = time.Now()
 		p.log.Info("snapshot progress", "tables_done", g.TablesDone, "tables", g.Tables, "rows", g.Rows, "rows_estimate", g.RowsTotal,
 			"rows_per_second", int64(g.RowsPerSecond), "eta", g.ETA.String(), "copying", g.Copying)
 	}

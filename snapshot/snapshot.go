@@ -52,7 +52,7 @@ type Config struct {
 	Writers int // target connections writing chunks at once (default 4)
 	Logger  *slog.Logger
 	// ReportEvery is the interval of progress log lines (default 10s);
-	// Watch, when set, gets the same figures.
+	// Watch, when set, gets the same figures every 2 seconds.
 	ReportEvery time.Duration
 	Watch       func(Progress)
 }
