@@ -95,10 +95,11 @@ func (r *sourceRunner) initialSnapshot(ctx context.Context) (binlog.Start, error
 }
 
 // snapshotSkip is what streaming from from must drop because the tables'
-// copies have it (nil when the sink keeps no snapshot).
+// copies have it (nil when the sink keeps no snapshot). It does not depend
+// on snapshot: initial: sluice snapshot may have seeded the target.
 func (r *sourceRunner) snapshotSkip(ctx context.Context, from binlog.GTIDSet) (snapshot.Skip, error) {
 	target, ok := r.sink.(snapshotTarget)
-	if !ok || r.pipeline.Snapshot != "initial" {
+	if !ok {
 		return nil, nil
 	}
 	tables, err := target.SnapshotTables(ctx, r.cfg.Name)

@@ -40,16 +40,21 @@ const createSnapshotTable = `CREATE TABLE IF NOT EXISTS ` + snapshotTable + ` (
 	PRIMARY KEY (pipeline, source, table_schema, table_name)
 ) ENGINE=InnoDB`
 
-// ensureSnapshotTable creates sluice.snapshot when missing (only then:
-// even CREATE ... IF NOT EXISTS is written to the target's binlog).
-func (s *Sink) ensureSnapshotTable(ctx context.Context) error {
+// haveSnapshotTable reports whether the target has sluice.snapshot.
+func (s *Sink) haveSnapshotTable(ctx context.Context) (bool, error) {
 	var have int
 	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
 		markSchema, snapshotName).Scan(&have); err != nil {
-		return fmt.Errorf("%s: %w", s.cfg.DSN, err)
+		return false, fmt.Errorf("%s: %w", s.cfg.DSN, err)
 	}
-	if have > 0 {
-		return nil
+	return have > 0, nil
+}
+
+// ensureSnapshotTable creates sluice.snapshot when missing (only then:
+// even CREATE ... IF NOT EXISTS is written to the target's binlog).
+func (s *Sink) ensureSnapshotTable(ctx context.Context) error {
+	if have, err := s.haveSnapshotTable(ctx); err != nil || have {
+		return err
 	}
 	if _, err := s.db.ExecContext(ctx, createSnapshotTable); err != nil {
 		return fmt.Errorf("%s: create sluice's snapshot table: %w", s.cfg.DSN, err)
@@ -57,9 +62,10 @@ func (s *Sink) ensureSnapshotTable(ctx context.Context) error {
 	return nil
 }
 
-// SnapshotTables returns the snapshot progress of a source's tables.
+// SnapshotTables returns the snapshot progress of a source's tables
+// (none when no snapshot ever ran on the target).
 func (s *Sink) SnapshotTables(ctx context.Context, source string) ([]checkpoint.TableSnapshot, error) {
-	if err := s.ensureSnapshotTable(ctx); err != nil {
+	if have, err := s.haveSnapshotTable(ctx); err != nil || !have {
 		return nil, err
 	}
 	rows, err := s.db.QueryContext(ctx, "SELECT table_schema, table_name, gtid_set, binlog_file, binlog_pos, rows_copied, done, updated_at FROM "+
@@ -133,6 +139,9 @@ func (s *Sink) CreateTable(ctx context.Context, db, createDatabase, createTable 
 // snapshot at ts.At into the target table target, which an earlier attempt
 // may have filled in part: with truncate it is emptied first.
 func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot, target *binlog.Table, truncate bool) error {
+	if err := s.ensureSnapshotTable(ctx); err != nil {
+		return err
+	}
 	a, done, err := s.snapshotApplier(ctx, source)
 	if err != nil {
 		return err
