@@ -2,35 +2,12 @@ package e2e
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sluice-cdc/sluice/internal/testenv"
 )
-
-// startSnapshot starts `sluice snapshot` as a daemon (to kill it).
-func startSnapshot(t *testing.T, cfgPath string, args ...string) *daemon {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(filepath.Dir(cfgPath), "sluice.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(sluiceBin, append([]string{"snapshot", "-c", cfgPath}, args...)...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	d := &daemon{t: t, cmd: cmd, log: f, done: make(chan error, 1)}
-	go func() { d.done <- cmd.Wait() }()
-	t.Cleanup(func() { d.kill(); f.Close() })
-	return d
-}
 
 // TestSnapshotKillResume kills `sluice snapshot` with SIGKILL while it
 // copies, once a big table is finished and the other half copied, under a
@@ -65,7 +42,7 @@ pipelines:
     sink: {type: mysql, dsn: "%s"}
 `, src.DSN(), dst.DSN()))
 
-	d := startSnapshot(t, cfgPath, "--readers", "1", "--writers", "2")
+	d := startCommand(t, "snapshot", cfgPath, "--readers", "1", "--writers", "2")
 	deadline := time.Now().Add(2 * time.Minute)
 	var done1, finished string
 	for {
