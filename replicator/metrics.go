@@ -19,6 +19,7 @@ type Metrics struct {
 	lagTxns    *prometheus.GaugeVec
 	ckptAge    *prometheus.GaugeVec
 	up         *prometheus.GaugeVec
+	snapshot   snapshotMetrics
 }
 
 // NewMetrics registers sluice's series in a registry of their own.
@@ -50,6 +51,7 @@ func NewMetrics() *Metrics {
 			Help: "1 while the source is streaming, 0 otherwise."}, labels),
 	}
 	m.reg.MustRegister(m.txns, m.rows, m.bytes, m.ddl, m.retries, m.conflicts, m.errors, m.lagSeconds, m.lagTxns, m.ckptAge, m.up)
+	m.snapshot = newSnapshotMetrics(m.reg, labels)
 	return m
 }
 
@@ -66,4 +68,5 @@ func (m *Metrics) init(pipeline, source string) {
 	for _, g := range []*prometheus.GaugeVec{m.lagSeconds, m.lagTxns, m.ckptAge, m.up} {
 		g.WithLabelValues(pipeline, source)
 	}
+	m.snapshot.init(pipeline, source)
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
@@ -77,10 +79,12 @@ func snapshotStart(res snapshot.Result) binlog.Start {
 // checkpoint, and returns where it streams from.
 func (r *sourceRunner) initialSnapshot(ctx context.Context) (binlog.Start, error) {
 	r.setState("snapshot", nil)
+	var counted uint64
 	watch := func(p snapshot.Progress) {
 		r.mu.Lock()
 		r.status.Snapshot = &p
 		r.mu.Unlock()
+		r.metrics.snapshot.update(r.pipeline.Name, r.cfg.Name, p, &counted)
 	}
 	defer func() {
 		r.mu.Lock()
@@ -223,4 +227,35 @@ func startCheckpoint(ctx context.Context, cfg *config.File, p *config.Pipeline, 
 		return err
 	}
 	return sink.Apply(ctx, s.Name, &binlog.Txn{Executed: res.Start.GTID, Pos: res.Start.Pos})
+}
+
+// snapshotMetrics are the initial snapshot's series.
+type snapshotMetrics struct {
+	rows   *prometheus.CounterVec
+	tables *prometheus.GaugeVec
+}
+
+func newSnapshotMetrics(reg *prometheus.Registry, labels []string) snapshotMetrics {
+	m := snapshotMetrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_snapshot_rows_copied_total",
+			Help: "Rows copied to the sink by the initial snapshot."}, labels),
+		tables: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_snapshot_tables_remaining",
+			Help: "Tables the running initial snapshot has still to copy; 0 when none runs."}, labels),
+	}
+	reg.MustRegister(m.rows, m.tables)
+	return m
+}
+
+func (m snapshotMetrics) init(pipeline, source string) {
+	m.rows.WithLabelValues(pipeline, source)
+	m.tables.WithLabelValues(pipeline, source)
+}
+
+// update records p; counted is the rows already added to the counter.
+func (m snapshotMetrics) update(pipeline, source string, p snapshot.Progress, counted *uint64) {
+	if p.Rows > *counted {
+		m.rows.WithLabelValues(pipeline, source).Add(float64(p.Rows - *counted))
+		*counted = p.Rows
+	}
+	m.tables.WithLabelValues(pipeline, source).Set(float64(p.Tables - p.TablesDone))
 }

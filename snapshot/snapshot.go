@@ -273,7 +273,12 @@ func prepareTarget(ctx context.Context, cfg Config, j *tableJob, inProgress bool
 func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, log *slog.Logger) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	go prog.report(ctx, cfg.ReportEvery, cfg.Watch)
+	reportCtx, stopReport := context.WithCancel(ctx)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		prog.report(reportCtx, cfg.ReportEvery, cfg.Watch)
+	}()
 
 	queue := make(chan *tableJob, len(jobs))
 	for _, j := range jobs {
@@ -326,6 +331,11 @@ func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, 
 	readers.Wait()
 	close(chunks)
 	writers.Wait()
+	stopReport()
+	<-reported
+	if cfg.Watch != nil {
+		cfg.Watch(prog.get()) // the final figures
+	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
