@@ -124,9 +124,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("the source is MySQL %s: sluice's snapshot reads the position of a consistent snapshot, which only MariaDB reports (binlog_snapshot_file); MySQL would need a brief global read lock, which sluice does not take yet. "+
 			"Load the target by hand (mysqldump --single-transaction --source-data) and set start: {gtid: ...}", flavor)
 	}
-	all, estimates, err := listTables(ctx, cfg.Source, cfg.Filter)
+	all, estimates, others, err := listTables(ctx, cfg.Source, cfg.Filter)
 	if err != nil {
 		return Result{}, err
+	}
+	for _, o := range others {
+		log.Warn("not copied by the snapshot (only base tables are): create and fill it on the target by hand", "table", o)
 	}
 	selected := all
 	if len(cfg.Tables) > 0 {
@@ -400,29 +403,33 @@ func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks c
 type estimate struct{ rows, bytes uint64 }
 
 // listTables lists the source's base tables the filter passes, as
-// schema.table, with their size estimates.
-func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) ([]string, map[string]estimate, error) {
-	rows, err := db.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES "+
-		"WHERE TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_SCHEMA, TABLE_NAME")
+// schema.table, with their size estimates, and the other tables it passes
+// that a snapshot does not copy (system-versioned tables, sequences), as
+// "schema.table (type)". Views hold no rows of their own.
+func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) (names []string, est map[string]estimate, others []string, err error) {
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES "+
+		"WHERE TABLE_TYPE <> 'VIEW' ORDER BY TABLE_SCHEMA, TABLE_NAME")
 	if err != nil {
-		return nil, nil, fmt.Errorf("list the source's tables: %w", err)
+		return nil, nil, nil, fmt.Errorf("list the source's tables: %w", err)
 	}
 	defer rows.Close()
-	var names []string
-	est := map[string]estimate{}
+	est = map[string]estimate{}
 	for rows.Next() {
-		var s, t string
+		var s, t, typ string
 		var e estimate
-		if err := rows.Scan(&s, &t, &e.rows, &e.bytes); err != nil {
-			return nil, nil, err
+		if err := rows.Scan(&s, &t, &typ, &e.rows, &e.bytes); err != nil {
+			return nil, nil, nil, err
 		}
-		if schema.IsSystemSchema(s) || !f.Match(s, t) {
-			continue
+		switch {
+		case schema.IsSystemSchema(s) || !f.Match(s, t):
+		case typ != "BASE TABLE":
+			others = append(others, s+"."+t+" ("+strings.ToLower(typ)+")")
+		default:
+			names = append(names, s+"."+t)
+			est[s+"."+t] = e
 		}
-		names = append(names, s+"."+t)
-		est[s+"."+t] = e
 	}
-	return names, est, rows.Err()
+	return names, est, others, rows.Err()
 }
 
 // Skip is, per source table, the position its snapshot was taken at:
