@@ -14,9 +14,9 @@ import (
 // chunkBytes of values, whatever the rows' width.
 const (
 	chunkBytes     = 1 << 20
-	minChunkRows   = 100
+	minChunkRows   = 10
 	maxChunkRows   = 20000
-	firstChunkRows = 1000
+	firstChunkRows = minChunkRows // then sized by the first chunk's bytes
 	blockRows      = 256 // rows allocated at once
 )
 

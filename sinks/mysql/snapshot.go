@@ -179,6 +179,9 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 		if err != nil {
 			return err
 		}
+		if len(affected) != len(expect) {
+			return fmt.Errorf("target answered %d results for %d statements", len(affected), len(expect))
+		}
 		for i, want := range expect {
 			if want == expectFence {
 				if err := checkFence(affected[i]); err != nil {
@@ -195,8 +198,17 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 	expect = append(expect, -1, -1)
 	for start := 0; start < len(rows); {
 		end := min(start+maxInsertRows, len(rows))
-		buf = append(buf, ';')
+		if len(buf) > 0 {
+			buf = append(buf, ';')
+		}
+		mark := len(buf)
 		buf = sqltext.AppendInsert(buf, "INSERT", rows[start:end])
+		for len(buf)-mark > s.maxBatch && end-start > 1 {
+			// Wide rows: fewer per statement, so that one stays well
+			// under max_allowed_packet.
+			end = start + (end-start)/2
+			buf = sqltext.AppendInsert(buf[:mark], "INSERT", rows[start:end])
+		}
 		expect = append(expect, int64(end-start))
 		start = end
 		if len(buf) >= s.maxBatch {
