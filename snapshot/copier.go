@@ -17,7 +17,7 @@ const (
 	minChunkRows   = 10
 	maxChunkRows   = 20000
 	firstChunkRows = minChunkRows // then sized by the first chunk's bytes
-	blockRows      = 256 // rows allocated at once
+	blockRows      = 256          // rows allocated at once
 )
 
 // chunk is rows of one table on their way to the target.
