@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: build test soak deps lint bench bench-decode bench-nats fuzz demo
+.PHONY: build test soak deps lint bench bench-decode bench-nats bench-snapshot fuzz demo
 
 build:
 	$(GO) build -o bin/sluice ./cmd/sluice
@@ -43,6 +43,13 @@ bench-decode: deps
 # (BENCH_NATS_ROUNDS) and the ratio. BENCH_NATS_CPUPROFILE=FILE profiles the sink's first round.
 bench-nats:
 	$(GO) test ./sinks/nats -run '^$$' -bench 'PublishVsPlain/transaction' -benchtime 1x -count 1 -timeout 20m
+
+# sluice's snapshot against mariadb-dump | mariadb and mydumper + myloader
+# (4 threads), same tables, same servers, rounds alternating; prints the
+# medians and ratios. SNAPSHOT_BENCH_ROWS (default 1000000) and
+# SNAPSHOT_BENCH_ROUNDS (default 3).
+bench-snapshot: deps
+	$(GO) test ./snapshot -run '^$$' -bench SnapshotVsDump -benchtime 1x -timeout 60m -v
 
 # A source and a target MariaDB on throwaway ports, a pipeline, a write
 # load, a kill -9 of sluice, and sluice verify. DEMO_SECONDS=N sets the load's

@@ -21,6 +21,7 @@ type Metrics struct {
 	up         *prometheus.GaugeVec
 	sinkUp     *prometheus.GaugeVec
 	standby    *prometheus.GaugeVec
+	snapshot   snapshotMetrics
 }
 
 // NewMetrics registers sluice's series in a registry of their own.
@@ -56,6 +57,7 @@ func NewMetrics() *Metrics {
 			Help: "1 while this process stands by for the pipeline's lease, which another process holds; 0 otherwise."}, labels),
 	}
 	m.reg.MustRegister(m.txns, m.rows, m.bytes, m.ddl, m.retries, m.conflicts, m.errors, m.lagSeconds, m.lagTxns, m.ckptAge, m.up, m.sinkUp, m.standby)
+	m.snapshot = newSnapshotMetrics(m.reg, labels)
 	return m
 }
 
@@ -72,4 +74,5 @@ func (m *Metrics) init(pipeline, source string) {
 	for _, g := range []*prometheus.GaugeVec{m.lagSeconds, m.lagTxns, m.ckptAge, m.up, m.sinkUp, m.standby} {
 		g.WithLabelValues(pipeline, source)
 	}
+	m.snapshot.init(pipeline, source)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/config"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
+	"github.com/sluice-cdc/sluice/snapshot"
 )
 
 // Sink is what a pipeline delivers to. It keeps each source's checkpoint
@@ -44,7 +45,7 @@ type sinkStats interface {
 type SourceStatus struct {
 	Pipeline string `json:"pipeline"`
 	Source   string `json:"source"`
-	State    string `json:"state"` // starting, streaming, reconnecting, standby, stopped, error
+	State    string `json:"state"` // starting, snapshot, streaming, reconnecting, standby, stopped, error
 	Error    string `json:"error,omitempty"`
 	// Role is active or standby when the sink holds a lease (sinks/mysql):
 	// the process holding the pipeline's lease, and its epoch.
@@ -62,6 +63,9 @@ type SourceStatus struct {
 	Rows            uint64    `json:"rows_applied"`
 	Retries         int64     `json:"retries"`
 	Conflicts       int64     `json:"conflicts"`
+	// Snapshot is the initial snapshot's progress while it runs (state
+	// snapshot).
+	Snapshot *snapshot.Progress `json:"snapshot,omitempty"`
 }
 
 // sourceRunner reads one source and applies its transactions to the sink:
@@ -222,8 +226,17 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 		r.applied = state
 		r.mu.Unlock()
 		r.log.Info("resuming from checkpoint", "gtid", state.GTID.String(), "pos", state.Pos.String())
+	} else if r.pipeline.Snapshot == "initial" {
+		if start, err = r.initialSnapshot(ctx); err != nil {
+			return err
+		}
+		r.log.Info("no checkpoint: streaming from the snapshot", "start", describeStart(start))
 	} else {
 		r.log.Info("no checkpoint: starting from the configured start", "start", describeStart(start))
+	}
+	skip, err := r.snapshotSkip(ctx, start.GTID)
+	if err != nil {
+		return err
 	}
 	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: r.cfg.Conn, ServerID: r.cfg.ServerID, Start: start, StopAtEnd: r.stopAtEnd,
 		Decode: opts, Logger: r.log})
@@ -271,6 +284,10 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 		for {
 			t, err := src.Next(readCtx)
 			if err != nil {
+				readErr <- err
+				return
+			}
+			if t, err = skip.Filter(t); err != nil {
 				readErr <- err
 				return
 			}

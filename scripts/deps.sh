@@ -1,6 +1,6 @@
 #!/bin/sh
 # Installs what the tests need and a fresh Debian machine lacks: MariaDB
-# (mariadbd, mariadb-install-db, mariadb-binlog), nats-server and promtool. The tests
+# (mariadbd, mariadb-install-db, mariadb-binlog), nats-server, promtool and mydumper. The tests
 # start their own throwaway servers; nothing here is started or configured.
 set -e
 missing=""
@@ -9,6 +9,7 @@ command -v mariadb-binlog >/dev/null 2>&1 || missing="$missing mariadb-client"
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$missing nats-server"
 # promtool checks monitoring/'s alert rules and dashboard queries.
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
+command -v mydumper >/dev/null 2>&1 || missing="$missing mydumper" # make bench-snapshot's reference
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
 	echo "installing:$missing"

@@ -39,6 +39,9 @@ pipelines:
 		{[]string{"run", cfg, "--pipeline", "nosuch"}, 2, "", `no pipeline named "nosuch"`},
 		{[]string{"run", "-c", cfg, "extra"}, 2, "", "unexpected arguments"},
 		{[]string{"run", cfg, "--log-format", "xml"}, 2, "", `--log-format "xml"`},
+		{[]string{"snapshot", cfg, "--pipeline", "nosuch"}, 2, "", `no pipeline named "nosuch"`},
+		{[]string{"snapshot", "-c", cfg, "--readers", "0"}, 2, "", "--readers and --writers must be at least 1"},
+		{[]string{"snapshot", cfg, "--log-level", "loud"}, 2, "", `--log-level "loud"`},
 		{[]string{"reset", cfg, "--pipeline", "a", "--to", "current", "--log-level", "loud"}, 2, "", `--log-level "loud"`},
 		// --log-level and --log-format on every subcommand.
 		{[]string{"check", cfg, "--log-level", "debug", "--log-format", "json"}, 0, "ok", ""},

@@ -8,6 +8,7 @@
 //	sluice verify  compare source and target tables
 //	sluice tail    print the messages of a NATS JetStream stream
 //	sluice reset   rewrite a pipeline's checkpoint
+//	sluice snapshot copy the tables of sources without a checkpoint
 package main
 
 import (
@@ -53,6 +54,7 @@ func init() {
 		{"tail", "print a NATS JetStream stream's messages as JSON lines", runTail},
 		{"check", "validate a pipeline file", runCheck},
 		{"reset", "rewrite a pipeline's checkpoint (oldest, current or a GTID set)", runReset},
+		{"snapshot", "copy the tables of sources without a checkpoint, then let run stream from there", runSnapshotCmd},
 	}
 }
 

@@ -69,8 +69,12 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				if ckpt == "" {
 					ckpt = s.CheckpointPos
 				}
+				msg := s.Error
+				if p := s.Snapshot; p != nil {
+					msg = fmt.Sprintf("snapshot: %d/%d tables, %d of ~%d rows, %.0f rows/s, ETA %s", p.TablesDone, p.Tables, p.Rows, p.RowsTotal, p.RowsPerSecond, p.ETA)
+				}
 				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%.1fs\t%d\t%d\t%d\t%s\t%s\n", s.Pipeline, s.Source, s.State, role(s), s.LagSeconds, s.LagTransactions,
-					s.Applied, s.Rows, ckpt, s.Error)
+					s.Applied, s.Rows, ckpt, msg)
 			}
 			return nil
 		}

@@ -46,12 +46,19 @@ type daemon struct {
 
 func startDaemon(t *testing.T, cfgPath string, args ...string) *daemon {
 	t.Helper()
+	return startCommand(t, "run", cfgPath, args...)
+}
+
+// startCommand starts `sluice COMMAND -c cfgPath args...`, logging beside
+// the file.
+func startCommand(t *testing.T, command, cfgPath string, args ...string) *daemon {
+	t.Helper()
 	logPath := filepath.Join(filepath.Dir(cfgPath), "sluice.log")
 	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(sluiceBin, append([]string{"run", "-c", cfgPath}, args...)...)
+	cmd := exec.Command(sluiceBin, append([]string{command, "-c", cfgPath}, args...)...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -1,0 +1,317 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/sqltext"
+)
+
+// A snapshot (package snapshot) writes the rows it copies here, in chunks.
+// Each chunk is one target transaction that also adds its rows to the
+// source table's row in sluice.snapshot, fenced by the pipeline's lease
+// epoch like the checkpoint row: a process that lost the lease commits no
+// chunk. The row records the position of the table's consistent snapshot
+// and, once every chunk is committed, that the table is done; it stays
+// after the snapshot, so that streaming (which starts at the earliest
+// table's position) can drop the changes each table's copy already has.
+
+const snapshotName = "snapshot"
+
+const snapshotTable = "`" + markSchema + "`.`" + snapshotName + "`"
+
+const createSnapshotTable = `CREATE TABLE IF NOT EXISTS ` + snapshotTable + ` (
+	pipeline VARCHAR(190) NOT NULL,
+	source VARCHAR(190) NOT NULL,
+	table_schema VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+	table_name VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
+	gtid_set LONGTEXT NOT NULL,
+	binlog_file VARCHAR(255) NOT NULL,
+	binlog_pos BIGINT UNSIGNED NOT NULL,
+	rows_copied BIGINT UNSIGNED NOT NULL,
+	done TINYINT NOT NULL,
+	updated_at DATETIME(6) NOT NULL,
+	PRIMARY KEY (pipeline, source, table_schema, table_name)
+) ENGINE=InnoDB`
+
+// haveSnapshotTable reports whether the target has sluice.snapshot.
+func (s *Sink) haveSnapshotTable(ctx context.Context) (bool, error) {
+	var have int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+		markSchema, snapshotName).Scan(&have); err != nil {
+		return false, fmt.Errorf("%s: %w", s.cfg.DSN, err)
+	}
+	return have > 0, nil
+}
+
+// ensureSnapshotTable creates sluice.snapshot when missing (only then:
+// even CREATE ... IF NOT EXISTS is written to the target's binlog).
+func (s *Sink) ensureSnapshotTable(ctx context.Context) error {
+	if have, err := s.haveSnapshotTable(ctx); err != nil || have {
+		return err
+	}
+	if _, err := s.db.ExecContext(ctx, createSnapshotTable); err != nil {
+		return fmt.Errorf("%s: create sluice's snapshot table: %w", s.cfg.DSN, err)
+	}
+	return nil
+}
+
+// SnapshotTables returns the snapshot progress of a source's tables
+// (none when no snapshot ever ran on the target).
+func (s *Sink) SnapshotTables(ctx context.Context, source string) ([]checkpoint.TableSnapshot, error) {
+	if have, err := s.haveSnapshotTable(ctx); err != nil || !have {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT table_schema, table_name, gtid_set, binlog_file, binlog_pos, rows_copied, done, updated_at FROM "+
+		snapshotTable+" WHERE pipeline = ? AND source = ? ORDER BY table_schema, table_name", s.cfg.Pipeline, source)
+	if err != nil {
+		return nil, fmt.Errorf("%s: read snapshot progress: %w", s.cfg.DSN, err)
+	}
+	defer rows.Close()
+	var out []checkpoint.TableSnapshot
+	for rows.Next() {
+		var t checkpoint.TableSnapshot
+		var gtid string
+		if err := rows.Scan(&t.Schema, &t.Table, &gtid, &t.At.Pos.File, &t.At.Pos.Pos, &t.Rows, &t.Done, (*timeScanner)(&t.At.Updated)); err != nil {
+			return nil, fmt.Errorf("%s: read snapshot progress: %w", s.cfg.DSN, err)
+		}
+		if t.At.GTID, err = binlog.ParseGTIDSet(gtid); err != nil {
+			return nil, fmt.Errorf("%s: snapshot progress of %s/%s %s: %w", s.cfg.DSN, s.cfg.Pipeline, source, t.Name(), err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// TargetTable reports whether the target has the table, and whether it
+// holds any row.
+func (s *Sink) TargetTable(ctx context.Context, db, table string) (exists, hasRows bool, err error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", db, table).Scan(&n); err != nil {
+		return false, false, fmt.Errorf("%s: %w", s.cfg.DSN, err)
+	}
+	if n == 0 {
+		return false, false, nil
+	}
+	err = s.db.QueryRowContext(ctx, "SELECT 1 FROM "+sqltext.QualifiedName(db, table)+" LIMIT 1").Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return true, false, nil
+	}
+	if err != nil {
+		return true, false, fmt.Errorf("%s: %s.%s: %w", s.cfg.DSN, db, table, err)
+	}
+	return true, true, nil
+}
+
+// CreateTable runs createTable (a CREATE TABLE naming its database), first
+// creating the database with createDatabase when the target lacks it.
+func (s *Sink) CreateTable(ctx context.Context, db, createDatabase, createTable string) error {
+	a, done, err := s.snapshotApplier(ctx, "")
+	if err != nil {
+		return err
+	}
+	defer done()
+	if err := a.checkLease(ctx); err != nil {
+		return err
+	}
+	var n int
+	if err := a.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", db).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := a.exec(ctx, createDatabase); err != nil {
+			return fmt.Errorf("create database %s on the target: %w", db, err)
+		}
+	}
+	if _, err := a.exec(ctx, createTable); err != nil {
+		return fmt.Errorf("create table on the target: %w; statement %q", err, truncate(createTable, 300))
+	}
+	return nil
+}
+
+// BeginSnapshotTable records that a source table is being copied from a
+// snapshot at ts.At into the target table target, which an earlier attempt
+// may have filled in part: with truncate it is emptied first.
+func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot, target *binlog.Table, truncate bool) error {
+	if err := s.ensureSnapshotTable(ctx); err != nil {
+		return err
+	}
+	a, done, err := s.snapshotApplier(ctx, source)
+	if err != nil {
+		return err
+	}
+	defer done()
+	if truncate {
+		if err := a.checkLease(ctx); err != nil {
+			return err
+		}
+		if _, err := a.exec(ctx, "TRUNCATE TABLE "+sqltext.QualifiedName(target.Schema, target.Name)); err != nil {
+			return fmt.Errorf("empty %s on the target before copying it again: %w", target.QualifiedName(), err)
+		}
+	}
+	ts.Rows, ts.Done = 0, false
+	return a.commitSnapshot(ctx, a.appendProgress(nil, ts, true))
+}
+
+// WriteSnapshotRows inserts rows (inserts into one target table, every
+// column present) and adds them to the source table's progress, as one
+// target transaction fenced by the lease. A duplicate key is an error: the
+// target table had rows the snapshot did not write.
+func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change) error {
+	a, done, err := s.snapshotApplier(ctx, source)
+	if err != nil {
+		return err
+	}
+	defer done()
+	bp := snapshotBufs.Get().(*[]byte)
+	defer func() { snapshotBufs.Put(bp) }()
+	buf := (*bp)[:0]
+	defer func() { *bp = buf[:0] }()
+	var expect []int64
+	send := func() error {
+		affected, err := a.exec(ctx, string(buf))
+		if err != nil {
+			return err
+		}
+		if len(affected) != len(expect) {
+			return fmt.Errorf("target answered %d results for %d statements", len(affected), len(expect))
+		}
+		for i, want := range expect {
+			if want == expectFence {
+				if err := checkFence(affected[i]); err != nil {
+					return err
+				}
+			} else if want >= 0 && affected[i] != want {
+				return fmt.Errorf("%s: the target table wrote %d of %d rows: it has rows the snapshot did not write", rows[0].Table.QualifiedName(), affected[i], want)
+			}
+		}
+		buf, expect = buf[:0], expect[:0]
+		return nil
+	}
+	buf = append(buf, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;START TRANSACTION"...)
+	expect = append(expect, -1, -1)
+	for start := 0; start < len(rows); {
+		end := min(start+maxInsertRows, len(rows))
+		if len(buf) > 0 {
+			buf = append(buf, ';')
+		}
+		mark := len(buf)
+		buf = sqltext.AppendInsert(buf, "INSERT", rows[start:end])
+		for len(buf)-mark > s.maxBatch && end-start > 1 {
+			// Wide rows: fewer per statement, so that one stays well
+			// under max_allowed_packet.
+			end = start + (end-start)/2
+			buf = sqltext.AppendInsert(buf[:mark], "INSERT", rows[start:end])
+		}
+		expect = append(expect, int64(end-start))
+		start = end
+		if len(buf) >= s.maxBatch {
+			if err := send(); err != nil {
+				a.rollback(ctx)
+				return err
+			}
+		}
+	}
+	ts.Rows = uint64(len(rows))
+	if len(buf) > 0 {
+		buf = append(buf, ';')
+	}
+	buf = a.appendProgress(buf, ts, false)
+	expect = append(expect, expectFence)
+	if err := send(); err != nil {
+		a.rollback(ctx)
+		return err
+	}
+	_, err = a.exec(ctx, "COMMIT")
+	return err
+}
+
+// snapshotBufs are the statement buffers of WriteSnapshotRows, reused:
+// each grows to about maxBatch.
+var snapshotBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// FinishSnapshotTable records that every row of the source table is copied.
+func (s *Sink) FinishSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot) error {
+	a, done, err := s.snapshotApplier(ctx, source)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ts.Rows, ts.Done = 0, true
+	return a.commitSnapshot(ctx, a.appendProgress(nil, ts, false))
+}
+
+// snapshotApplier is a connection of the sink's pool dressed as an
+// applier, so that a snapshot's transactions are fenced and sent as the
+// streamed ones are; done returns it to the pool.
+func (s *Sink) snapshotApplier(ctx context.Context, source string) (*applier, func(), error) {
+	c, err := s.db.Conn(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	a := &applier{s: s, source: source, conn: c}
+	return a, func() {
+		if a.conn != nil {
+			a.conn.Close()
+		}
+	}, nil
+}
+
+// commitSnapshot runs the progress statement in a transaction of its own.
+func (a *applier) commitSnapshot(ctx context.Context, progress []byte) error {
+	q := append([]byte("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;START TRANSACTION;"), progress...)
+	affected, err := a.exec(ctx, string(q))
+	if err == nil {
+		err = checkFence(affected[len(affected)-1])
+	}
+	if err == nil {
+		_, err = a.exec(ctx, "COMMIT")
+	}
+	if err != nil {
+		a.rollback(ctx)
+	}
+	return err
+}
+
+// appendProgress appends the statement writing a source table's progress:
+// with begin its position and no rows, otherwise ts.Rows more rows and
+// ts.Done. Under a lease it is an INSERT … SELECT from the lease row with
+// our epoch (see appendCheckpoint).
+func (a *applier) appendProgress(dst []byte, ts checkpoint.TableSnapshot, begin bool) []byte {
+	epoch := a.s.epoch.Load()
+	dst = append(dst, "INSERT INTO "+snapshotTable+" (pipeline, source, table_schema, table_name, gtid_set, binlog_file, binlog_pos, rows_copied, done, updated_at) "...)
+	if epoch > 0 {
+		dst = append(dst, "SELECT "...)
+	} else {
+		dst = append(dst, "VALUES ("...)
+	}
+	for _, s := range []string{a.s.cfg.Pipeline, a.source, ts.Schema, ts.Table, ts.At.GTID.String(), ts.At.Pos.File} {
+		dst = sqltext.AppendString(dst, s)
+		dst = append(dst, ',')
+	}
+	dst = strconv.AppendUint(dst, ts.At.Pos.Pos, 10)
+	dst = append(dst, ',')
+	dst = strconv.AppendUint(dst, ts.Rows, 10)
+	if ts.Done {
+		dst = append(dst, ",1"...)
+	} else {
+		dst = append(dst, ",0"...)
+	}
+	dst = append(dst, ",UTC_TIMESTAMP(6)"...)
+	if epoch > 0 {
+		dst = a.appendFence(dst, epoch)
+	} else {
+		dst = append(dst, ')')
+	}
+	if begin {
+		return append(dst, " ON DUPLICATE KEY UPDATE gtid_set=VALUES(gtid_set), binlog_file=VALUES(binlog_file), binlog_pos=VALUES(binlog_pos), "+
+			"rows_copied=0, done=0, updated_at=VALUES(updated_at)"...)
+	}
+	return append(dst, " ON DUPLICATE KEY UPDATE rows_copied=rows_copied+VALUES(rows_copied), done=VALUES(done), updated_at=VALUES(updated_at)"...)
+}

@@ -1,0 +1,103 @@
+package snapshot
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
+)
+
+// reader is one source connection that copies tables, each inside a
+// consistent snapshot of its own.
+//
+// MariaDB: START TRANSACTION WITH CONSISTENT SNAPSHOT gives the session an
+// InnoDB read view and, at the same instant, the binlog position it
+// corresponds to (binlog_snapshot_file/position in the session's status):
+// the server takes both under its commit-ordering lock, so every
+// transaction committed before the position is in the view and none after.
+// BINLOG_GTID_POS turns that position into the GTID position streaming
+// resumes from. No global lock is taken (no FLUSH TABLES WITH READ LOCK);
+// the copy holds a shared metadata lock on the table it reads until its
+// snapshot ends, so a DDL on that table waits for the table's copy.
+// Tables of other engines than InnoDB (MyISAM) are not versioned: their
+// copy is not consistent with the position under concurrent writes.
+type reader struct {
+	conn *sql.Conn
+	open bool // a snapshot transaction is open
+}
+
+func newReader(ctx context.Context, db *sql.DB) (*reader, error) {
+	c, err := db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// Text as the bytes the column stores (binlog.CellValue), TIMESTAMP in
+	// UTC as the binlog has it.
+	for _, q := range []string{
+		"SET SESSION character_set_results = binary, time_zone = '+00:00'",
+		"SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+	} {
+		if _, err := c.ExecContext(ctx, q); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return &reader{conn: c}, nil
+}
+
+// begin ends the previous snapshot and opens a new one, returning the
+// position it corresponds to.
+func (r *reader) begin(ctx context.Context) (checkpoint.State, error) {
+	var at checkpoint.State
+	if err := r.end(ctx); err != nil {
+		return at, err
+	}
+	if _, err := r.conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
+		return at, fmt.Errorf("start a consistent snapshot: %w", err)
+	}
+	r.open = true
+	rows, err := r.conn.QueryContext(ctx, "SHOW STATUS LIKE 'binlog_snapshot_%'")
+	if err != nil {
+		return at, fmt.Errorf("read the snapshot's binlog position: %w", err)
+	}
+	for rows.Next() {
+		var name, value string
+		if err := rows.Scan(&name, &value); err != nil {
+			rows.Close()
+			return at, err
+		}
+		switch strings.ToLower(name) {
+		case "binlog_snapshot_file":
+			at.Pos.File = value
+		case "binlog_snapshot_position":
+			fmt.Sscan(value, &at.Pos.Pos)
+		}
+	}
+	rows.Close()
+	if at.Pos.File == "" {
+		return at, fmt.Errorf("the source reports no binlog_snapshot_file: it needs log_bin (and MariaDB, whose consistent snapshots carry their binlog position)")
+	}
+	var gtid sql.NullString
+	if err := r.conn.QueryRowContext(ctx, "SELECT BINLOG_GTID_POS(?, ?)", at.Pos.File, at.Pos.Pos).Scan(&gtid); err != nil {
+		return at, fmt.Errorf("turn the snapshot's position %s into a GTID: %w", at.Pos, err)
+	}
+	if at.GTID, err = binlog.ParseGTIDSet(gtid.String); err != nil {
+		return at, fmt.Errorf("the snapshot's GTID position: %w", err)
+	}
+	return at, nil
+}
+
+// end closes the snapshot, releasing the metadata locks of what it read.
+func (r *reader) end(ctx context.Context) error {
+	if !r.open {
+		return nil
+	}
+	r.open = false
+	_, err := r.conn.ExecContext(ctx, "COMMIT")
+	return err
+}
+
+func (r *reader) close() { r.conn.Close() }

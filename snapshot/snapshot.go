@@ -1,0 +1,512 @@
+// Package snapshot copies a source's tables to a target from consistent
+// snapshots, so that streaming can start from exactly the point the copy
+// corresponds to (sluice run with snapshot: initial, and sluice snapshot).
+//
+// Each table is copied entirely inside one consistent snapshot of the
+// source (reader.go), at its own position P_T, in key-ordered chunks
+// (copier.go) written on several target connections, each chunk one
+// target transaction with the table's progress (Target, sinks/mysql). Once
+// every table is done, streaming starts at the earliest P_T, and a change
+// to table T in a transaction P_T contains is dropped, as T's copy has it
+// (Skip): each table then equals the source at every position after its
+// own P_T, with no lock and no gap. A table whose copy was interrupted is
+// copied again whole (its target table emptied first); a finished one is
+// never read again.
+package snapshot
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
+	"github.com/sluice-cdc/sluice/checkpoint"
+)
+
+// Config is one source's snapshot.
+type Config struct {
+	Source     *sql.DB // the source server
+	SourceName string
+	Filter     *binlog.Filter
+	// Tables, as schema.table, limits the copy to these tables (they
+	// must pass Filter too); empty copies every table Filter passes.
+	Tables []string
+	// Route points a row at its target table (the pipeline's routes);
+	// nil keeps the source's names.
+	Route func(*binlog.Change) *binlog.Change
+	// Merged reports whether a source table's target table is fed by
+	// several tables or sources (a merging route): it is neither created
+	// nor emptied by a snapshot.
+	Merged  func(schema, table string) bool
+	Target  Target
+	Readers int // source connections copying tables at once (default 4)
+	Writers int // target connections writing chunks at once (default 4)
+	Logger  *slog.Logger
+	// ReportEvery is the interval of progress log lines (default 10s);
+	// Watch, when set, gets the same figures every 2 seconds.
+	ReportEvery time.Duration
+	Watch       func(Progress)
+}
+
+// Result is where streaming starts after a snapshot.
+type Result struct {
+	// Start covers every copied table (the earliest of their positions).
+	Start checkpoint.State
+	// Complete: every table the filter passes is copied (not only some
+	// of them, with Tables).
+	Complete bool
+	Tables   []checkpoint.TableSnapshot
+	Copied   uint64 // rows copied by this run
+}
+
+// tableJob is one table to copy.
+type tableJob struct {
+	def      *schema.Table // the definition the target table was made from
+	src      *binlog.Table // source definition
+	dst      *binlog.Table // its target table (routed)
+	truncate bool          // the target table holds rows of an interrupted copy
+	ts       checkpoint.TableSnapshot
+	size     uint64 // estimated bytes, for ordering
+
+	pending sync.WaitGroup // chunks not yet written
+	mu      sync.Mutex
+	err     error
+}
+
+func (j *tableJob) fail(err error) {
+	j.mu.Lock()
+	if j.err == nil {
+		j.err = err
+	}
+	j.mu.Unlock()
+}
+
+func (j *tableJob) failed() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err
+}
+
+// Run copies every table not yet copied and returns where streaming
+// starts. It can be run again after any failure or kill: finished tables
+// are kept, an interrupted one is copied again.
+func Run(ctx context.Context, cfg Config) (Result, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if cfg.Readers <= 0 {
+		cfg.Readers = 4
+	}
+	if cfg.Writers <= 0 {
+		cfg.Writers = 4
+	}
+	if cfg.ReportEvery <= 0 {
+		cfg.ReportEvery = 10 * time.Second
+	}
+	if cfg.Merged == nil {
+		cfg.Merged = func(string, string) bool { return false }
+	}
+	var flavor string
+	if err := cfg.Source.QueryRowContext(ctx, "SELECT VERSION()").Scan(&flavor); err != nil {
+		return Result{}, err
+	}
+	if !strings.Contains(strings.ToLower(flavor), "mariadb") {
+		return Result{}, fmt.Errorf("the source is MySQL %s: sluice's snapshot reads the position of a consistent snapshot, which only MariaDB reports (binlog_snapshot_file); MySQL would need a brief global read lock, which sluice does not take yet. "+
+			"Load the target by hand (mysqldump --single-transaction --source-data) and set start: {gtid: ...}", flavor)
+	}
+	all, estimates, others, err := listTables(ctx, cfg.Source, cfg.Filter)
+	if err != nil {
+		return Result{}, err
+	}
+	for _, o := range others {
+		log.Warn("not copied by the snapshot (only base tables are): create and fill it on the target by hand", "table", o)
+	}
+	selected := all
+	if len(cfg.Tables) > 0 {
+		selected = nil
+		for _, name := range cfg.Tables {
+			if !slices.Contains(all, name) {
+				return Result{}, fmt.Errorf("table %s: no such base table on the source, or the pipeline's include/exclude leave it out", name)
+			}
+			selected = append(selected, name)
+		}
+	}
+	have, err := cfg.Target.SnapshotTables(ctx, cfg.SourceName)
+	if err != nil {
+		return Result{}, err
+	}
+	progressOf := map[string]checkpoint.TableSnapshot{}
+	for _, t := range have {
+		progressOf[t.Name()] = t
+	}
+
+	// The tables to copy, their target tables created (one at a time,
+	// before any copy: DDL on the target).
+	var jobs []*tableJob
+	var estimate uint64
+	for _, name := range selected {
+		p, ok := progressOf[name]
+		if ok && p.Done {
+			continue
+		}
+		schemaName, tableName := splitName(name)
+		def, err := schema.LoadTable(ctx, cfg.Source, schemaName, tableName)
+		if err != nil {
+			return Result{}, fmt.Errorf("read the definition of %s: %w", name, err)
+		}
+		if def == nil {
+			return Result{}, fmt.Errorf("table %s disappeared from the source", name)
+		}
+		j := &tableJob{def: def, src: binlog.TableFromSchema(def), size: estimates[name].bytes}
+		j.dst = j.src
+		if cfg.Route != nil {
+			j.dst = cfg.Route(&binlog.Change{Table: j.src, Op: binlog.Insert, After: make([]binlog.Value, len(j.src.Columns))}).Table
+		}
+		if err := prepareTarget(ctx, cfg, j, ok, log); err != nil {
+			return Result{}, err
+		}
+		if len(j.src.PK) == 0 {
+			log.Warn("table without a primary key or unique NOT NULL key: copied as one stream, not split into ranges", "table", name)
+		}
+		estimate += estimates[name].rows
+		jobs = append(jobs, j)
+	}
+	// The largest first, so that the last tables to finish are small.
+	slices.SortStableFunc(jobs, func(a, b *tableJob) int { return cmp.Compare(b.size, a.size) })
+
+	prog := newProgress(log, len(jobs), estimate)
+	if len(jobs) > 0 {
+		log.Info("snapshot starting", "tables", len(jobs), "tables_done_before", len(selected)-len(jobs), "rows_estimate", estimate,
+			"readers", cfg.Readers, "writers", cfg.Writers)
+		if err := copyAll(ctx, cfg, jobs, prog, log); err != nil {
+			return Result{}, err
+		}
+	}
+
+	have, err = cfg.Target.SnapshotTables(ctx, cfg.SourceName)
+	if err != nil {
+		return Result{}, err
+	}
+	res := Result{Tables: have, Complete: true, Copied: prog.get().Rows}
+	done := map[string]bool{}
+	for _, t := range have {
+		done[t.Name()] = t.Done
+	}
+	for _, name := range all {
+		if !done[name] {
+			res.Complete = false
+		}
+	}
+	var copied []checkpoint.TableSnapshot
+	for _, t := range have {
+		if t.Done {
+			copied = append(copied, t)
+		}
+	}
+	start, ok := checkpoint.Earliest(copied)
+	if !ok {
+		// Nothing to copy: streaming starts now.
+		r, err := newReader(ctx, cfg.Source)
+		if err != nil {
+			return Result{}, err
+		}
+		start, err = r.begin(ctx)
+		_ = r.end(ctx)
+		r.close()
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	res.Start = start
+	if len(jobs) > 0 {
+		g := prog.get()
+		log.Info("snapshot done", "tables", len(jobs), "rows", g.Rows, "seconds", time.Since(prog.started).Round(time.Millisecond).Seconds(),
+			"rows_per_second", int64(g.RowsPerSecond), "stream_from", start.GTID.String())
+	}
+	return res, nil
+}
+
+// prepareTarget creates a missing target table, and decides whether an
+// existing one must be emptied (an interrupted copy) or refused (rows the
+// snapshot did not write).
+func prepareTarget(ctx context.Context, cfg Config, j *tableJob, inProgress bool, log *slog.Logger) error {
+	name := j.src.QualifiedName()
+	merged := cfg.Merged(j.src.Schema, j.src.Name)
+	exists, hasRows, err := cfg.Target.TargetTable(ctx, j.dst.Schema, j.dst.Name)
+	if err != nil {
+		return err
+	}
+	switch {
+	case !exists && len(j.dst.Columns) != len(j.src.Columns):
+		return fmt.Errorf("table %s is routed to %s with added columns, which does not exist on the target: create it with the route's columns in its key, then run again", name, j.dst.QualifiedName())
+	case !exists:
+		createDB, createTable, err := createStatements(ctx, cfg.Source, j.src, j.dst)
+		if err != nil {
+			return err
+		}
+		if err := cfg.Target.CreateTable(ctx, j.dst.Schema, createDB, createTable); err != nil {
+			return err
+		}
+		log.Info("created the target table from the source's definition", "table", name, "target", j.dst.QualifiedName())
+	case merged && inProgress:
+		return fmt.Errorf("the copy of %s into %s, a table merged by a route, was interrupted: delete the rows it copied there (those of this source and table), "+
+			"then run again", name, j.dst.QualifiedName())
+	case merged:
+	case hasRows && inProgress:
+		j.truncate = true
+	case hasRows:
+		return fmt.Errorf("target table %s already has rows: a snapshot copies only into missing or empty tables (empty it, or leave %s out with exclude)",
+			j.dst.QualifiedName(), name)
+	}
+	return nil
+}
+
+// copyAll copies the tables with cfg.Readers source connections and
+// cfg.Writers target writers.
+func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, log *slog.Logger) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	reportCtx, stopReport := context.WithCancel(ctx)
+	reported := make(chan struct{})
+	go func() {
+		defer close(reported)
+		prog.report(reportCtx, cfg.ReportEvery, cfg.Watch)
+	}()
+
+	queue := make(chan *tableJob, len(jobs))
+	for _, j := range jobs {
+		queue <- j
+	}
+	close(queue)
+	chunks := make(chan chunk, cfg.Writers)
+
+	var writers sync.WaitGroup
+	for range cfg.Writers {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for ch := range chunks {
+				if ch.job.failed() == nil && ctx.Err() == nil {
+					if err := cfg.Target.WriteSnapshotRows(ctx, cfg.SourceName, ch.job.ts, ch.rows); err != nil {
+						ch.job.fail(fmt.Errorf("write %s: %w", ch.job.src.QualifiedName(), err))
+						cancel(ch.job.failed())
+					} else {
+						prog.add(len(ch.rows))
+					}
+				}
+				ch.job.pending.Done()
+			}
+		}()
+	}
+
+	var readers sync.WaitGroup
+	for range min(cfg.Readers, len(jobs)) {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			r, err := newReader(ctx, cfg.Source)
+			if err != nil {
+				cancel(err)
+				return
+			}
+			defer r.close()
+			for j := range queue {
+				if ctx.Err() != nil {
+					return
+				}
+				if err := copyTable(ctx, cfg, r, j, chunks, prog, log); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}()
+	}
+	readers.Wait()
+	close(chunks)
+	writers.Wait()
+	stopReport()
+	<-reported
+	if cfg.Watch != nil {
+		cfg.Watch(prog.get()) // the final figures
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return ctx.Err()
+}
+
+// copyTable copies one table inside a snapshot of its own.
+func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks chan<- chunk, prog *progress, log *slog.Logger) error {
+	name := j.src.QualifiedName()
+	at, err := r.begin(ctx)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", name, err)
+	}
+	// The rows are read with the columns the target table was made with:
+	// a DDL since then would have them read wrong.
+	now, err := schema.LoadTable(ctx, cfg.Source, j.src.Schema, j.src.Name)
+	if err != nil {
+		return fmt.Errorf("copy %s: %w", name, err)
+	}
+	if now == nil || !reflect.DeepEqual(now, j.def) {
+		return fmt.Errorf("copy %s: the table's definition changed on the source (DDL) after the snapshot read it: drop the target table and run again", name)
+	}
+	j.ts = checkpoint.TableSnapshot{Schema: j.src.Schema, Table: j.src.Name, At: at}
+	if err := cfg.Target.BeginSnapshotTable(ctx, cfg.SourceName, j.ts, j.dst, j.truncate); err != nil {
+		return fmt.Errorf("copy %s: %w", name, err)
+	}
+	prog.start(name)
+	started := time.Now()
+	log.Debug("copying", "table", name, "at", at.GTID.String(), "pos", at.Pos.String())
+	rows, err := newCopier(r.conn, j.src, cfg.Route).copy(ctx, func(rows []*binlog.Change) error {
+		if err := j.failed(); err != nil {
+			return err
+		}
+		j.pending.Add(1)
+		select {
+		case chunks <- chunk{job: j, rows: rows}:
+			return nil
+		case <-ctx.Done():
+			j.pending.Done()
+			return context.Cause(ctx)
+		}
+	})
+	j.pending.Wait()
+	if err == nil {
+		err = j.failed()
+	}
+	if err != nil {
+		return err
+	}
+	if err := r.end(ctx); err != nil {
+		return fmt.Errorf("copy %s: %w", name, err)
+	}
+	j.ts.Rows = rows
+	if err := cfg.Target.FinishSnapshotTable(ctx, cfg.SourceName, j.ts); err != nil {
+		return fmt.Errorf("copy %s: %w", name, err)
+	}
+	prog.done(name)
+	log.Info("table copied", "table", name, "rows", rows, "seconds", time.Since(started).Round(time.Millisecond).Seconds(), "at", at.GTID.String())
+	return nil
+}
+
+type estimate struct{ rows, bytes uint64 }
+
+// listTables lists the source's base tables the filter passes, as
+// schema.table, with their size estimates, and the other tables it passes
+// that a snapshot does not copy (system-versioned tables, sequences), as
+// "schema.table (type)". Views hold no rows of their own.
+func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) (names []string, est map[string]estimate, others []string, err error) {
+	rows, err := db.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES "+
+		"WHERE TABLE_TYPE <> 'VIEW' ORDER BY TABLE_SCHEMA, TABLE_NAME")
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("list the source's tables: %w", err)
+	}
+	defer rows.Close()
+	est = map[string]estimate{}
+	for rows.Next() {
+		var s, t, typ string
+		var e estimate
+		if err := rows.Scan(&s, &t, &typ, &e.rows, &e.bytes); err != nil {
+			return nil, nil, nil, err
+		}
+		switch {
+		case schema.IsSystemSchema(s) || !f.Match(s, t):
+		case typ != "BASE TABLE":
+			others = append(others, s+"."+t+" ("+strings.ToLower(typ)+")")
+		default:
+			names = append(names, s+"."+t)
+			est[s+"."+t] = e
+		}
+	}
+	return names, est, others, rows.Err()
+}
+
+// Skip is, per source table, the position its snapshot was taken at:
+// streaming drops a change to the table in a transaction that position
+// contains, because the table's copy has it.
+type Skip map[string]binlog.GTIDSet
+
+// NewSkip is the Skip of the finished tables whose position from is
+// not past (from: where streaming resumes).
+func NewSkip(tables []checkpoint.TableSnapshot, from binlog.GTIDSet) Skip {
+	s := Skip{}
+	for _, t := range tables {
+		if t.Done && !t.At.GTID.IsEmpty() && !from.ContainsSet(t.At.GTID) {
+			s[t.Name()] = t.At.GTID
+		}
+	}
+	return s
+}
+
+// Filter returns t without the changes its tables' copies already have
+// (t itself when there are none). A DDL is dropped when every table it
+// names has a copy that contains it: the copy's target table was created
+// from the definition at that copy's position, DDL included.
+func (s Skip) Filter(t *binlog.Txn) (*binlog.Txn, error) {
+	if len(s) == 0 || t.GTID.IsZero() {
+		return t, nil
+	}
+	if t.DDL != nil && s.hasDDL(t) {
+		t.DDL = nil // (CREATE ... SELECT's rows are the table's, dropped below)
+	}
+	if t.Len() == 0 {
+		return t, nil
+	}
+	drop := false
+	for c, err := range t.Changes() {
+		if err != nil {
+			return nil, err
+		}
+		if at, ok := s[c.Table.QualifiedName()]; ok && at.Contains(t.GTID) {
+			drop = true
+			break
+		}
+	}
+	if !drop {
+		return t, nil
+	}
+	return t.Map(func(c *binlog.Change) bool {
+		at, ok := s[c.Table.QualifiedName()]
+		return !ok || !at.Contains(t.GTID)
+	}, nil)
+}
+
+// hasDDL reports whether every table t's DDL names has a copy
+// containing t.
+func (s Skip) hasDDL(t *binlog.Txn) bool {
+	var mode schema.SQLMode
+	if t.DDL.Session != nil {
+		mode = schema.SQLMode(t.DDL.Session.SQLMode)
+	}
+	st := schema.Classify(t.DDL.Schema, t.DDL.SQL, mode)
+	if st.Kind != schema.TableStatement || len(st.Tables) == 0 {
+		return false
+	}
+	for _, tr := range st.Tables {
+		at, ok := s[tr.Schema+"."+tr.Name]
+		if !ok || !at.Contains(t.GTID) {
+			return false
+		}
+	}
+	return true
+}
+
+func splitName(name string) (string, string) {
+	s, t, _ := strings.Cut(name, ".")
+	return s, t
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}

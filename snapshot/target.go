@@ -1,0 +1,93 @@
+package snapshot
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/sqltext"
+)
+
+// Target is where a snapshot's rows go, with its progress in the same
+// transactions (sinks/mysql.Sink).
+type Target interface {
+	// SnapshotTables is the progress recorded for the source's tables.
+	SnapshotTables(ctx context.Context, source string) ([]checkpoint.TableSnapshot, error)
+	// TargetTable reports whether a target table exists and has rows.
+	TargetTable(ctx context.Context, db, table string) (exists, hasRows bool, err error)
+	// CreateTable creates a table (createTable names its database),
+	// creating the database with createDatabase when it is missing.
+	CreateTable(ctx context.Context, db, createDatabase, createTable string) error
+	// BeginSnapshotTable records that ts is being copied into target,
+	// emptying target first with truncate.
+	BeginSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot, target *binlog.Table, truncate bool) error
+	// WriteSnapshotRows inserts rows and counts them in ts's progress, in
+	// one transaction.
+	WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change) error
+	// FinishSnapshotTable records that ts is copied.
+	FinishSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot) error
+}
+
+// renameCreate points the source's SHOW CREATE TABLE (or SHOW CREATE
+// DATABASE) statement, which starts with CREATE TABLE and the quoted
+// name, at another name.
+func renameCreate(stmt, keyword, newName string) (string, error) {
+	prefix := "CREATE " + keyword + " "
+	if !strings.HasPrefix(stmt, prefix) {
+		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q", keyword, truncate(stmt, 80))
+	}
+	rest := stmt[len(prefix):]
+	if keyword == "DATABASE" {
+		rest = strings.TrimPrefix(rest, "IF NOT EXISTS ")
+	}
+	if !strings.HasPrefix(rest, "`") {
+		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q (sql_quote_show_create off?)", keyword, truncate(stmt, 80))
+	}
+	// The quoted name ends at the first backquote not doubled.
+	i := 1
+	for i < len(rest) {
+		if rest[i] == '`' {
+			if i+1 < len(rest) && rest[i+1] == '`' {
+				i += 2
+				continue
+			}
+			break
+		}
+		i++
+	}
+	if i >= len(rest) {
+		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q", keyword, truncate(stmt, 80))
+	}
+	if keyword == "DATABASE" {
+		prefix += "IF NOT EXISTS "
+	}
+	return prefix + newName + rest[i+1:], nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// createStatements reads the source's definition of a table and its
+// database, named for the target table.
+func createStatements(ctx context.Context, q queryer, src, dst *binlog.Table) (createDB, createTable string, err error) {
+	var name, stmt string
+	if err := q.QueryRowContext(ctx, "SHOW CREATE TABLE "+sqltext.QualifiedName(src.Schema, src.Name)).Scan(&name, &stmt); err != nil {
+		return "", "", fmt.Errorf("SHOW CREATE TABLE %s: %w", src.QualifiedName(), err)
+	}
+	if createTable, err = renameCreate(stmt, "TABLE", sqltext.QualifiedName(dst.Schema, dst.Name)); err != nil {
+		return "", "", err
+	}
+	if err := q.QueryRowContext(ctx, "SHOW CREATE DATABASE "+sqltext.QuoteIdent(src.Schema)).Scan(&name, &stmt); err != nil {
+		return "", "", fmt.Errorf("SHOW CREATE DATABASE %s: %w", src.Schema, err)
+	}
+	if createDB, err = renameCreate(stmt, "DATABASE", sqltext.QuoteIdent(dst.Schema)); err != nil {
+		return "", "", err
+	}
+	return createDB, createTable, nil
+}
