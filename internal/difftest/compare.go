@@ -51,11 +51,11 @@ func Compare(ctx context.Context, src, dst *sql.DB, db string) ([]Mismatch, erro
 		return nil, err
 	}
 	defer dc.Close()
-	srcTables, err := strings1(ctx, sc, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1", db)
+	srcTables, err := strings1(ctx, sc, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW' ORDER BY 1", db)
 	if err != nil {
 		return nil, err
 	}
-	dstTables, err := strings1(ctx, dc, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY 1", db)
+	dstTables, err := strings1(ctx, dc, "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE <> 'VIEW' ORDER BY 1", db)
 	if err != nil {
 		return nil, err
 	}
