@@ -439,7 +439,7 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 	}
 	sess := parseSession(e.StatusVars, h.Timestamp, a.mariadb)
 	mode := schema.SQLMode(sess.SQLMode)
-	ddlTxn.DDL = &DDL{Schema: db, SQL: schema.StripStartTransaction(q), Session: sess}
+	ddlTxn.DDL = &DDL{Schema: db, SQL: schema.StripStartTransaction(q), Session: sess, StoresLower: a.dec.catalog.StoresLower}
 	if m, ok := a.ddlMarks[e.SlaveProxyID]; ok {
 		ddlTxn.Marks = append(ddlTxn.Marks, m)
 		delete(a.ddlMarks, e.SlaveProxyID)

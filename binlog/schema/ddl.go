@@ -100,6 +100,9 @@ func (a *applier) name(tn *ast.TableName) (string, string) {
 	if db == "" {
 		db = a.db
 	}
+	if a.c.StoresLower {
+		return strings.ToLower(db), strings.ToLower(tn.Name.O)
+	}
 	return db, tn.Name.O
 }
 

@@ -1,0 +1,54 @@
+package schema
+
+import "strings"
+
+// LowerNames returns sql with the database and table names it changes in
+// lower case, as a server with lower_case_table_names=1 stores them: run on
+// a server that compares names by case, the statement then makes the names
+// the source has (CREATE TABLE Shop.Orders made shop.orders there). Names
+// in expressions, view bodies and foreign key references are left as they
+// are. It reports whether anything changed.
+func LowerNames(defaultDB, sql string, mode SQLMode) (string, bool) {
+	st := Classify(defaultDB, sql, mode)
+	switch st.Kind {
+	case TableStatement:
+		return RewriteTables(defaultDB, sql, mode, func(tr TableRef) (string, string, bool) {
+			db, table := strings.ToLower(tr.Schema), strings.ToLower(tr.Name)
+			return db, table, db != tr.Schema || table != tr.Name
+		})
+	case DatabaseStatement:
+		if st.Database == "" || strings.ToLower(st.Database) == st.Database {
+			return sql, false
+		}
+		// The name follows DATABASE or SCHEMA [IF [NOT] EXISTS].
+		toks := tokenize(sql, mode.ANSIQuotes())
+		seen := false
+		for i, t := range toks {
+			if !t.sig {
+				continue
+			}
+			w := strings.ToLower(t.text)
+			if !seen {
+				seen = t.word && (w == "database" || w == "schema")
+				continue
+			}
+			if t.word && (w == "if" || w == "not" || w == "exists") {
+				continue
+			}
+			name := t.text
+			if !t.word {
+				name = unquoteIdent(t.text)
+			}
+			if name != st.Database {
+				return sql, false
+			}
+			toks[i].text = quoteIdent(strings.ToLower(name))
+			var b strings.Builder
+			for _, t := range toks {
+				b.WriteString(t.text)
+			}
+			return b.String(), true
+		}
+	}
+	return sql, false
+}
