@@ -113,8 +113,8 @@ type Catalog struct {
 	// case (lower_case_table_names 1), whatever case a statement used, and
 	// logs rows under those names.
 	StoresLower bool
-	dbs      map[string]string            // database -> default charset
-	tables   map[string]map[string]*Table // database -> table -> definition
+	dbs         map[string]string            // database -> default charset
+	tables      map[string]map[string]*Table // database -> table -> definition
 }
 
 // key is how a database or table name is looked up.

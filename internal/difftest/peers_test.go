@@ -25,8 +25,8 @@ import (
 // peerResult is what one peer script did.
 type peerResult struct {
 	script   string
-	rejected int    // statements the source rejected
-	tables   int    // tables compared
+	rejected int // statements the source rejected
+	tables   int // tables compared
 	differ   []string
 	stop     string // why the pipeline stopped, "" when it ran to the end
 }
