@@ -47,10 +47,22 @@ for f in $files; do
 	show "$deb" "$f" >"$out/debezium-$(basename "$f" .sql).sql"
 done
 
-# Maxwell: one statement per unindented line.
-for f in $(ls_files "$mxw" src/test/resources/sql/ | grep -E '/sql/(ddl|json|rows|schema)/'); do
+# Maxwell: its tests' setup (MaxwellTestSupport.setupSchema: the
+# databases shard_1 and shard_2 and the tables of sql/schema/*.sql, each
+# file one statement) precedes each json and rows script; the ddl scripts
+# (statements its parser reads) run as they are.
+mxsetup=$out/.maxwell-setup
+{
+	printf 'CREATE DATABASE IF NOT EXISTS shard_2;\nDROP DATABASE IF EXISTS shard_1;\nCREATE DATABASE shard_1;\nCREATE DATABASE IF NOT EXISTS test;\nUSE shard_1;\n'
+	for f in $(ls_files "$mxw" src/test/resources/sql/schema/ | grep '\.sql$' | grep -v /sharded_55.sql); do
+		show "$mxw" "$f" | sed -e 's/[[:space:]]*;*[[:space:]]*$//' | awk '{ a[NR] = $0 } END { n = NR; while (n > 0 && a[n] == "") n--; for (i = 1; i <= n; i++) print a[i] (i == n ? ";" : "") }'
+	done
+} >"$mxsetup"
+for f in $(ls_files "$mxw" src/test/resources/sql/ | grep -E '/sql/(ddl|json|rows)/'); do
 	case $f in *.javascript) continue ;; esac
 	dir=$(basename "$(dirname "$f")")
+	dst=$out/maxwell-$dir-$(basename "$f" .sql).sql
+	if [ "$dir" = ddl ]; then : >"$dst"; else cp "$mxsetup" "$dst"; fi
 	show "$mxw" "$f" | awk '
 		/^[ \t]*->/ { next }
 		/^[ \t]*$/ { next }
@@ -59,8 +71,9 @@ for f in $(ls_files "$mxw" src/test/resources/sql/ | grep -E '/sql/(ddl|json|row
 		{ if (stmt != "") print end(stmt); stmt = $0 }
 		END { if (stmt != "") print end(stmt) }
 		function end(s) { sub(/[ \t]*;?[ \t]*$/, "", s); return s ";" }
-	' >"$out/maxwell-$dir-$(basename "$f" .sql).sql"
+	' >>"$dst"
 done
+rm -f "$mxsetup"
 
 # python-mysql-replication: run each test body against a recorder.
 show "$pym" pymysqlreplication/tests/test_data_type.py >"$out/.test_data_type.py"
@@ -85,6 +98,10 @@ class Recorder:
         return mock.MagicMock()
     def isMariaDB(self):
         return True
+    def tearDown(self):
+        self.sql.append("DROP TABLE IF EXISTS test")
+    def setUp(self):
+        pass
     def __getattr__(self, name):
         if name.startswith("is"):
             return lambda *a, **k: False
