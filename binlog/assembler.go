@@ -524,6 +524,10 @@ func (a *assembler) resolve(st schema.Statement, q string, endPos uint64) (bool,
 		return false, nil
 	}
 	a.dec.catalog.PutTable(def)
+	if a.dec.resolved == nil {
+		a.dec.resolved = map[*schema.Table]string{}
+	}
+	a.dec.resolved[def] = fmt.Sprintf("the DDL %.200q at %s", schema.Redact(q), Position{a.file, endPos})
 	if a.cur != nil {
 		a.cur.Catalog = a.dec.catalog.Clone()
 	}

@@ -25,10 +25,21 @@ var ErrPartialJSON = errors.New("partial JSON update (PARTIAL_UPDATE_ROWS_EVENT)
 type UnknownColumnsError struct {
 	Schema, Table string
 	Reason        string
+	// Resolved describes the DDL after which the table's definition was
+	// read from the source, when it was ("" otherwise).
+	Resolved string
 }
 
 func (e *UnknownColumnsError) Error() string {
-	return fmt.Sprintf("cannot name the columns of %s.%s: %s", e.Schema, e.Table, e.Reason)
+	msg := fmt.Sprintf("cannot name the columns of %s.%s: %s", e.Schema, e.Table, e.Reason)
+	if e.Resolved != "" {
+		msg += fmt.Sprintf(". Its definition was read from the source after %s, which the schema tracker cannot parse; "+
+			"that is the table as it is now, and a later DDL has changed it, so the rows logged in between cannot be decoded by name. "+
+			"To go on: re-copy the table to the target and restart the pipeline from a position after that later DDL, "+
+			"or skip these transactions (sink.skip); set binlog_row_metadata=FULL on the source (MariaDB 10.5+, MySQL 8.0) "+
+			"so that row events name their columns from now on", e.Resolved)
+	}
+	return msg
 }
 
 // decoder turns TABLE_MAP and row events into Tables and Changes.
@@ -37,6 +48,9 @@ type decoder struct {
 	strict  bool // fail instead of naming columns @1, @2, ...
 	log     *slog.Logger
 	tables  map[uint64]*tableDecoder // by table id
+	// resolved notes the definitions read from the source for a DDL the
+	// tracker cannot parse: the DDL and its position.
+	resolved map[*schema.Table]string
 	warned  map[string]bool
 	// goMySQLRows decodes every row with go-mysql, for the differential
 	// test of sluice's own row decoder.
@@ -156,7 +170,10 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 			t.Columns[i].Name = unknownColumnName(i)
 		}
 		if d.strict {
-			return nil, &UnknownColumnsError{Schema: t.Schema, Table: t.Name, Reason: reason}
+			return nil, &UnknownColumnsError{Schema: t.Schema, Table: t.Name, Reason: reason, Resolved: d.resolved[def]}
+		}
+		if r := d.resolved[def]; r != "" {
+			reason += "; the definition was read from the source after " + r + " and a later DDL has changed the table"
 		}
 		key := t.QualifiedName() + "|" + reason
 		if !d.warned[key] && d.log != nil {

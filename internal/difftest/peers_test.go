@@ -27,6 +27,8 @@ type peerResult struct {
 	script   string
 	rejected int // statements the source rejected
 	tables   int // tables compared
+	unread   int // tables neither server can read
+	unparsed int // DDL the schema tracker could not parse (resolved or skipped)
 	differ   []string
 	stop     string // why the pipeline stopped, "" when it ran to the end
 }
@@ -70,10 +72,11 @@ func TestPeers(t *testing.T) {
 			t.Errorf("%s: the pipeline stopped: %s", r.script, r.stop)
 		}
 	}
-	var tables, rejected, silent, stopped, stoppedScripts, cleanScripts int
+	var tables, unread, unparsed, rejected, silent, stopped, stoppedScripts, cleanScripts int
 	var b strings.Builder
 	for _, r := range out {
 		tables += r.tables
+		unread += r.unread
 		rejected += r.rejected
 		if r.stop != "" {
 			stoppedScripts++
@@ -84,11 +87,13 @@ func TestPeers(t *testing.T) {
 		if r.stop == "" && len(r.differ) == 0 {
 			cleanScripts++
 		}
-		fmt.Fprintf(&b, "%-55s tables %3d  differ %2d  rejected %3d  %s\n", r.script, r.tables, len(r.differ), r.rejected, firstLine(r.stop))
+		unparsed += r.unparsed
+		fmt.Fprintf(&b, "%-55s tables %3d  differ %2d  rejected %3d  unparsed %2d  %s\n", r.script, r.tables, len(r.differ), r.rejected, r.unparsed, firstLine(r.stop))
 	}
 	t.Logf("per script:\n%s", b.String())
-	t.Logf("%d scripts (%d clean, %d stopped), %d tables compared, %d differ silently, %d differ after a stop; %d statements rejected by the source",
-		len(out), cleanScripts, stoppedScripts, tables, silent, stopped, rejected)
+	t.Logf("%d scripts (%d clean, %d stopped), %d tables compared, %d differ silently, %d differ after a stop; "+
+		"%d statements rejected by the source, %d tables neither server can read, %d DDL the schema tracker could not parse",
+		len(out), cleanScripts, stoppedScripts, tables, silent, stopped, rejected, unread, unparsed)
 }
 
 type peers struct {
@@ -145,6 +150,7 @@ pipelines:
 	if err := rep.Run(rctx); err != nil {
 		r.stop = err.Error()
 	}
+	r.unparsed = strings.Count(logs.String(), "schema tracker cannot parse")
 	if os.Getenv("SLUICE_PEERS_VERBOSE") != "" && logs.Len() > 0 {
 		t.Logf("%s: sluice's warnings:\n%s", r.script, logs.String())
 	}
@@ -175,6 +181,11 @@ pipelines:
 			continue
 		}
 		for _, m := range ms {
+			if m.What == Unreadable {
+				r.unread++
+				r.tables--
+				continue
+			}
 			r.differ = append(r.differ, d+"."+m.String())
 		}
 	}
