@@ -427,6 +427,8 @@ func (a *applier) column(cd *ast.ColumnDef, tableCharset string) (Column, []Key)
 		}
 	case mysql.TypeJSON:
 		col.JSON = true
+	case mysql.TypeYear:
+		col.SQLType = "year(4)" // as information_schema shows every YEAR
 	}
 	lname := strings.ToLower(col.Name)
 	if orig, ok := a.notes.types[lname]; ok {
