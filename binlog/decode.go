@@ -51,7 +51,7 @@ type decoder struct {
 	// resolved notes the definitions read from the source for a DDL the
 	// tracker cannot parse: the DDL and its position.
 	resolved map[*schema.Table]string
-	warned  map[string]bool
+	warned   map[string]bool
 	// goMySQLRows decodes every row with go-mysql, for the differential
 	// test of sluice's own row decoder.
 	goMySQLRows bool
