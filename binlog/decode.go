@@ -146,8 +146,8 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 	if useDef {
 		if i, ok := compatible(def, t); !ok {
 			useDef = false
-			reason = fmt.Sprintf("column %d (%s) is %s in the tracked schema but the binlog logs binlog type %d; "+
-				"the tracked schema does not match this position", i+1, def.Columns[i].Name, def.Columns[i].SQLType, t.Columns[i].Type)
+			reason = fmt.Sprintf("column %d (%s) is %s in the tracked schema but the binlog logs a %s (binlog type %d); "+
+				"the tracked schema does not match this position", i+1, def.Columns[i].Name, def.Columns[i].SQLType, TypeName(t.Columns[i].Type), t.Columns[i].Type)
 		}
 	} else if def == nil {
 		reason = "the table is not in the tracked schema (created before the start position and not in information_schema)"
@@ -266,56 +266,6 @@ func compatible(def *schema.Table, t *Table) (int, bool) {
 		}
 	}
 	return 0, true
-}
-
-func typeMatches(sqlType string, bt byte) bool {
-	switch sqlType {
-	case "tinyint", "bool", "boolean":
-		return bt == mysql.MYSQL_TYPE_TINY
-	case "smallint":
-		return bt == mysql.MYSQL_TYPE_SHORT
-	case "mediumint":
-		return bt == mysql.MYSQL_TYPE_INT24
-	case "int", "integer":
-		return bt == mysql.MYSQL_TYPE_LONG
-	case "bigint", "serial":
-		return bt == mysql.MYSQL_TYPE_LONGLONG
-	case "float":
-		return bt == mysql.MYSQL_TYPE_FLOAT
-	case "double", "real", "double precision":
-		return bt == mysql.MYSQL_TYPE_DOUBLE
-	case "decimal", "numeric":
-		return bt == mysql.MYSQL_TYPE_NEWDECIMAL || bt == mysql.MYSQL_TYPE_DECIMAL
-	case "date":
-		return bt == mysql.MYSQL_TYPE_NEWDATE || bt == mysql.MYSQL_TYPE_DATE
-	case "datetime":
-		return bt == mysql.MYSQL_TYPE_DATETIME || bt == mysql.MYSQL_TYPE_DATETIME2
-	case "timestamp":
-		return bt == mysql.MYSQL_TYPE_TIMESTAMP || bt == mysql.MYSQL_TYPE_TIMESTAMP2
-	case "time":
-		return bt == mysql.MYSQL_TYPE_TIME || bt == mysql.MYSQL_TYPE_TIME2
-	case "year":
-		return bt == mysql.MYSQL_TYPE_YEAR
-	case "bit":
-		return bt == mysql.MYSQL_TYPE_BIT
-	case "char", "binary", "uuid", "inet6", "inet4":
-		return bt == mysql.MYSQL_TYPE_STRING
-	case "varchar", "varbinary":
-		return bt == mysql.MYSQL_TYPE_VARCHAR || bt == mysql.MYSQL_TYPE_VAR_STRING
-	case "enum":
-		return bt == mysql.MYSQL_TYPE_ENUM
-	case "set":
-		return bt == mysql.MYSQL_TYPE_SET
-	case "tinytext", "text", "mediumtext", "longtext", "tinyblob", "blob", "mediumblob", "longblob":
-		return bt == mysql.MYSQL_TYPE_BLOB
-	case "json":
-		return bt == mysql.MYSQL_TYPE_JSON || bt == mysql.MYSQL_TYPE_BLOB
-	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection":
-		return bt == mysql.MYSQL_TYPE_GEOMETRY
-	case "vector":
-		return bt == mysql.MYSQL_TYPE_VECTOR
-	}
-	return true // a type this check does not know: trust the definition
 }
 
 // converter returns the function that turns go-mysql's decoded value for a
