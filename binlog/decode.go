@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -63,10 +62,12 @@ type tableDecoder struct {
 	def   *schema.Table
 	table *Table
 	dec   []colDecoder
-	// goMySQL: the table has MySQL binary JSON columns, whose rows go-mysql
-	// decodes; conv then converts its values.
+	// goMySQL: the table has MySQL binary JSON columns, whose values
+	// go-mysql renders (see mergeJSON).
 	goMySQL bool
-	conv    []func(Value) (Value, error)
+	// conv converts the values of rows go-mysql decoded whole: only for
+	// the differential test of this decoder (decoder.goMySQLRows).
+	conv []func(Value) (Value, error)
 }
 
 func newDecoder(cat *schema.Catalog, strict bool, log *slog.Logger) *decoder {
@@ -230,12 +231,10 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 		}
 	}
 
-	td := &tableDecoder{tm: tm, def: def, table: t, conv: make([]func(Value) (Value, error), n), dec: make([]colDecoder, n)}
+	td := &tableDecoder{tm: tm, def: def, table: t, dec: make([]colDecoder, n)}
 	for i := range t.Columns {
-		td.conv[i] = converter(&t.Columns[i])
 		if t.Columns[i].Type == mysql.MYSQL_TYPE_JSON {
 			td.goMySQL = true
-			continue
 		}
 		var err error
 		if td.dec[i], err = decoderFor(tm, i, &t.Columns[i]); err != nil {
@@ -268,106 +267,13 @@ func compatible(def *schema.Table, t *Table) (int, bool) {
 	return 0, true
 }
 
-// converter returns the function that turns go-mysql's decoded value for a
-// column into a Value (see Value for the types).
-func converter(c *Column) func(Value) (Value, error) {
-	switch c.Type {
-	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG:
-		unsigned := c.Unsigned
-		return func(v Value) (Value, error) { return normalizeInt(v, unsigned), nil }
-	case mysql.MYSQL_TYPE_INT24:
-		unsigned := c.Unsigned
-		return func(v Value) (Value, error) {
-			// go-mysql decodes MEDIUMINT into an int32 sign-extended from 24 bits.
-			if x, ok := v.(int32); ok && unsigned {
-				return uint64(uint32(x) & 0xFFFFFF), nil
-			}
-			return normalizeInt(v, unsigned), nil
-		}
-	case mysql.MYSQL_TYPE_TIME2, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIMESTAMP2:
-		fsp, typ := c.FSP, c.Type
-		return func(v Value) (Value, error) {
-			if s, ok := v.(string); ok {
-				s = padFraction(s, fsp)
-				// go-mysql prints a TIMESTAMP of second 0 with a fraction
-				// as the zero timestamp; it is 1970-01-01 00:00:00.f UTC.
-				if rest, ok := strings.CutPrefix(s, "0000-00-00 00:00:00."); ok && typ == mysql.MYSQL_TYPE_TIMESTAMP2 &&
-					strings.Trim(rest, "0") != "" {
-					s = "1970-01-01 00:00:00." + rest
-				}
-				return s, nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_YEAR:
-		return func(v Value) (Value, error) { return normalizeInt(v, false), nil }
-	case mysql.MYSQL_TYPE_BIT:
-		return func(v Value) (Value, error) {
-			if i, ok := v.(int64); ok {
-				return uint64(i), nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DECIMAL:
-		return func(v Value) (Value, error) {
-			if s, ok := v.(string); ok {
-				return Decimal(s), nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_ENUM:
-		conv := enumValue(c.Elems)
-		return func(v Value) (Value, error) {
-			if i, ok := v.(int64); ok {
-				return conv(uint64(i))
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_SET:
-		conv := setValue(c.Elems)
-		return func(v Value) (Value, error) {
-			if bits, ok := v.(int64); ok {
-				return conv(uint64(bits)), nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB,
-		mysql.MYSQL_TYPE_GEOMETRY, mysql.MYSQL_TYPE_VECTOR:
-		conv := bytesValue(c)
-		return func(v Value) (Value, error) {
-			switch x := v.(type) {
-			case string:
-				return conv([]byte(x))
-			case []byte:
-				return conv(x)
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_JSON:
-		return func(v Value) (Value, error) {
-			if _, ok := v.(*replication.JsonDiff); ok {
-				return nil, ErrPartialJSON
-			}
-			return toJSON(v), nil
-		}
+// jsonValue is the Value of a JSON column go-mysql decoded (MySQL's
+// binary JSON, rendered by go-mysql as text).
+func jsonValue(v Value) (Value, error) {
+	if _, ok := v.(*replication.JsonDiff); ok {
+		return nil, ErrPartialJSON
 	}
-	return func(v Value) (Value, error) { return v, nil }
-}
-
-// padFraction gives a temporal value exactly fsp fractional digits, as the
-// server prints it: go-mysql drops an all-zero fraction of TIME(n).
-func padFraction(s string, fsp int) string {
-	if fsp <= 0 {
-		return s
-	}
-	dot := strings.LastIndexByte(s, '.')
-	if dot < 0 || strings.IndexByte(s[dot:], ':') >= 0 || strings.IndexByte(s[dot:], ' ') >= 0 {
-		return s + "." + strings.Repeat("0", fsp)
-	}
-	if have := len(s) - dot - 1; have < fsp {
-		return s + strings.Repeat("0", fsp-have)
-	}
-	return s
+	return toJSON(v), nil
 }
 
 func toJSON(v Value) Value {
@@ -384,46 +290,6 @@ func toJSON(v Value) Value {
 			return JSON("null")
 		}
 		return JSON(x)
-	}
-	return v
-}
-
-// normalizeInt turns go-mysql's sized integers into int64 or uint64. Without
-// signedness metadata (MariaDB, MySQL before 8.0.2) go-mysql decodes
-// unsigned columns as signed (go-mysql#26, #338, #768); the tracked schema
-// says which are unsigned, and the bits are reinterpreted here.
-func normalizeInt(v Value, unsigned bool) Value {
-	switch x := v.(type) {
-	case int8:
-		if unsigned {
-			return uint64(uint8(x))
-		}
-		return int64(x)
-	case int16:
-		if unsigned {
-			return uint64(uint16(x))
-		}
-		return int64(x)
-	case int32:
-		if unsigned {
-			return uint64(uint32(x))
-		}
-		return int64(x)
-	case int64:
-		if unsigned {
-			return uint64(x)
-		}
-		return x
-	case int:
-		return int64(x)
-	case uint8:
-		return uint64(x)
-	case uint16:
-		return uint64(x)
-	case uint32:
-		return uint64(x)
-	case uint64:
-		return x
 	}
 	return v
 }
@@ -491,7 +357,7 @@ func (d *decoder) decodeDeferredRows(td *tableDecoder, e *replication.RowsEvent,
 	if dr.pos > len(dr.data) {
 		return nil, true, fmt.Errorf("row event header of %d bytes is longer than the event (%d)", dr.pos, len(dr.data))
 	}
-	if td.goMySQL || d.goMySQLRows {
+	if d.goMySQLRows {
 		if err := checkBitmaps(e, len(td.dec), len(dr.data)-dr.pos, op); err != nil {
 			return nil, true, err
 		}
@@ -511,7 +377,49 @@ func (d *decoder) decodeDeferredRows(td *tableDecoder, e *replication.RowsEvent,
 		}
 	}
 	out, err := td.decodeDeferred(e, data, op)
-	return out, true, err
+	if err != nil || !td.goMySQL {
+		return out, true, err
+	}
+	// MySQL's binary JSON: its values are go-mysql's.
+	e.Rows = nil
+	if err := e.DecodeData(dr.pos, dr.data); err != nil {
+		return nil, true, fmt.Errorf("malformed row data: %s", libraryError(err))
+	}
+	return out, true, td.mergeJSON(out, e.Rows)
+}
+
+// mergeJSON puts go-mysql's values of the JSON columns of rows (every
+// image of the event, in order) into the changes sluice's decoder made.
+func (td *tableDecoder) mergeJSON(out []*Change, rows [][]any) error {
+	r := 0
+	set := func(img []Value) error {
+		if r >= len(rows) {
+			return fmt.Errorf("%s: go-mysql decoded %d row images, sluice more", td.table.QualifiedName(), len(rows))
+		}
+		for i, v := range img {
+			if _, ok := v.(binaryJSON); !ok {
+				continue
+			}
+			jv, err := jsonValue(rows[r][i])
+			if err != nil {
+				return fmt.Errorf("%s column %s: %w", td.table.QualifiedName(), td.table.Columns[i].Name, err)
+			}
+			img[i] = jv
+		}
+		r++
+		return nil
+	}
+	for _, c := range out {
+		for _, img := range [][]Value{c.Before, c.After} {
+			if img == nil {
+				continue
+			}
+			if err := set(img); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func rowOp(e *replication.RowsEvent) Op {
@@ -526,7 +434,19 @@ func rowOp(e *replication.RowsEvent) Op {
 	return 0
 }
 
+// convertGoMySQL makes the converters of the values go-mysql decodes, for
+// the differential test of this decoder; set by the tests.
+var convertGoMySQL func(*Column) func(Value) (Value, error)
+
 func (td *tableDecoder) image(row []any, skipped []int) ([]Value, error) {
+	if td.conv == nil {
+		if convertGoMySQL == nil {
+			return nil, fmt.Errorf("%s: rows decoded by go-mysql, which only the tests do", td.table.QualifiedName())
+		}
+		for i := range td.table.Columns {
+			td.conv = append(td.conv, convertGoMySQL(&td.table.Columns[i]))
+		}
+	}
 	for _, i := range skipped {
 		row[i] = Absent
 	}
