@@ -214,26 +214,6 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			prefix = 2
 		}
 		return stringDecoder(prefix, c), nil
-	case mysql.MYSQL_TYPE_JSON:
-		// MySQL's binary JSON: skipped here, and rendered by go-mysql
-		// (mergeJSON).
-		prefix := int(meta)
-		if prefix < 1 || prefix > 4 {
-			return nil, fmt.Errorf("JSON pack length %d", prefix)
-		}
-		return func(b []byte) (Value, int, error) {
-			if len(b) < prefix {
-				return nil, 0, errShort
-			}
-			var n uint64
-			for i := prefix - 1; i >= 0; i-- {
-				n = n<<8 | uint64(b[i])
-			}
-			if uint64(len(b)-prefix) < n {
-				return nil, 0, errShort
-			}
-			return binaryJSON{}, prefix + int(n), nil
-		}, nil
 	case mysql.MYSQL_TYPE_BLOB, mysql.MYSQL_TYPE_GEOMETRY, mysql.MYSQL_TYPE_VECTOR, mysql.MYSQL_TYPE_TINY_BLOB,
 		mysql.MYSQL_TYPE_MEDIUM_BLOB, mysql.MYSQL_TYPE_LONG_BLOB:
 		prefix := int(meta)
@@ -241,6 +221,14 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			return nil, fmt.Errorf("BLOB pack length %d", prefix)
 		}
 		return stringDecoder(prefix, c), nil
+	case mysql.MYSQL_TYPE_JSON:
+		// MySQL's binary JSON: skipped here, and rendered by go-mysql
+		// (mergeJSON).
+		prefix := int(meta)
+		if prefix < 1 || prefix > 4 {
+			return nil, fmt.Errorf("JSON pack length %d", prefix)
+		}
+		return prefixedDecoder(prefix, func([]byte) (Value, error) { return binaryJSON{}, nil }), nil
 	}
 	return nil, fmt.Errorf("column %s has binlog type %d, which sluice cannot decode", c.Name, c.Type)
 }
@@ -264,8 +252,11 @@ func intDecoder(size int, unsigned bool) colDecoder {
 
 // stringDecoder reads a length-prefixed value and makes it text, bytes,
 // JSON or a vector according to the column.
-func stringDecoder(prefix int, c *Column) colDecoder {
-	conv := bytesValue(c)
+func stringDecoder(prefix int, c *Column) colDecoder { return prefixedDecoder(prefix, bytesValue(c)) }
+
+// prefixedDecoder reads a value of a little-endian length of prefix bytes
+// and that many bytes, which conv turns into a Value.
+func prefixedDecoder(prefix int, conv func([]byte) (Value, error)) colDecoder {
 	return func(b []byte) (Value, int, error) {
 		if len(b) < prefix {
 			return nil, 0, errShort

@@ -42,7 +42,9 @@ type peerResult struct {
 // every table that differs and every stop, and logs a summary.
 //
 // It is not part of make test (it needs the peers' scripts): run
-// scripts/peers.sh. SLUICE_PEERS_RUN=REGEXP picks scripts by name.
+// scripts/peers.sh. SLUICE_PEERS_RUN=REGEXP picks scripts by name,
+// SLUICE_PEERS_VERBOSE=1 logs what the source rejected and sluice's
+// warnings.
 func TestPeers(t *testing.T) {
 	dir := os.Getenv("SLUICE_PEERS_DIR")
 	if dir == "" {
@@ -59,8 +61,12 @@ func TestPeers(t *testing.T) {
 	if _, err := exec.LookPath("mariadb"); err != nil {
 		t.Fatalf("the mariadb client is needed to run the scripts: %v", err)
 	}
-	servers := testenv.StartMariaDBs(t, 2)
-	p := &peers{src: servers[0], dst: servers[1]}
+	// SLUICE_PEERS_SOURCE_ARGS and SLUICE_PEERS_TARGET_ARGS are extra
+	// mariadbd options, e.g. --lower-case-table-names=1.
+	p := &peers{
+		src: testenv.StartMariaDB(t, testenv.MariaDBOptions{Args: strings.Fields(os.Getenv("SLUICE_PEERS_SOURCE_ARGS"))}),
+		dst: testenv.StartMariaDB(t, testenv.MariaDBOptions{Args: strings.Fields(os.Getenv("SLUICE_PEERS_TARGET_ARGS"))}),
+	}
 	var out []peerResult
 	for i, f := range files {
 		r := p.run(t, i, f)
@@ -156,14 +162,7 @@ pipelines:
 	}
 
 	srcDB, dstDB := p.src.DB(t), p.dst.DB(t)
-	dbs, err := userDatabases(ctx, srcDB)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dstDBs, err := userDatabases(ctx, dstDB)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dbs, dstDBs := userDatabases(t, srcDB), userDatabases(t, dstDB)
 	for _, d := range dstDBs {
 		if d != "sluice" && !slices.Contains(dbs, d) {
 			r.differ = append(r.differ, "database "+d+" on the target only")
@@ -208,11 +207,7 @@ func (p *peers) reset(t *testing.T, file string) {
 	}
 	for _, m := range []*testenv.MariaDB{p.src, p.dst} {
 		db := m.DB(t)
-		dbs, err := userDatabases(ctx, db)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, d := range dbs {
+		for _, d := range userDatabases(t, db) {
 			if _, err := db.ExecContext(ctx, "DROP DATABASE "+ident(d)); err != nil {
 				t.Fatalf("drop %s: %v", d, err)
 			}
@@ -221,23 +216,11 @@ func (p *peers) reset(t *testing.T, file string) {
 	p.src.Exec(t, "RESET MASTER")
 }
 
-func userDatabases(ctx context.Context, db *sql.DB) ([]string, error) {
-	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		if !schema.IsSystemSchema(s) {
-			out = append(out, s)
-		}
-	}
-	return out, rows.Err()
+// userDatabases lists the server's databases but its own.
+func userDatabases(t *testing.T, db *sql.DB) []string {
+	t.Helper()
+	return slices.DeleteFunc(testenv.Rows(t, db, "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY 1",
+		func(b []byte) string { return string(b) }), schema.IsSystemSchema)
 }
 
 func firstLine(s string) string {
