@@ -28,15 +28,17 @@ func TestLetterCaseSourceAndTarget(t *testing.T) {
 			"CREATE INDEX Iv ON Orders (v)",
 			"INSERT INTO THINGS VALUES (2)",
 			"UPDATE Orders SET v = 'z' WHERE id = 1",
+			"CREATE TABLE OrderLines (o INT, FOREIGN KEY (o) REFERENCES Orders (id)) ENGINE=InnoDB",
+			"INSERT INTO orderLINES VALUES (1)",
 		)
 		var logs logBuffer
 		cfg := testenv.LoadConfig(t, pipelineYAML(src, dst, "", ""))
 		if err := runCaptured(t, cfg, &logs); err != nil {
 			t.Fatalf("%v\n%s", err, logs.String())
 		}
-		sameTables(t, src, dst, "app.orders", "app.things")
-		if got := dst.QueryString(t, "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) ORDER BY 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'app'"); got != "app.orders,app.things" {
-			t.Errorf("target tables %q, want app.orders,app.things", got)
+		sameTables(t, src, dst, "app.orders", "app.things", "app.orderlines")
+		if got := dst.QueryString(t, "SELECT GROUP_CONCAT(CONCAT(TABLE_SCHEMA, '.', TABLE_NAME) ORDER BY 1) FROM information_schema.TABLES WHERE TABLE_SCHEMA LIKE 'app'"); got != "app.orderlines,app.orders,app.things" {
+			t.Errorf("target tables %q, want app.orderlines,app.orders,app.things", got)
 		}
 	})
 

@@ -11,6 +11,8 @@ func TestLowerNames(t *testing.T) {
 		{"", "CREATE DATABASE IF NOT EXISTS Shop CHARACTER SET latin1", "CREATE DATABASE IF NOT EXISTS `shop` CHARACTER SET latin1"},
 		{"", "DROP SCHEMA `My``Db`", "DROP SCHEMA `my``db`"},
 		{"shop", "CREATE TABLE orders (id INT)", "CREATE TABLE orders (id INT)"},
+		{"shop", "CREATE TABLE Items (o INT, FOREIGN KEY (o) REFERENCES Orders(Id))", "CREATE TABLE `shop`.`items` (o INT, FOREIGN KEY (o) REFERENCES orders(Id))"},
+		{"shop", "ALTER TABLE items ADD FOREIGN KEY (o) REFERENCES `Sh`.`Orders` (id)", "ALTER TABLE items ADD FOREIGN KEY (o) REFERENCES `sh`.`orders` (id)"},
 		{"shop", "CREATE PROCEDURE P() SELECT 1", "CREATE PROCEDURE P() SELECT 1"},
 	} {
 		got, changed := LowerNames(c.db, c.sql, 0)
