@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -149,6 +150,17 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 			useDef = false
 			reason = fmt.Sprintf("column %d (%s) is %s in the tracked schema but the binlog logs a %s (binlog type %d); "+
 				"the tracked schema does not match this position", i+1, def.Columns[i].Name, def.Columns[i].SQLType, TypeName(t.Columns[i].Type), t.Columns[i].Type)
+		} else if i, ok := sameNames(def, names); !ok {
+			// The server's own names say the definition is of another
+			// point in the stream: its attributes are not used either.
+			useDef = false
+			reason = fmt.Sprintf("column %d is %s in the tracked schema but %s in the binlog's metadata; "+
+				"the tracked schema does not match this position", i+1, def.Columns[i].Name, names[i])
+			key := t.QualifiedName() + "|" + reason
+			if !d.warned[key] && d.log != nil {
+				d.warned[key] = true
+				d.log.Warn("the binlog's column names differ from the tracked schema; using the binlog's", "table", t.QualifiedName(), "reason", reason)
+			}
 		}
 	} else if def == nil {
 		reason = "the table is not in the tracked schema (created before the start position and not in information_schema)"
@@ -242,6 +254,21 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 		}
 	}
 	return td, nil
+}
+
+// sameNames checks the tracked definition's column names against the
+// names the binlog logs (binlog_row_metadata=FULL), when it logs them. It
+// returns the first column that differs.
+func sameNames(def *schema.Table, names []string) (int, bool) {
+	if len(names) != len(def.Columns) {
+		return 0, true
+	}
+	for i, n := range names {
+		if !strings.EqualFold(n, def.Columns[i].Name) {
+			return i, false
+		}
+	}
+	return 0, true
 }
 
 func setCollation(c *Column, id uint64) {
