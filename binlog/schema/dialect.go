@@ -122,6 +122,15 @@ func tokenize(s string, ansiQuotes bool) []token {
 	return out
 }
 
+// joinTokens is the statement the tokens make.
+func joinTokens(toks []token) string {
+	var b strings.Builder
+	for _, t := range toks {
+		b.WriteString(t.text)
+	}
+	return b.String()
+}
+
 func isWordByte(c byte) bool {
 	return c == '_' || c == '$' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c >= 0x80
 }

@@ -45,11 +45,7 @@ func LowerNames(defaultDB, sql string, mode SQLMode) (string, bool) {
 				return sql, false
 			}
 			toks[i].text = quoteIdent(strings.ToLower(name))
-			var b strings.Builder
-			for _, t := range toks {
-				b.WriteString(t.text)
-			}
-			return b.String(), true
+			return joinTokens(toks), true
 		}
 	}
 	return sql, false
@@ -85,9 +81,5 @@ func lowerReferences(sql string, mode SQLMode) (string, bool) {
 	if !changed {
 		return sql, false
 	}
-	var b strings.Builder
-	for _, t := range toks {
-		b.WriteString(t.text)
-	}
-	return b.String(), true
+	return joinTokens(toks), true
 }
