@@ -446,7 +446,7 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 	}
 	sess := parseSession(e.StatusVars, h.Timestamp, a.mariadb)
 	mode := schema.SQLMode(sess.SQLMode)
-	ddlTxn.DDL = &DDL{Schema: db, SQL: schema.StripStartTransaction(q), Session: sess}
+	ddlTxn.DDL = &DDL{Schema: db, SQL: schema.StripStartTransaction(q), Session: sess, StoresLower: a.dec.catalog.StoresLower}
 	if m, ok := a.ddlMarks[e.SlaveProxyID]; ok {
 		ddlTxn.Marks = append(ddlTxn.Marks, m)
 		delete(a.ddlMarks, e.SlaveProxyID)
@@ -531,6 +531,10 @@ func (a *assembler) resolve(st schema.Statement, q string, endPos uint64) (bool,
 		return false, nil
 	}
 	a.dec.catalog.PutTable(def)
+	if a.dec.resolved == nil {
+		a.dec.resolved = map[*schema.Table]string{}
+	}
+	a.dec.resolved[def] = fmt.Sprintf("the DDL %.200q at %s", schema.Redact(q), Position{a.file, endPos})
 	if a.cur != nil {
 		a.cur.Catalog = a.dec.catalog.Clone()
 	}

@@ -25,10 +25,21 @@ var ErrPartialJSON = errors.New("partial JSON update (PARTIAL_UPDATE_ROWS_EVENT)
 type UnknownColumnsError struct {
 	Schema, Table string
 	Reason        string
+	// Resolved describes the DDL after which the table's definition was
+	// read from the source, when it was ("" otherwise).
+	Resolved string
 }
 
 func (e *UnknownColumnsError) Error() string {
-	return fmt.Sprintf("cannot name the columns of %s.%s: %s", e.Schema, e.Table, e.Reason)
+	msg := fmt.Sprintf("cannot name the columns of %s.%s: %s", e.Schema, e.Table, e.Reason)
+	if e.Resolved != "" {
+		msg += fmt.Sprintf(". Its definition was read from the source after %s, which the schema tracker cannot parse; "+
+			"that is the table as it is now, and a later DDL has changed it, so the rows logged in between cannot be decoded by name. "+
+			"To go on: re-copy the table to the target and restart the pipeline from a position after that later DDL, "+
+			"or skip these transactions (sink.skip); set binlog_row_metadata=FULL on the source (MariaDB 10.5+, MySQL 8.0) "+
+			"so that row events name their columns from now on", e.Resolved)
+	}
+	return msg
 }
 
 // decoder turns TABLE_MAP and row events into Tables and Changes.
@@ -37,7 +48,10 @@ type decoder struct {
 	strict  bool // fail instead of naming columns @1, @2, ...
 	log     *slog.Logger
 	tables  map[uint64]*tableDecoder // by table id
-	warned  map[string]bool
+	// resolved notes the definitions read from the source for a DDL the
+	// tracker cannot parse: the DDL and its position.
+	resolved map[*schema.Table]string
+	warned   map[string]bool
 	// goMySQLRows decodes every row with go-mysql, for the differential
 	// test of sluice's own row decoder.
 	goMySQLRows bool
@@ -49,10 +63,12 @@ type tableDecoder struct {
 	def   *schema.Table
 	table *Table
 	dec   []colDecoder
-	// goMySQL: the table has MySQL binary JSON columns, whose rows go-mysql
-	// decodes; conv then converts its values.
+	// goMySQL: the table has MySQL binary JSON columns, whose values
+	// go-mysql renders (see mergeJSON).
 	goMySQL bool
-	conv    []func(Value) (Value, error)
+	// conv converts the values of rows go-mysql decoded whole: only for
+	// the differential test of this decoder (decoder.goMySQLRows).
+	conv []func(Value) (Value, error)
 }
 
 func newDecoder(cat *schema.Catalog, strict bool, log *slog.Logger) *decoder {
@@ -132,8 +148,19 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 	if useDef {
 		if i, ok := compatible(def, t); !ok {
 			useDef = false
-			reason = fmt.Sprintf("column %d (%s) is %s in the tracked schema but the binlog logs binlog type %d; "+
-				"the tracked schema does not match this position", i+1, def.Columns[i].Name, def.Columns[i].SQLType, t.Columns[i].Type)
+			reason = fmt.Sprintf("column %d (%s) is %s in the tracked schema but the binlog logs a %s (binlog type %d); "+
+				"the tracked schema does not match this position", i+1, def.Columns[i].Name, def.Columns[i].SQLType, TypeName(t.Columns[i].Type), t.Columns[i].Type)
+		} else if i, ok := sameNames(def, names); !ok {
+			// The server's own names say the definition is of another
+			// point in the stream: its attributes are not used either.
+			useDef = false
+			reason = fmt.Sprintf("column %d is %s in the tracked schema but %s in the binlog's metadata; "+
+				"the tracked schema does not match this position", i+1, def.Columns[i].Name, names[i])
+			key := t.QualifiedName() + "|" + reason
+			if !d.warned[key] && d.log != nil {
+				d.warned[key] = true
+				d.log.Warn("the binlog's column names differ from the tracked schema; using the binlog's", "table", t.QualifiedName(), "reason", reason)
+			}
 		}
 	} else if def == nil {
 		reason = "the table is not in the tracked schema (created before the start position and not in information_schema)"
@@ -156,7 +183,10 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 			t.Columns[i].Name = unknownColumnName(i)
 		}
 		if d.strict {
-			return nil, &UnknownColumnsError{Schema: t.Schema, Table: t.Name, Reason: reason}
+			return nil, &UnknownColumnsError{Schema: t.Schema, Table: t.Name, Reason: reason, Resolved: d.resolved[def]}
+		}
+		if r := d.resolved[def]; r != "" {
+			reason += "; the definition was read from the source after " + r + " and a later DDL has changed the table"
 		}
 		key := t.QualifiedName() + "|" + reason
 		if !d.warned[key] && d.log != nil {
@@ -213,12 +243,10 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 		}
 	}
 
-	td := &tableDecoder{tm: tm, def: def, table: t, conv: make([]func(Value) (Value, error), n), dec: make([]colDecoder, n)}
+	td := &tableDecoder{tm: tm, def: def, table: t, dec: make([]colDecoder, n)}
 	for i := range t.Columns {
-		td.conv[i] = converter(&t.Columns[i])
 		if t.Columns[i].Type == mysql.MYSQL_TYPE_JSON {
 			td.goMySQL = true
-			continue
 		}
 		var err error
 		if td.dec[i], err = decoderFor(tm, i, &t.Columns[i]); err != nil {
@@ -226,6 +254,21 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 		}
 	}
 	return td, nil
+}
+
+// sameNames checks the tracked definition's column names against the
+// names the binlog logs (binlog_row_metadata=FULL), when it logs them. It
+// returns the first column that differs.
+func sameNames(def *schema.Table, names []string) (int, bool) {
+	if len(names) != len(def.Columns) {
+		return 0, true
+	}
+	for i, n := range names {
+		if !strings.EqualFold(n, def.Columns[i].Name) {
+			return i, false
+		}
+	}
+	return 0, true
 }
 
 func setCollation(c *Column, id uint64) {
@@ -251,156 +294,13 @@ func compatible(def *schema.Table, t *Table) (int, bool) {
 	return 0, true
 }
 
-func typeMatches(sqlType string, bt byte) bool {
-	switch sqlType {
-	case "tinyint", "bool", "boolean":
-		return bt == mysql.MYSQL_TYPE_TINY
-	case "smallint":
-		return bt == mysql.MYSQL_TYPE_SHORT
-	case "mediumint":
-		return bt == mysql.MYSQL_TYPE_INT24
-	case "int", "integer":
-		return bt == mysql.MYSQL_TYPE_LONG
-	case "bigint", "serial":
-		return bt == mysql.MYSQL_TYPE_LONGLONG
-	case "float":
-		return bt == mysql.MYSQL_TYPE_FLOAT
-	case "double", "real", "double precision":
-		return bt == mysql.MYSQL_TYPE_DOUBLE
-	case "decimal", "numeric":
-		return bt == mysql.MYSQL_TYPE_NEWDECIMAL || bt == mysql.MYSQL_TYPE_DECIMAL
-	case "date":
-		return bt == mysql.MYSQL_TYPE_NEWDATE || bt == mysql.MYSQL_TYPE_DATE
-	case "datetime":
-		return bt == mysql.MYSQL_TYPE_DATETIME || bt == mysql.MYSQL_TYPE_DATETIME2
-	case "timestamp":
-		return bt == mysql.MYSQL_TYPE_TIMESTAMP || bt == mysql.MYSQL_TYPE_TIMESTAMP2
-	case "time":
-		return bt == mysql.MYSQL_TYPE_TIME || bt == mysql.MYSQL_TYPE_TIME2
-	case "year":
-		return bt == mysql.MYSQL_TYPE_YEAR
-	case "bit":
-		return bt == mysql.MYSQL_TYPE_BIT
-	case "char", "binary", "uuid", "inet6", "inet4":
-		return bt == mysql.MYSQL_TYPE_STRING
-	case "varchar", "varbinary":
-		return bt == mysql.MYSQL_TYPE_VARCHAR || bt == mysql.MYSQL_TYPE_VAR_STRING
-	case "enum":
-		return bt == mysql.MYSQL_TYPE_ENUM
-	case "set":
-		return bt == mysql.MYSQL_TYPE_SET
-	case "tinytext", "text", "mediumtext", "longtext", "tinyblob", "blob", "mediumblob", "longblob":
-		return bt == mysql.MYSQL_TYPE_BLOB
-	case "json":
-		return bt == mysql.MYSQL_TYPE_JSON || bt == mysql.MYSQL_TYPE_BLOB
-	case "geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon", "geometrycollection", "geomcollection":
-		return bt == mysql.MYSQL_TYPE_GEOMETRY
-	case "vector":
-		return bt == mysql.MYSQL_TYPE_VECTOR
+// jsonValue is the Value of a JSON column go-mysql decoded (MySQL's
+// binary JSON, rendered by go-mysql as text).
+func jsonValue(v Value) (Value, error) {
+	if _, ok := v.(*replication.JsonDiff); ok {
+		return nil, ErrPartialJSON
 	}
-	return true // a type this check does not know: trust the definition
-}
-
-// converter returns the function that turns go-mysql's decoded value for a
-// column into a Value (see Value for the types).
-func converter(c *Column) func(Value) (Value, error) {
-	switch c.Type {
-	case mysql.MYSQL_TYPE_TINY, mysql.MYSQL_TYPE_SHORT, mysql.MYSQL_TYPE_LONG, mysql.MYSQL_TYPE_LONGLONG:
-		unsigned := c.Unsigned
-		return func(v Value) (Value, error) { return normalizeInt(v, unsigned), nil }
-	case mysql.MYSQL_TYPE_INT24:
-		unsigned := c.Unsigned
-		return func(v Value) (Value, error) {
-			// go-mysql decodes MEDIUMINT into an int32 sign-extended from 24 bits.
-			if x, ok := v.(int32); ok && unsigned {
-				return uint64(uint32(x) & 0xFFFFFF), nil
-			}
-			return normalizeInt(v, unsigned), nil
-		}
-	case mysql.MYSQL_TYPE_TIME2, mysql.MYSQL_TYPE_DATETIME2, mysql.MYSQL_TYPE_TIMESTAMP2:
-		fsp, typ := c.FSP, c.Type
-		return func(v Value) (Value, error) {
-			if s, ok := v.(string); ok {
-				s = padFraction(s, fsp)
-				// go-mysql prints a TIMESTAMP of second 0 with a fraction
-				// as the zero timestamp; it is 1970-01-01 00:00:00.f UTC.
-				if rest, ok := strings.CutPrefix(s, "0000-00-00 00:00:00."); ok && typ == mysql.MYSQL_TYPE_TIMESTAMP2 &&
-					strings.Trim(rest, "0") != "" {
-					s = "1970-01-01 00:00:00." + rest
-				}
-				return s, nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_YEAR:
-		return func(v Value) (Value, error) { return normalizeInt(v, false), nil }
-	case mysql.MYSQL_TYPE_BIT:
-		return func(v Value) (Value, error) {
-			if i, ok := v.(int64); ok {
-				return uint64(i), nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_NEWDECIMAL, mysql.MYSQL_TYPE_DECIMAL:
-		return func(v Value) (Value, error) {
-			if s, ok := v.(string); ok {
-				return Decimal(s), nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_ENUM:
-		conv := enumValue(c.Elems)
-		return func(v Value) (Value, error) {
-			if i, ok := v.(int64); ok {
-				return conv(uint64(i))
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_SET:
-		conv := setValue(c.Elems)
-		return func(v Value) (Value, error) {
-			if bits, ok := v.(int64); ok {
-				return conv(uint64(bits)), nil
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_BLOB,
-		mysql.MYSQL_TYPE_GEOMETRY, mysql.MYSQL_TYPE_VECTOR:
-		conv := bytesValue(c)
-		return func(v Value) (Value, error) {
-			switch x := v.(type) {
-			case string:
-				return conv([]byte(x))
-			case []byte:
-				return conv(x)
-			}
-			return v, nil
-		}
-	case mysql.MYSQL_TYPE_JSON:
-		return func(v Value) (Value, error) {
-			if _, ok := v.(*replication.JsonDiff); ok {
-				return nil, ErrPartialJSON
-			}
-			return toJSON(v), nil
-		}
-	}
-	return func(v Value) (Value, error) { return v, nil }
-}
-
-// padFraction gives a temporal value exactly fsp fractional digits, as the
-// server prints it: go-mysql drops an all-zero fraction of TIME(n).
-func padFraction(s string, fsp int) string {
-	if fsp <= 0 {
-		return s
-	}
-	dot := strings.LastIndexByte(s, '.')
-	if dot < 0 || strings.IndexByte(s[dot:], ':') >= 0 || strings.IndexByte(s[dot:], ' ') >= 0 {
-		return s + "." + strings.Repeat("0", fsp)
-	}
-	if have := len(s) - dot - 1; have < fsp {
-		return s + strings.Repeat("0", fsp-have)
-	}
-	return s
+	return toJSON(v), nil
 }
 
 func toJSON(v Value) Value {
@@ -417,46 +317,6 @@ func toJSON(v Value) Value {
 			return JSON("null")
 		}
 		return JSON(x)
-	}
-	return v
-}
-
-// normalizeInt turns go-mysql's sized integers into int64 or uint64. Without
-// signedness metadata (MariaDB, MySQL before 8.0.2) go-mysql decodes
-// unsigned columns as signed (go-mysql#26, #338, #768); the tracked schema
-// says which are unsigned, and the bits are reinterpreted here.
-func normalizeInt(v Value, unsigned bool) Value {
-	switch x := v.(type) {
-	case int8:
-		if unsigned {
-			return uint64(uint8(x))
-		}
-		return int64(x)
-	case int16:
-		if unsigned {
-			return uint64(uint16(x))
-		}
-		return int64(x)
-	case int32:
-		if unsigned {
-			return uint64(uint32(x))
-		}
-		return int64(x)
-	case int64:
-		if unsigned {
-			return uint64(x)
-		}
-		return x
-	case int:
-		return int64(x)
-	case uint8:
-		return uint64(x)
-	case uint16:
-		return uint64(x)
-	case uint32:
-		return uint64(x)
-	case uint64:
-		return x
 	}
 	return v
 }
@@ -524,7 +384,7 @@ func (d *decoder) decodeDeferredRows(td *tableDecoder, e *replication.RowsEvent,
 	if dr.pos > len(dr.data) {
 		return nil, true, fmt.Errorf("row event header of %d bytes is longer than the event (%d)", dr.pos, len(dr.data))
 	}
-	if td.goMySQL || d.goMySQLRows {
+	if d.goMySQLRows {
 		if err := checkBitmaps(e, len(td.dec), len(dr.data)-dr.pos, op); err != nil {
 			return nil, true, err
 		}
@@ -544,7 +404,49 @@ func (d *decoder) decodeDeferredRows(td *tableDecoder, e *replication.RowsEvent,
 		}
 	}
 	out, err := td.decodeDeferred(e, data, op)
-	return out, true, err
+	if err != nil || !td.goMySQL {
+		return out, true, err
+	}
+	// MySQL's binary JSON: its values are go-mysql's.
+	e.Rows = nil
+	if err := e.DecodeData(dr.pos, dr.data); err != nil {
+		return nil, true, fmt.Errorf("malformed row data: %s", libraryError(err))
+	}
+	return out, true, td.mergeJSON(out, e.Rows)
+}
+
+// mergeJSON puts go-mysql's values of the JSON columns of rows (every
+// image of the event, in order) into the changes sluice's decoder made.
+func (td *tableDecoder) mergeJSON(out []*Change, rows [][]any) error {
+	r := 0
+	set := func(img []Value) error {
+		if r >= len(rows) {
+			return fmt.Errorf("%s: go-mysql decoded %d row images, sluice more", td.table.QualifiedName(), len(rows))
+		}
+		for i, v := range img {
+			if _, ok := v.(binaryJSON); !ok {
+				continue
+			}
+			jv, err := jsonValue(rows[r][i])
+			if err != nil {
+				return fmt.Errorf("%s column %s: %w", td.table.QualifiedName(), td.table.Columns[i].Name, err)
+			}
+			img[i] = jv
+		}
+		r++
+		return nil
+	}
+	for _, c := range out {
+		for _, img := range [][]Value{c.Before, c.After} {
+			if img == nil {
+				continue
+			}
+			if err := set(img); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func rowOp(e *replication.RowsEvent) Op {
@@ -559,7 +461,19 @@ func rowOp(e *replication.RowsEvent) Op {
 	return 0
 }
 
+// convertGoMySQL makes the converters of the values go-mysql decodes, for
+// the differential test of this decoder; set by the tests.
+var convertGoMySQL func(*Column) func(Value) (Value, error)
+
 func (td *tableDecoder) image(row []any, skipped []int) ([]Value, error) {
+	if td.conv == nil {
+		if convertGoMySQL == nil {
+			return nil, fmt.Errorf("%s: rows decoded by go-mysql, which only the tests do", td.table.QualifiedName())
+		}
+		for i := range td.table.Columns {
+			td.conv = append(td.conv, convertGoMySQL(&td.table.Columns[i]))
+		}
+	}
 	for _, i := range skipped {
 		row[i] = Absent
 	}

@@ -23,8 +23,9 @@ import (
 //     with fmt. This decoder writes each value once, in its final type. It
 //     is the hot path of every sluice command.
 //
-// Tables with MySQL's binary JSON type are still decoded by go-mysql, whose
-// JSON renderer is used as it is (see decodeRows).
+// This is the one decoder of row values. Only MySQL's binary JSON is taken
+// from go-mysql, whose JSON renderer is used as it is (see mergeJSON);
+// go-mysql's decoding of the other values serves only as the tests' oracle.
 
 // deferredRows is what rowsDecodeFunc leaves in RowsEvent.Rows: the row
 // data, decoded later by the assembler with the schema of that point in the
@@ -36,6 +37,10 @@ type deferredRows struct {
 }
 
 var errShort = errors.New("row data ends inside a value")
+
+// binaryJSON stands for a MySQL binary JSON value until go-mysql's
+// rendering of it replaces it (mergeJSON).
+type binaryJSON struct{}
 
 // colDecoder decodes one non-NULL value from the start of b, returning it
 // and the bytes it used.
@@ -216,6 +221,14 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			return nil, fmt.Errorf("BLOB pack length %d", prefix)
 		}
 		return stringDecoder(prefix, c), nil
+	case mysql.MYSQL_TYPE_JSON:
+		// MySQL's binary JSON: skipped here, and rendered by go-mysql
+		// (mergeJSON).
+		prefix := int(meta)
+		if prefix < 1 || prefix > 4 {
+			return nil, fmt.Errorf("JSON pack length %d", prefix)
+		}
+		return prefixedDecoder(prefix, func([]byte) (Value, error) { return binaryJSON{}, nil }), nil
 	}
 	return nil, fmt.Errorf("column %s has binlog type %d, which sluice cannot decode", c.Name, c.Type)
 }
@@ -239,8 +252,11 @@ func intDecoder(size int, unsigned bool) colDecoder {
 
 // stringDecoder reads a length-prefixed value and makes it text, bytes,
 // JSON or a vector according to the column.
-func stringDecoder(prefix int, c *Column) colDecoder {
-	conv := bytesValue(c)
+func stringDecoder(prefix int, c *Column) colDecoder { return prefixedDecoder(prefix, bytesValue(c)) }
+
+// prefixedDecoder reads a value of a little-endian length of prefix bytes
+// and that many bytes, which conv turns into a Value.
+func prefixedDecoder(prefix int, conv func([]byte) (Value, error)) colDecoder {
 	return func(b []byte) (Value, int, error) {
 		if len(b) < prefix {
 			return nil, 0, errShort

@@ -132,6 +132,11 @@ type DDL struct {
 	// (the source name, original schema or table): a CREATE TABLE from
 	// the source lacks them.
 	RouteColumns []string
+	// StoresLower: the source stores database and table names in lower
+	// case (lower_case_table_names 1) and logs rows under those names,
+	// while the statement names them as it was typed (CREATE TABLE Orders
+	// made the table orders).
+	StoresLower bool
 }
 
 // Mark names a sluice pipeline and source that applied a transaction.

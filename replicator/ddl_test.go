@@ -407,6 +407,12 @@ func TestDDLUnparsedResolvedFromSource(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot name the columns of app.y") {
 		t.Fatalf("got %v, want a stop naming app.y", err)
 	}
+	// The stop names the statement that was resolved and what to do.
+	for _, want := range []string{"ALTER TABLE app.y ADD c VARCHAR(10), ALGORITHM=NOCOPY", "a later DDL has changed it", "binlog_row_metadata=FULL"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the stop does not say %q: %v", want, err)
+		}
+	}
 }
 
 // A MariaDB system-versioned table's rows carry its hidden row_start and

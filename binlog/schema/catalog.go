@@ -109,8 +109,12 @@ type Catalog struct {
 	// regard to case (lower_case_table_names 1 or 2), so ALTER TABLE
 	// Orders changes the table orders.
 	FoldCase bool
-	dbs      map[string]string            // database -> default charset
-	tables   map[string]map[string]*Table // database -> table -> definition
+	// StoresLower: the server stores database and table names in lower
+	// case (lower_case_table_names 1), whatever case a statement used, and
+	// logs rows under those names.
+	StoresLower bool
+	dbs         map[string]string            // database -> default charset
+	tables      map[string]map[string]*Table // database -> table -> definition
 }
 
 // key is how a database or table name is looked up.
@@ -181,6 +185,7 @@ func (c *Catalog) dbCharset(db string) string {
 func (c *Catalog) Clone() *Catalog {
 	n := NewCatalog(c.ServerCharset)
 	n.FoldCase = c.FoldCase
+	n.StoresLower = c.StoresLower
 	maps.Copy(n.dbs, c.dbs)
 	for db, ts := range c.tables {
 		n.tables[db] = maps.Clone(ts)
@@ -191,13 +196,14 @@ func (c *Catalog) Clone() *Catalog {
 type catalogJSON struct {
 	ServerCharset string            `json:"server_charset"`
 	FoldCase      bool              `json:"fold_case,omitempty"`
+	StoresLower   bool              `json:"stores_lower,omitempty"`
 	Databases     map[string]string `json:"databases"`
 	Tables        []*Table          `json:"tables"`
 }
 
 // MarshalJSON persists the catalog.
 func (c *Catalog) MarshalJSON() ([]byte, error) {
-	return json.Marshal(catalogJSON{ServerCharset: c.ServerCharset, FoldCase: c.FoldCase, Databases: c.dbs, Tables: c.Tables()})
+	return json.Marshal(catalogJSON{ServerCharset: c.ServerCharset, FoldCase: c.FoldCase, StoresLower: c.StoresLower, Databases: c.dbs, Tables: c.Tables()})
 }
 
 // UnmarshalJSON restores a persisted catalog.
@@ -207,7 +213,7 @@ func (c *Catalog) UnmarshalJSON(b []byte) error {
 		return fmt.Errorf("schema snapshot: %w", err)
 	}
 	*c = *NewCatalog(j.ServerCharset)
-	c.FoldCase = j.FoldCase
+	c.FoldCase, c.StoresLower = j.FoldCase, j.StoresLower
 	for db, cs := range j.Databases {
 		c.PutDatabase(db, cs)
 	}

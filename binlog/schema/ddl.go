@@ -100,6 +100,9 @@ func (a *applier) name(tn *ast.TableName) (string, string) {
 	if db == "" {
 		db = a.db
 	}
+	if a.c.StoresLower {
+		return strings.ToLower(db), strings.ToLower(tn.Name.O)
+	}
 	return db, tn.Name.O
 }
 
@@ -424,6 +427,8 @@ func (a *applier) column(cd *ast.ColumnDef, tableCharset string) (Column, []Key)
 		}
 	case mysql.TypeJSON:
 		col.JSON = true
+	case mysql.TypeYear:
+		col.SQLType = "year(4)" // as information_schema shows every YEAR
 	}
 	lname := strings.ToLower(col.Name)
 	if orig, ok := a.notes.types[lname]; ok {

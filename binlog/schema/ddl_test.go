@@ -122,6 +122,13 @@ func TestApplyDDL(t *testing.T) {
 			want:  "a int(11) | key ",
 		},
 		{
+			name: "YEAR(n) and partition operations on ALL (Maxwell's DDL tests)",
+			stmts: []string{"CREATE TABLE d.y (a YEAR(2), b year (4) NOT NULL, c INT DEFAULT (YEAR(NOW()))) PARTITION BY HASH (c) PARTITIONS 2",
+				"ALTER TABLE d.y ANALYZE PARTITION ALL", "ALTER TABLE d.y TRUNCATE PARTITION all", "ALTER TABLE d.y ADD COLUMN e INT"},
+			table: "d.y",
+			want:  "a year(4), b year(4) notnull, c int(11), e int(11) | key ",
+		},
+		{
 			name:  "comments and quoting",
 			stmts: []string{"/* a comment */ CREATE TABLE `d`.`we``ird` (`point` INT, `uuid` UUID, -- trailing\n note VARCHAR(3) COMMENT 'point is not a type here')"},
 			table: "d.we`ird",

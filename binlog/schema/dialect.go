@@ -53,6 +53,10 @@ func init() {
 var textTypes = map[string]bool{"char": true, "varchar": true, "character": true, "nchar": true, "nvarchar": true,
 	"tinytext": true, "text": true, "mediumtext": true, "longtext": true}
 
+// partitionOps are the ALTER TABLE operations on partitions that take
+// PARTITION ALL.
+var partitionOps = map[string]bool{"analyze": true, "check": true, "optimize": true, "rebuild": true, "repair": true, "truncate": true}
+
 // notIdentifier lists words that can precede a type word without being a
 // column name.
 var notIdentifier = map[string]bool{"as": true, "not": true, "null": true, "default": true, "cast": true,
@@ -116,6 +120,15 @@ func tokenize(s string, ansiQuotes bool) []token {
 		i = j
 	}
 	return out
+}
+
+// joinTokens is the statement the tokens make.
+func joinTokens(toks []token) string {
+	var b strings.Builder
+	for _, t := range toks {
+		b.WriteString(t.text)
+	}
+	return b.String()
 }
 
 func isWordByte(c byte) bool {
@@ -191,6 +204,13 @@ func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
 					notes.types[column] = w
 					t.text = sub
 				}
+				// YEAR(2) (MariaDB reads any YEAR(n) as YEAR): the parser
+				// takes only YEAR(4).
+				if w == "year" && k+3 < len(sig) && toks[sig[k+1]].text == "(" && toks[sig[k+3]].text == ")" {
+					for j := k + 1; j <= k+3; j++ {
+						drop(j)
+					}
+				}
 			}
 		}
 		switch w {
@@ -241,6 +261,13 @@ func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
 			// binary, latin1 and ucs2 character sets.
 			if textTypes[word(k-1)] || k >= 4 && toks[sig[k-1]].text == ")" && toks[sig[k-3]].text == "(" && textTypes[word(k-4)] {
 				t.text = map[string]string{"byte": "CHARACTER SET binary", "ascii": "CHARACTER SET latin1", "unicode": "CHARACTER SET ucs2"}[w]
+			}
+		case "all":
+			// ALTER TABLE t ANALYZE PARTITION ALL (and CHECK, OPTIMIZE,
+			// REBUILD, REPAIR, TRUNCATE): the parser takes only partition
+			// names, and no partition operation changes the columns.
+			if word(k-1) == "partition" && partitionOps[word(k-2)] {
+				t.text = "`ALL`"
 			}
 		case "with", "without":
 			if word(k+1) == "system" && word(k+2) == "versioning" {

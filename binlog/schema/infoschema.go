@@ -59,7 +59,7 @@ func load(ctx context.Context, db *sql.DB, onlySchema, onlyTable string) (*Catal
 	if err := db.QueryRowContext(ctx, "SELECT @@lower_case_table_names").Scan(&lctn); err != nil {
 		return nil, fmt.Errorf("read lower_case_table_names: %w", err)
 	}
-	c.FoldCase = lctn != 0
+	c.FoldCase, c.StoresLower = lctn != 0, lctn == 1
 	notIn := "('" + strings.Join(systemSchemas, "','") + "')"
 
 	rows, err := db.QueryContext(ctx, "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME NOT IN "+notIn)

@@ -371,11 +371,7 @@ func redact(sql string) (string, []string) {
 	if !changed {
 		return sql, nil
 	}
-	var b strings.Builder
-	for _, t := range toks {
-		b.WriteString(t.text)
-	}
-	return b.String(), secrets
+	return joinTokens(toks), secrets
 }
 
 // RewriteTables rewrites the table names of a table statement: fn gets
@@ -474,11 +470,7 @@ func RewriteTables(defaultDB, sql string, mode SQLMode, fn func(TableRef) (db, t
 	if !changed {
 		return sql, false
 	}
-	var b strings.Builder
-	for _, t := range toks {
-		b.WriteString(t.text)
-	}
-	return b.String(), true
+	return joinTokens(toks), true
 }
 
 func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }

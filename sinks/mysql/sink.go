@@ -536,6 +536,10 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		return &DDLStopError{ID: id, Schema: t.DDL.Schema, SQL: t.DDL.SQL}
 	}
 
+	ddl, derr := a.ddlForTarget(ctx, t) // lettercase.go
+	if derr != nil {
+		return derr
+	}
 	if t.DDL.Merged {
 		if err := a.checkMerged(ctx, t); err != nil {
 			return err
@@ -567,7 +571,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	if err := a.checkLease(ctx); err != nil {
 		return err
 	}
-	if db := DDLDatabase(t.DDL); db != "" {
+	if db := DDLDatabase(ddl); db != "" {
 		if _, err := a.exec(ctx, "USE "+sqltext.QuoteIdent(db)); err != nil {
 			if errorNumber(err) != 1049 {
 				return err
@@ -596,7 +600,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	if err != nil {
 		return err
 	}
-	_, err = a.exec(ctx, t.DDL.SQL)
+	_, err = a.exec(ctx, ddl.SQL)
 	if rerr := restore(); rerr != nil && err == nil {
 		a.reset() // the session is not the sink's any more
 		return rerr

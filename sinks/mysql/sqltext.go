@@ -10,13 +10,14 @@ import (
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
-var createDatabase = regexp.MustCompile(`(?is)^\s*(?:/\*.*?\*/\s*)*create\s+(?:database|schema)\b`)
+var createDropDatabase = regexp.MustCompile(`(?is)^\s*(?:/\*.*?\*/\s*)*(?:create|drop)\s+(?:database|schema)\b`)
 
 // DDLDatabase is the database a statement must run in: its session's
-// default database, except for CREATE DATABASE, which the server logs with
-// the new database as default although it does not exist yet.
+// default database, except for CREATE and DROP DATABASE, which the server
+// logs with the database they name as default although it does not exist
+// (yet, or any more, or ever: DROP DATABASE IF EXISTS).
 func DDLDatabase(d *binlog.DDL) string {
-	if createDatabase.MatchString(d.SQL) {
+	if createDropDatabase.MatchString(d.SQL) {
 		return ""
 	}
 	return d.Schema
