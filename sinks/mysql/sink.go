@@ -532,6 +532,14 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	case s.cfg.DDL == "skip":
 		s.log.Info("DDL skipped (ddl: skip)", "source", a.source, "ddl", id, "schema", t.DDL.Schema)
 		return record()
+	case schema.ProgramKind(t.DDL.SQL) != "":
+		// As a replica does not run them for the rows it applies: the rows
+		// a trigger or an event writes on the source arrive as rows, so on
+		// the target they would be written twice.
+		kind := schema.ProgramKind(t.DDL.SQL)
+		s.log.Warn("not applying a "+kind+" statement: the rows it writes on the source arrive as rows, and on the target it would write them again; create the "+kind+" on the target when it becomes a primary",
+			"source", a.source, "ddl", id, "schema", t.DDL.Schema, "statement", truncate(schema.Redact(t.DDL.SQL), 200))
+		return record()
 	case s.cfg.DDL == "stop":
 		return &DDLStopError{ID: id, Schema: t.DDL.Schema, SQL: t.DDL.SQL}
 	}
