@@ -1,12 +1,14 @@
 #!/bin/sh
 # Installs what the tests need and a fresh Debian machine lacks: MariaDB
-# (mariadbd, mariadb-install-db, mariadb-binlog) and nats-server. The tests
+# (mariadbd, mariadb-install-db, mariadb-binlog), nats-server, and sysbench
+# (make bench). The tests
 # start their own throwaway servers; nothing here is started or configured.
 set -e
 missing=""
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing="$missing mariadb-server"
 command -v mariadb-binlog >/dev/null 2>&1 || missing="$missing mariadb-client"
 command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missing="$missing nats-server"
+command -v sysbench >/dev/null 2>&1 || missing="$missing sysbench"
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
 	echo "installing:$missing"
