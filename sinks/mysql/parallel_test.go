@@ -1,0 +1,92 @@
+package mysql_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
+	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
+)
+
+// readAll reads every transaction of src's bank tables.
+func readAll(t *testing.T, src *testenv.MariaDB) []*binlog.Txn {
+	t.Helper()
+	d, _ := mysqlconn.ParseDSN(src.DSN())
+	ctx := context.Background()
+	s, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 5152, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
+		Decode: binlog.DecodeOptions{StrictColumns: true, Filter: mustFilter()}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var txns []*binlog.Txn
+	for {
+		tx, err := s.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return txns
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		txns = append(txns, tx)
+	}
+}
+
+// TestParallelApply applies a backlog of the test load (transfers on few
+// accounts that conflict often, changes of random items, a keyless table)
+// in runs of 64 with 1, 2 and 8 workers: every run ends with the target
+// equal to the source and the checkpoint at the last transaction.
+func TestParallelApply(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	src.Exec(t, testenv.LoadSchema("bank", 500)...)
+	load := testenv.StartLoad(t, src, "bank", 4)
+	time.Sleep(3 * time.Second)
+	load.Stop()
+	txns := readAll(t, src)
+	var rows []*binlog.Txn
+	for _, tx := range txns {
+		if tx.DDL == nil {
+			rows = append(rows, tx)
+		}
+	}
+	t.Logf("%d transactions", len(txns))
+	tables := testenv.LoadTables("bank")
+	for _, workers := range []int{1, 2, 8} {
+		dst.Exec(t, "DROP DATABASE IF EXISTS bank", "DROP DATABASE IF EXISTS sluice")
+		d, _ := mysqlconn.ParseDSN(dst.DSN())
+		s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: "apply", OnConflict: "stop",
+			Workers: workers, Logger: testenv.Logger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for done < len(txns) {
+			end := done + 1
+			if txns[done].DDL == nil {
+				for end < len(txns) && end-done < 64 && txns[end].DDL == nil {
+					end++
+				}
+			}
+			n, err := s.ApplyBatch(context.Background(), "src", txns[done:end])
+			done += n
+			if err != nil {
+				t.Fatalf("workers %d: after %d: %v", workers, done, err)
+			}
+		}
+		if a, b := src.Checksums(t, tables...), dst.Checksums(t, tables...); a != b {
+			t.Fatalf("workers %d: source %s, target %s", workers, a, b)
+		}
+		st, ok, err := s.Checkpoint(context.Background(), "src")
+		if err != nil || !ok || !st.Covers(txns[len(txns)-1]) {
+			t.Fatalf("workers %d: checkpoint %v %v %v", workers, st.GTID, ok, err)
+		}
+		s.Close()
+	}
+}
