@@ -307,7 +307,7 @@ func BenchmarkLargeTransaction(b *testing.B) {
 	src, native, target := servers(b)
 	src.Exec(b, "CREATE DATABASE big",
 		"CREATE TABLE big.t (id INT PRIMARY KEY, k INT NOT NULL, v VARCHAR(64) NOT NULL, KEY (k))",
-		fmt.Sprintf("INSERT INTO big.t SELECT seq, seq, CONCAT('value ', seq) FROM seq_1_to_%d", rows))
+		fmt.Sprintf("INSERT INTO big.t SELECT seq, seq, CONCAT('value ', seq) FROM big.seq_1_to_%d", rows))
 	cfgPath := pipeline(b, src, target, "big.*")
 	startNative(b, src, native)
 	waitNative(b, native, src.QueryString(b, "SELECT @@gtid_binlog_pos"))
@@ -339,7 +339,7 @@ func BenchmarkLargeTransaction(b *testing.B) {
 
 	// Peak RSS on one transaction of bigRows rows.
 	src.Exec(b, "CREATE TABLE big.m (id INT PRIMARY KEY, k INT NOT NULL, v VARCHAR(64) NOT NULL)",
-		fmt.Sprintf("INSERT INTO big.m SELECT seq, seq, CONCAT('value ', seq) FROM seq_1_to_%d", bigRows))
+		fmt.Sprintf("INSERT INTO big.m SELECT seq, seq, CONCAT('value ', seq) FROM big.seq_1_to_%d", bigRows))
 	sl := runSluice(b, cfgPath)
 	if a, d := src.Checksums(b, "big.m"), target.Checksums(b, "big.m"); a != d {
 		b.Fatalf("big.m differs: source %s, sluice %s", a, d)

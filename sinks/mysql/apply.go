@@ -108,6 +108,8 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 	}
 	var group []*binlog.Change // consecutive changes batched into one statement
 	var written []sent         // sent, to record in the writer log once they succeed
+	var groupSig updateSig     // of a group of updates (update.go)
+	groupKeys := map[string]struct{}{}
 	sep := func() {
 		if len(a.buf) > 0 {
 			a.buf = append(a.buf, ';')
@@ -118,14 +120,20 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 			return
 		}
 		sep()
-		switch group[0].Op {
-		case binlog.Insert:
+		switch {
+		case group[0].Op == binlog.Insert:
 			a.buf = sqltext.AppendInsert(a.buf, "INSERT", group)
-		case binlog.Delete:
+		case group[0].Op == binlog.Delete:
 			a.buf = sqltext.AppendDeleteIn(a.buf, group)
+		case len(group) == 1: // an update
+			a.buf = sqltext.AppendChange(a.buf, group[0], false, false)
+			a.buf = a.buf[:len(a.buf)-1]
+		default:
+			a.buf = appendUpdateJoin(a.buf, group, groupSig)
 		}
 		a.expect = append(a.expect, int64(len(group)))
 		group = group[:0]
+		clear(groupKeys)
 	}
 	send := func() error {
 		affected, err := a.exec(ctx, string(a.buf))
@@ -165,10 +173,26 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 			if a.s.writers != nil {
 				written = append(written, sent{c, t})
 			}
+			var sig updateSig
+			upd, key := false, ""
+			if c.Op == binlog.Update && !a.s.cfg.CheckBeforeImage {
+				if sig, upd = batchableUpdate(c); upd {
+					key = updateKey(c)
+				}
+			}
 			if len(group) > 0 && !sameGroup(group, c) {
+				flushGroup()
+			} else if _, dup := groupKeys[key]; len(group) > 0 && upd && (!sameSig(groupSig, sig) || dup) {
 				flushGroup()
 			}
 			switch {
+			case upd:
+				group = append(group, c)
+				groupSig = sig
+				groupKeys[key] = struct{}{}
+				if len(group) >= maxInsertRows {
+					flushGroup()
+				}
 			case c.Op == binlog.Insert || (c.Op == binlog.Delete && !a.s.cfg.CheckBeforeImage && deleteBatchable(c)):
 				group = append(group, c)
 				if len(group) >= maxInsertRows {
