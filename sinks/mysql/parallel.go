@@ -63,7 +63,7 @@ const lockWaitPatience = time.Second
 
 // Item sizes under a backlog.
 const (
-	maxItemTxns = 16
+	maxItemTxns = 64
 	maxItemRows = 1000
 )
 
