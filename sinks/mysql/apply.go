@@ -108,7 +108,7 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 	}
 	var group []*binlog.Change // consecutive changes batched into one statement
 	var written []sent         // sent, to record in the writer log once they succeed
-	var groupSig updateSig     // of a group of updates (update.go)
+	var groupSig string        // of a group of updates (update.go)
 	groupKeys := map[string]struct{}{}
 	sep := func() {
 		if len(a.buf) > 0 {
@@ -129,7 +129,11 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 			a.buf = sqltext.AppendChange(a.buf, group[0], false, false)
 			a.buf = a.buf[:len(a.buf)-1]
 		default:
-			a.buf = appendUpdateJoin(a.buf, group, groupSig)
+			a.buf = appendUpdates(a.buf, group, groupSig)
+			a.expect = append(a.expect, 2*int64(len(group))) // update.go
+			group = group[:0]
+			clear(groupKeys)
+			return
 		}
 		a.expect = append(a.expect, int64(len(group)))
 		group = group[:0]
@@ -173,16 +177,15 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 			if a.s.writers != nil {
 				written = append(written, sent{c, t})
 			}
-			var sig updateSig
-			upd, key := false, ""
+			sig, upd, key := "", false, ""
 			if c.Op == binlog.Update && !a.s.cfg.CheckBeforeImage {
-				if sig, upd = batchableUpdate(c); upd {
+				if sig, upd = a.s.batchableUpdate(ctx, c); upd {
 					key = updateKey(c)
 				}
 			}
 			if len(group) > 0 && !sameGroup(group, c) {
 				flushGroup()
-			} else if _, dup := groupKeys[key]; len(group) > 0 && upd && (!sameSig(groupSig, sig) || dup) {
+			} else if _, dup := groupKeys[key]; len(group) > 0 && upd && (groupSig != sig || dup) {
 				flushGroup()
 			}
 			switch {

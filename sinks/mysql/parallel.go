@@ -271,13 +271,31 @@ func binlogString(v binlog.Value) string {
 // every other unique key the target has, nil when the table has no usable
 // key. The target's keys are read once per table definition.
 func (s *Sink) tableKeys(ctx context.Context, t *binlog.Table) [][]int {
+	ks, _ := s.readKeys(ctx, t)
+	return ks
+}
+
+// onlyKey reports whether the target's only unique key of t is the one
+// sluice matches rows by (t.PK), as far as the target says.
+func (s *Sink) onlyKey(ctx context.Context, t *binlog.Table) bool {
+	ks, known := s.readKeys(ctx, t)
+	return known && len(ks) == 1
+}
+
+// tableKeysOf is what readKeys found for a table definition.
+type tableKeysOf struct {
+	keys  [][]int
+	known bool // read from the target
+}
+
+func (s *Sink) readKeys(ctx context.Context, t *binlog.Table) ([][]int, bool) {
 	if len(t.PK) == 0 {
-		return nil
+		return nil, false
 	}
 	s.keysMu.Lock()
 	defer s.keysMu.Unlock()
-	if ks, ok := s.keys[t]; ok {
-		return ks
+	if k, ok := s.keys[t]; ok {
+		return k.keys, k.known
 	}
 	ks := [][]int{t.PK}
 	rows, err := s.db.QueryContext(ctx, "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND NON_UNIQUE = 0 ORDER BY INDEX_NAME, SEQ_IN_INDEX",
@@ -286,20 +304,26 @@ func (s *Sink) tableKeys(ctx context.Context, t *binlog.Table) [][]int {
 		// Without the target's unique keys the primary key alone
 		// decides; a missed conflict is ordered by the rows' locks.
 		s.log.Debug("reading the target's unique keys", "table", t.QualifiedName(), "error", err.Error())
-		return ks
+		return ks, false
 	}
 	defer rows.Close()
 	var cur string
 	var cols []int
 	ok := true
+	known := true
 	flush := func() {
-		if cur != "" && ok && len(cols) > 0 && !sameInts(cols, t.PK) {
+		switch {
+		case cur == "":
+		case !ok || len(cols) == 0:
+			known = false // a unique key over columns the source lacks (routing)
+		case !sameInts(cols, t.PK):
 			ks = append(ks, cols)
 		}
 	}
 	for rows.Next() {
 		var index, column string
 		if rows.Scan(&index, &column) != nil {
+			known = false
 			break
 		}
 		if index != cur {
@@ -313,11 +337,14 @@ func (s *Sink) tableKeys(ctx context.Context, t *binlog.Table) [][]int {
 		}
 	}
 	flush()
+	if rows.Err() != nil {
+		known = false
+	}
 	if len(s.keys) > 1000 {
 		clear(s.keys)
 	}
-	s.keys[t] = ks
-	return ks
+	s.keys[t] = tableKeysOf{ks, known}
+	return ks, known
 }
 
 // forgetKeys drops what tableKeys read.

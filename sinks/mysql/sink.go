@@ -85,7 +85,7 @@ type Sink struct {
 	// The target's unique keys per table definition (parallel.go).
 	seed   maphash.Seed
 	keysMu sync.Mutex
-	keys   map[*binlog.Table][][]int
+	keys   map[*binlog.Table]tableKeysOf
 }
 
 const (
@@ -168,7 +168,7 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		return nil, fmt.Errorf("%s: %w", cfg.DSN, err)
 	}
 	s := &Sink{cfg: cfg, log: log.With("sink", cfg.DSN.Addr()), db: db, appliers: map[string]*applier{},
-		seed: maphash.MakeSeed(), keys: map[*binlog.Table][][]int{}}
+		seed: maphash.MakeSeed(), keys: map[*binlog.Table]tableKeysOf{}}
 	if cfg.TrackWriters {
 		s.writers = newWriterLog()
 	}

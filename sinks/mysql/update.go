@@ -1,7 +1,7 @@
 package mysql
 
 import (
-	"strconv"
+	"context"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -9,100 +9,75 @@ import (
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
-// Consecutive updates of one table that set the same columns, each by an
-// integer key that it does not change, go out as one statement: a join
-// against a derived table of the new values,
+// Consecutive updates of one table that set the same columns, each keeping
+// its key, go out as one statement:
 //
-//	UPDATE t JOIN (SELECT 1 AS sluice_k0, 'x' AS sluice_c2 UNION ALL SELECT 2, 'y') AS sluice_v
-//	  ON t.id = sluice_v.sluice_k0 SET t.c = sluice_v.sluice_c2
+//	INSERT INTO t (id, k, v) VALUES (1, 2, 'x'), (7, 8, 'y')
+//	  ON DUPLICATE KEY UPDATE k = VALUES(k), v = VALUES(v)
 //
-// The session counts the rows found (CLIENT_FOUND_ROWS), so the statement's
-// affected-row count is the number of keys the target has: one short means
-// a row is missing, a conflict, as for a single UPDATE. Only values that
-// are written the same way through a derived table's column as through a
-// literal take part: integers, decimals, NULL and text of the common
-// character sets; other types, and temporal columns (always written, see
-// sqltext's appendSet), keep one statement per row. Two updates of the
-// same key never share a statement.
+// with every row's full after image, its values written as literals like
+// any INSERT. Each row whose key exists is updated and counts 2; a row the
+// target lacks would be inserted and count 1. So the statement's count is
+// twice its rows exactly when every row existed and changed, as each
+// single UPDATE would have found its row; any other count is a conflict,
+// and the target transaction is rolled back (taking such an inserted row
+// with it) before the careful path applies it statement by statement.
+//
+// Only where that holds: the table's only unique key on the target is the
+// one sluice matches rows by (another unique key could make the INSERT
+// hit a different row), no GEOMETRY column (whose empty value an INSERT
+// cannot write), every update changes a column besides the TIMESTAMP and
+// DATETIME ones (always written, see sqltext's appendSet), and no key twice
+// in one statement. Updates that match the whole before image
+// (CheckBeforeImage) keep one statement per row.
 
-// updateSig is what decides whether two updates can share a statement:
-// the columns they set.
-type updateSig []int
-
-// batchableUpdate returns the columns c sets when c can join a batched
-// UPDATE.
-func batchableUpdate(c *binlog.Change) (updateSig, bool) {
+// batchableUpdate returns the signature of c (the columns its row image
+// has and the columns it sets) when c can join a batched update.
+func (s *Sink) batchableUpdate(ctx context.Context, c *binlog.Change) (string, bool) {
 	t := c.Table
-	if c.Op != binlog.Update || len(t.PK) == 0 {
-		return nil, false
+	if c.Op != binlog.Update || len(t.PK) == 0 || !s.onlyKey(ctx, t) {
+		return "", false
 	}
+	var lit, prev []byte
 	for _, k := range t.PK {
-		if k >= len(c.Before) || k >= len(c.After) {
-			return nil, false
+		if k >= len(c.Before) || k >= len(c.After) || binlog.IsAbsent(c.Before[k]) || binlog.IsAbsent(c.After[k]) {
+			return "", false
 		}
-		switch b := c.Before[k].(type) {
-		case int64:
-			if a, ok := c.After[k].(int64); !ok || a != b {
-				return nil, false
-			}
-		case uint64:
-			if a, ok := c.After[k].(uint64); !ok || a != b {
-				return nil, false
-			}
-		default:
-			return nil, false
+		lit = sqltext.AppendLiteral(lit[:0], &t.Columns[k], c.After[k])
+		prev = sqltext.AppendLiteral(prev[:0], &t.Columns[k], c.Before[k])
+		if string(lit) != string(prev) {
+			return "", false
 		}
 	}
-	var cols updateSig
-	var a, b []byte
+	sig := make([]byte, 0, 2*len(t.Columns))
+	changed := false
 	for i := range t.Columns {
 		col := &t.Columns[i]
+		if col.Type == mysql.MYSQL_TYPE_GEOMETRY {
+			return "", false
+		}
 		if col.Generated || i >= len(c.After) || binlog.IsAbsent(c.After[i]) {
+			sig = append(sig, '-')
 			continue
 		}
 		switch col.Type {
 		case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2, mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2:
-			return nil, false
+			sig = append(sig, 's')
+			continue
 		}
-		a = sqltext.AppendLiteral(a[:0], col, c.After[i])
+		lit = sqltext.AppendLiteral(lit[:0], col, c.After[i])
 		if i < len(c.Before) && !binlog.IsAbsent(c.Before[i]) {
-			b = sqltext.AppendLiteral(b[:0], col, c.Before[i])
-			if string(a) == string(b) {
+			prev = sqltext.AppendLiteral(prev[:0], col, c.Before[i])
+			if string(lit) == string(prev) {
+				sig = append(sig, 'p')
 				continue
 			}
 		}
-		if !derivable(col, c.After[i]) {
-			return nil, false
-		}
-		cols = append(cols, i)
+		sig = append(sig, 's')
+		changed = true
 	}
-	return cols, len(cols) > 0
+	return string(sig), changed
 }
-
-// derivable reports whether v written through a derived table's column is
-// stored as v written as a literal.
-func derivable(col *binlog.Column, v binlog.Value) bool {
-	switch v.(type) {
-	case nil, int64, uint64, binlog.Decimal:
-		return true
-	case string:
-		switch col.Type {
-		case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING, mysql.MYSQL_TYPE_STRING, mysql.MYSQL_TYPE_BLOB:
-		default:
-			return false
-		}
-		if col.Binary || col.JSON || len(col.Elems) > 0 {
-			return false
-		}
-		switch col.Charset {
-		case "utf8mb4", "utf8mb3", "utf8", "latin1", "ascii":
-			return true
-		}
-	}
-	return false
-}
-
-func sameSig(a, b updateSig) bool { return sameInts(a, b) }
 
 // updateKey is the literal of an update's key, to keep two updates of one
 // row out of one statement.
@@ -115,59 +90,25 @@ func updateKey(c *binlog.Change) string {
 	return string(b)
 }
 
-// appendUpdateJoin appends one UPDATE of rows, which share a table and a
-// signature.
-func appendUpdateJoin(dst []byte, rows []*binlog.Change, sig updateSig) []byte {
+// appendUpdates appends one INSERT … ON DUPLICATE KEY UPDATE of rows,
+// which share a table and a signature.
+func appendUpdates(dst []byte, rows []*binlog.Change, sig string) []byte {
+	dst = sqltext.AppendInsert(dst, "INSERT", rows)
+	dst = append(dst, " ON DUPLICATE KEY UPDATE "...)
 	t := rows[0].Table
-	name := sqltext.QualifiedName(t.Schema, t.Name)
-	dst = append(dst, "UPDATE "...)
-	dst = append(dst, name...)
-	dst = append(dst, " JOIN ("...)
-	for r, c := range rows {
-		if r > 0 {
-			dst = append(dst, " UNION ALL "...)
+	n := 0
+	for i := range t.Columns {
+		if sig[i] != 's' {
+			continue
 		}
-		dst = append(dst, "SELECT "...)
-		for j, k := range t.PK {
-			if j > 0 {
-				dst = append(dst, ',')
-			}
-			dst = sqltext.AppendLiteral(dst, &t.Columns[k], c.Before[k])
-			if r == 0 {
-				dst = append(dst, " AS sluice_k"...)
-				dst = strconv.AppendInt(dst, int64(j), 10)
-			}
-		}
-		for _, i := range sig {
-			dst = append(dst, ',')
-			dst = sqltext.AppendLiteral(dst, &t.Columns[i], c.After[i])
-			if r == 0 {
-				dst = append(dst, " AS sluice_c"...)
-				dst = strconv.AppendInt(dst, int64(i), 10)
-			}
-		}
-	}
-	dst = append(dst, ") AS sluice_v ON "...)
-	for j, k := range t.PK {
-		if j > 0 {
-			dst = append(dst, " AND "...)
-		}
-		dst = append(dst, name...)
-		dst = append(dst, '.')
-		dst = sqltext.AppendIdent(dst, t.Columns[k].Name)
-		dst = append(dst, " = sluice_v.sluice_k"...)
-		dst = strconv.AppendInt(dst, int64(j), 10)
-	}
-	dst = append(dst, " SET "...)
-	for n, i := range sig {
 		if n > 0 {
 			dst = append(dst, ", "...)
 		}
-		dst = append(dst, name...)
-		dst = append(dst, '.')
 		dst = sqltext.AppendIdent(dst, t.Columns[i].Name)
-		dst = append(dst, " = sluice_v.sluice_c"...)
-		dst = strconv.AppendInt(dst, int64(i), 10)
+		dst = append(dst, "=VALUES("...)
+		dst = sqltext.AppendIdent(dst, t.Columns[i].Name)
+		dst = append(dst, ')')
+		n++
 	}
 	return dst
 }
