@@ -151,7 +151,10 @@ func (a *applier) plan(ctx context.Context, txns []*binlog.Txn) ([]item, error) 
 // conflictKeys appends the key hashes t's changes touch; all is set when
 // one of them can conflict with anything (no usable key).
 func (s *Sink) conflictKeys(ctx context.Context, t *binlog.Txn, keys []uint64, all bool) ([]uint64, bool, error) {
-	if all {
+	if all || t.Len() > maxItemRows {
+		// A large transaction is an item of its own: ordering it after
+		// everything before costs little, and hashing its rows would
+		// hold memory in proportion to it.
 		return keys, true, nil
 	}
 	var h maphash.Hash
