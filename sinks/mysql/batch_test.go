@@ -2,15 +2,11 @@ package mysql_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
-	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // TestApplyBatchAcrossTargetRestarts applies a backlog of transfers in
@@ -24,24 +20,7 @@ func TestApplyBatchAcrossTargetRestarts(t *testing.T) {
 	load := testenv.StartLoad(t, src, "bank", 3)
 	time.Sleep(2 * time.Second)
 	load.Stop()
-	d, _ := mysqlconn.ParseDSN(src.DSN())
-	ctx := context.Background()
-	s2, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 5151, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
-		Decode: binlog.DecodeOptions{StrictColumns: true, Filter: mustFilter()}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var txns []*binlog.Txn
-	for {
-		tx, err := s2.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		txns = append(txns, tx)
-	}
+	txns := readAll(t, src)
 	t.Logf("%d txns", len(txns))
 	s := openSink(t, dst, "apply", "stop")
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -319,7 +320,7 @@ func (s *Sink) readKeys(ctx context.Context, t *binlog.Table) ([][]int, bool) {
 		case cur == "":
 		case !ok || len(cols) == 0:
 			known = false // a unique key over columns the source lacks (routing)
-		case !sameInts(cols, t.PK):
+		case !slices.Equal(cols, t.PK):
 			ks = append(ks, cols)
 		}
 	}
@@ -355,18 +356,6 @@ func (s *Sink) forgetKeys() {
 	s.keysMu.Lock()
 	clear(s.keys)
 	s.keysMu.Unlock()
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // progress is the state of a parallel run, shared by its workers.
