@@ -17,6 +17,7 @@
 //	BENCH_ROWS=300000 BENCH_BIG_ROWS=1000000 BENCH_RUNS=3 BENCH_LAG_RATE=1000
 //	BENCH_WORKERS (the sink's workers; default the sink's default)
 //	BENCH_CPUPROFILE=FILE (profile sluice's catch-up, run in-process)
+//	BENCH_LOG=FILE (append sluice's debug log of each run to FILE)
 package bench
 
 import (
@@ -119,10 +120,14 @@ func pipeline(b *testing.B, src, target *testenv.MariaDB, include string) string
 	if w := os.Getenv("BENCH_WORKERS"); w != "" {
 		workers = ", workers: " + w
 	}
+	level := "warn"
+	if os.Getenv("BENCH_LOG") != "" {
+		level = "debug"
+	}
 	path := filepath.Join(b.TempDir(), "pipeline.yaml")
 	yml := fmt.Sprintf(`
 http: {listen: "off"}
-log: {level: warn}
+log: {level: `+level+`}
 pipelines:
   - name: bench
     sources: [{name: primary, dsn: "%s", start: oldest, include: ["%s"]}]
@@ -159,6 +164,15 @@ func runSluice(b *testing.B, cfgPath string) run {
 		b.Fatalf("sluice run --stop-at-end: %v\n%s", err, tail(string(log), 20))
 	}
 	r := run{wall: time.Since(start), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}
+	if keep := os.Getenv("BENCH_LOG"); keep != "" {
+		// BENCH_LOG=FILE: sluice's debug log of every run, appended.
+		log, _ := os.ReadFile(logPath)
+		if f, err := os.OpenFile(keep, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+			f.Write(log)
+			f.Close()
+		}
+		os.Truncate(logPath, 0)
+	}
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.maxRSSMiB = float64(ru.Maxrss) / 1024 // KiB on Linux
 	}

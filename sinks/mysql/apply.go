@@ -163,14 +163,8 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 		written = written[:0]
 		return nil
 	}
-	addRows := func(t *binlog.Txn) error {
-		for c, err := range t.Changes() {
-			if err != nil {
-				return err
-			}
-			if c = versionedChange(c); c == nil {
-				continue
-			}
+	addChange := func(c *binlog.Change) error {
+		{
 			if !c.Table.NamesKnown {
 				return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", txnID(t), c.Table.QualifiedName())
 			}
@@ -217,9 +211,28 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 		}
 		return nil
 	}
-	for _, t = range ts {
-		if err := addRows(t); err != nil {
-			return err
+	if order, ok := a.regroup(ctx, ts); ok {
+		// Several transactions in one target transaction: their changes
+		// in an order that makes fewer statements (regroup).
+		for _, o := range order {
+			t = o.t
+			if err := addChange(o.c); err != nil {
+				return err
+			}
+		}
+	} else {
+		for _, t = range ts {
+			for c, err := range t.Changes() {
+				if err != nil {
+					return err
+				}
+				if c = versionedChange(c); c == nil {
+					continue
+				}
+				if err := addChange(c); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	flushGroup()

@@ -58,9 +58,25 @@ import (
 // other failure, rolls back the failed item and every later one; the
 // caller learns from the checkpoint what committed and goes on serially.
 
-// lockWaitPatience is how long an item that executed waits for the item
-// before it to write its checkpoint before it gives its locks up.
-const lockWaitPatience = time.Second
+// An item that executed waits for the item before it to write its
+// checkpoint for a few times as long as items take to execute (an
+// average over the source's recent items), at least minPatience and at
+// most maxPatience, before it gives its locks up.
+const (
+	minPatience = 20 * time.Millisecond
+	maxPatience = time.Second
+)
+
+// patience is how long an executed item waits for the one before.
+func (a *applier) patience() time.Duration {
+	return min(max(4*time.Duration(a.itemNanos.Load()), minPatience), maxPatience)
+}
+
+// observe adds an item's execution time to the average.
+func (a *applier) observe(d time.Duration) {
+	old := a.itemNanos.Load()
+	a.itemNanos.Store(old + (int64(d)-old)/8)
+}
 
 // Item sizes under a backlog.
 const (
@@ -167,44 +183,54 @@ func (s *Sink) conflictKeys(ctx context.Context, t *binlog.Txn, keys []uint64, a
 		if c = versionedChange(c); c == nil {
 			continue
 		}
-		ks := s.tableKeys(ctx, c.Table)
-		if len(ks) == 0 {
+		var ok bool
+		if keys, ok = s.changeKeys(ctx, &h, c, keys); !ok {
 			return keys, true, nil
-		}
-		for _, img := range [][]binlog.Value{c.Before, c.After} {
-			if img == nil {
-				continue
-			}
-			for n, cols := range ks {
-				h.Reset()
-				h.WriteString(c.Table.Schema)
-				h.WriteByte(0)
-				h.WriteString(c.Table.Name)
-				h.WriteByte(0)
-				h.WriteByte(byte(n))
-				null := false
-				for _, col := range cols {
-					if col >= len(img) || binlog.IsAbsent(img[col]) {
-						if n == 0 {
-							// The row's key is not in the image.
-							return keys, true, nil
-						}
-						null = true // a unique key the image lacks: the primary key stands for the row
-						break
-					}
-					if img[col] == nil {
-						null = true // NULLs never collide in a unique key
-						break
-					}
-					foldValue(&h, &c.Table.Columns[col], img[col])
-				}
-				if !null {
-					keys = append(keys, h.Sum64())
-				}
-			}
 		}
 	}
 	return keys, false, nil
+}
+
+// changeKeys appends the key hashes c touches; ok is false when c has no
+// usable key (it can conflict with anything).
+func (s *Sink) changeKeys(ctx context.Context, h *maphash.Hash, c *binlog.Change, keys []uint64) ([]uint64, bool) {
+	ks := s.tableKeys(ctx, c.Table)
+	if len(ks) == 0 {
+		return keys, false
+	}
+	for _, img := range [][]binlog.Value{c.Before, c.After} {
+		if img == nil {
+			continue
+		}
+		for n, cols := range ks {
+			h.Reset()
+			h.WriteString(c.Table.Schema)
+			h.WriteByte(0)
+			h.WriteString(c.Table.Name)
+			h.WriteByte(0)
+			h.WriteByte(byte(n))
+			null := false
+			for _, col := range cols {
+				if col >= len(img) || binlog.IsAbsent(img[col]) {
+					if n == 0 {
+						// The row's key is not in the image.
+						return keys, false
+					}
+					null = true // a unique key the image lacks: the primary key stands for the row
+					break
+				}
+				if img[col] == nil {
+					null = true // NULLs never collide in a unique key
+					break
+				}
+				foldValue(h, &c.Table.Columns[col], img[col])
+			}
+			if !null {
+				keys = append(keys, h.Sum64())
+			}
+		}
+	}
+	return keys, true
 }
 
 // foldValue writes v as the target compares it, folded conservatively:
@@ -464,16 +490,20 @@ func (a *applier) applyParallel(ctx context.Context, txns []*binlog.Txn) error {
 				if i >= len(items) {
 					return
 				}
-				w.runItem(ctx, p, i, &items[i])
+				w.runItem(ctx, a, p, i, &items[i])
 			}
 		})
 	}
 	wg.Wait()
+	if y := a.yields.Load(); y > 0 {
+		a.s.log.Debug("parallel apply: items that gave their locks up to the item before", "source", a.source, "total", y,
+			"patience", a.patience().String())
+	}
 	return p.err
 }
 
 // runItem applies item i: see the top of this file.
-func (w *applier) runItem(ctx context.Context, p *progress, i int, it *item) {
+func (w *applier) runItem(ctx context.Context, a *applier, p *progress, i int, it *item) {
 	last := it.txns[len(it.txns)-1]
 	fail := func(err error) {
 		w.rollback(ctx)
@@ -486,11 +516,13 @@ func (w *applier) runItem(ctx context.Context, p *progress, i int, it *item) {
 		return
 	}
 	for {
+		start := time.Now()
 		if err := w.sendRows(ctx, it.txns, false, false, true); err != nil {
 			fail(err)
 			return
 		}
-		switch p.wait(ctx, i, func() bool { return p.inserted >= i }, lockWaitPatience) {
+		a.observe(time.Since(start))
+		switch p.wait(ctx, i, func() bool { return p.inserted >= i }, a.patience()) {
 		case waitAborted:
 			w.rollback(ctx)
 			return
@@ -499,6 +531,7 @@ func (w *applier) runItem(ctx context.Context, p *progress, i int, it *item) {
 			// give them up, and run again once everything before has
 			// committed.
 			w.rollback(ctx)
+			a.yields.Add(1)
 			if p.wait(ctx, i, func() bool { return p.committed >= i }, 0) != waitOK {
 				return
 			}

@@ -257,6 +257,9 @@ type applier struct {
 	// pool holds the source's other worker connections (parallel.go).
 	poolMu sync.Mutex
 	pool   []*applier
+	// itemNanos averages how long items take to execute; yields counts
+	// items that gave their locks up to the item before (parallel.go).
+	itemNanos, yields atomic.Int64
 }
 
 // all is the applier and its workers.

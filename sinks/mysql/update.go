@@ -2,6 +2,8 @@ package mysql
 
 import (
 	"context"
+	"hash/maphash"
+	"slices"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
@@ -111,4 +113,82 @@ func appendUpdates(dst []byte, rows []*binlog.Change, sig string) []byte {
 		n++
 	}
 	return dst
+}
+
+// placed is a change and its transaction, in regroup's order.
+type placed struct {
+	c     *binlog.Change
+	t     *binlog.Txn
+	level int
+	group int
+}
+
+// regroup orders the changes of several transactions that go out as one
+// target transaction so that those of one table, operation and update
+// signature are adjacent and become one statement. Changes that share a
+// key value (primary or unique, before or after image, folded as for
+// conflicts) keep their order: each goes to a level above every earlier
+// change it shares a key with, and levels go out in order. Within a level
+// no two changes share a key, so their order does not change the outcome:
+// a key the sink does not know (a collation that equates more than it
+// folds) can only turn up as a duplicate key error, a conflict, and the
+// careful path applies the transactions in their own order. ok is false
+// (keep the source order) for one transaction, for updates that match
+// the whole before image, and when a change has no usable key.
+func (a *applier) regroup(ctx context.Context, ts []*binlog.Txn) ([]placed, bool) {
+	if len(ts) < 2 || a.s.cfg.CheckBeforeImage {
+		return nil, false
+	}
+	var out []placed
+	last := map[uint64]int{} // key -> level of the last change touching it
+	type groupKey struct {
+		level int
+		table *binlog.Table
+		op    binlog.Op
+		sig   string
+	}
+	groups := map[groupKey]int{}
+	var h maphash.Hash
+	h.SetSeed(a.s.seed)
+	var keys []uint64
+	for _, t := range ts {
+		for c, err := range t.Changes() {
+			if err != nil {
+				return nil, false
+			}
+			if c = versionedChange(c); c == nil {
+				continue
+			}
+			var ok bool
+			if keys, ok = a.s.changeKeys(ctx, &h, c, keys[:0]); !ok {
+				return nil, false
+			}
+			level := 0
+			for _, k := range keys {
+				if l, seen := last[k]; seen && l+1 > level {
+					level = l + 1
+				}
+			}
+			for _, k := range keys {
+				last[k] = level
+			}
+			gk := groupKey{level: level, table: c.Table, op: c.Op}
+			if c.Op == binlog.Update {
+				gk.sig, _ = a.s.batchableUpdate(ctx, c)
+			}
+			g, seen := groups[gk]
+			if !seen {
+				g = len(groups)
+				groups[gk] = g
+			}
+			out = append(out, placed{c: c, t: t, level: level, group: g})
+		}
+	}
+	slices.SortStableFunc(out, func(x, y placed) int {
+		if x.level != y.level {
+			return x.level - y.level
+		}
+		return x.group - y.group
+	})
+	return out, true
 }
