@@ -23,10 +23,17 @@ func TestApplyBatchAcrossTargetRestarts(t *testing.T) {
 	txns := readAll(t, src)
 	t.Logf("%d txns", len(txns))
 	s := openSink(t, dst, "apply", "stop")
+	// The target is down when applying starts (so that applying and the
+	// restarts overlap however fast applying is), then restarts 3 times.
+	dst.Stop()
+	restarted := make(chan struct{})
 	go func() {
+		defer close(restarted)
 		for i := 0; i < 4; i++ {
-			time.Sleep(700 * time.Millisecond)
-			dst.Stop()
+			if i > 0 {
+				time.Sleep(700 * time.Millisecond)
+				dst.Stop()
+			}
 			time.Sleep(300 * time.Millisecond)
 			dst.Start(context.Background())
 		}
@@ -41,6 +48,7 @@ func TestApplyBatchAcrossTargetRestarts(t *testing.T) {
 			t.Fatalf("after %d (%s): %v; checkpoint %s", done, txns[done].GTID, err, st.GTID)
 		}
 	}
+	<-restarted
 	for _, tb := range testenv.LoadTables("bank") {
 		if a, b := src.QueryString(t, "SELECT COUNT(*) FROM "+tb), dst.QueryString(t, "SELECT COUNT(*) FROM "+tb); a != b {
 			t.Fatalf("%s: %s rows on the source, %s on the target", tb, a, b)
