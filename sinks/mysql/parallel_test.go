@@ -51,12 +51,6 @@ func TestParallelApply(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	load.Stop()
 	txns := readAll(t, src)
-	var rows []*binlog.Txn
-	for _, tx := range txns {
-		if tx.DDL == nil {
-			rows = append(rows, tx)
-		}
-	}
 	t.Logf("%d transactions", len(txns))
 	tables := testenv.LoadTables("bank")
 	for _, workers := range []int{1, 2, 8} {
