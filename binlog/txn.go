@@ -278,6 +278,20 @@ func (t *Txn) view(yield func(*Change, error) bool) {
 	}
 }
 
+// HeapBytes estimates the memory the transaction's changes hold: what is
+// in memory, or, once spilled to disk, the file's buffer.
+func (t *Txn) HeapBytes() int64 {
+	switch {
+	case t.parent != nil:
+		return t.parent.HeapBytes()
+	case t.changes == nil:
+		return 0
+	case t.changes.file != nil:
+		return 256 << 10
+	}
+	return t.changes.bytes
+}
+
 // Close releases the transaction's spill file, if it has one.
 func (t *Txn) Close() error {
 	if t.changes == nil {

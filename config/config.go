@@ -146,6 +146,7 @@ type Sink struct {
 	OnConflict string   `yaml:"on_conflict" sink:"mysql" default:"stop" enum:"stop|overwrite|skip" doc:"a duplicate key on insert or a missing row on update/delete: stop, overwrite (write the source's row), or skip the change; every conflict is logged"`
 	DDLDone    []string `yaml:"ddl_done" sink:"mysql" doc:"with ddl: stop, GTIDs (or file:pos) of DDL you applied by hand; sluice records them as done"`
 	Skip       []string `yaml:"skip" sink:"mysql" doc:"GTIDs (or file:pos) of transactions to record as done without applying them (a stuck transaction); each skip is logged as a warning"`
+	Workers    int      `yaml:"workers" sink:"mysql" default:"4" doc:"target connections per source applying transactions on different rows at once; commits stay in source order (1: one connection, one transaction at a time; 1 to 64)"`
 
 	// NATS JetStream.
 	URL        string `yaml:"url" sink:"nats" required_for:"nats" doc:"NATS server URL(s), comma-separated: nats://HOST:4222"`
@@ -443,6 +444,9 @@ func (f *File) validate(data []byte) Errors {
 			}
 		}
 		if p.Sink.Type == "mysql" {
+			if p.Sink.Workers < 1 || p.Sink.Workers > 64 {
+				d.errorf(at(pp+".sink.workers"), pp+".sink.workers", "%d: want 1 to 64", p.Sink.Workers)
+			}
 			var err error
 			if p.Sink.Conn, err = mysqlconn.ParseDSN(p.Sink.DSN); err != nil {
 				d.errorf(at(pp+".sink.dsn"), pp+".sink.dsn", "%v", err)

@@ -27,7 +27,7 @@ func OpenSink(ctx context.Context, p *config.Pipeline, o SinkOptions) (Sink, err
 	switch p.Sink.Type {
 	case "mysql":
 		return mysqlsink.Open(ctx, mysqlsink.Config{DSN: p.Sink.Conn, Pipeline: p.Name, DDL: p.Sink.DDL,
-			OnConflict: p.Sink.OnConflict, DDLDone: p.Sink.DDLDone, Skip: p.Sink.Skip, Logger: log,
+			OnConflict: p.Sink.OnConflict, DDLDone: p.Sink.DDLDone, Skip: p.Sink.Skip, Logger: log, Workers: p.Sink.Workers,
 			CheckBeforeImage: o.Bidirectional, TrackWriters: o.Bidirectional || len(p.Sources) > 1})
 	case "nats":
 		k := p.Sink

@@ -147,8 +147,53 @@ func (r *sourceRunner) setSink(s Sink) {
 	r.metrics.sinkUp.WithLabelValues(r.pipeline.Name, r.cfg.Name).Set(1)
 }
 
-// queueSize bounds the transactions decoded ahead of the sink.
-const queueSize = 64
+// The transactions decoded ahead of the sink are bounded by their memory
+// (binlog.Txn.HeapBytes; a transaction larger than the spill threshold
+// holds only its file's buffer) and, for many tiny ones, by count.
+const (
+	queueBytes = 256 << 20
+	queueSize  = 4096
+)
+
+// byteBudget bounds the bytes in a queue: the reader acquires a
+// transaction's bytes before queueing it, the applier releases them when it
+// takes it. A transaction larger than the whole budget passes alone.
+type byteBudget struct {
+	mu      sync.Mutex
+	used    int64
+	limit   int64
+	changed chan struct{}
+}
+
+func newByteBudget(limit int64) *byteBudget {
+	return &byteBudget{limit: limit, changed: make(chan struct{})}
+}
+
+func (b *byteBudget) acquire(ctx context.Context, n int64) error {
+	for {
+		b.mu.Lock()
+		if b.used == 0 || b.used+n <= b.limit {
+			b.used += n
+			b.mu.Unlock()
+			return nil
+		}
+		ch := b.changed
+		b.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (b *byteBudget) release(n int64) {
+	b.mu.Lock()
+	b.used -= n
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+}
 
 // run streams until ctx ends, the source ends (stop-at-end) or an error
 // that retrying cannot fix. On ctx's end it finishes the transaction being
@@ -266,6 +311,15 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	queue := make(chan *binlog.Txn, queueSize)
+	budget := newByteBudget(queueBytes)
+	// weight is what a queued transaction holds of the budget, released
+	// as the applier takes it (a run being applied adds at most
+	// maxBatchBytes).
+	weight := func(t *binlog.Txn) int64 { return t.HeapBytes() + 512 }
+	take := func(t *binlog.Txn) *binlog.Txn {
+		budget.release(weight(t))
+		return t
+	}
 	readErr := make(chan error, 1)
 	readerDone := make(chan struct{})
 	// On every way out the reader is stopped and waited for before the
@@ -300,6 +354,11 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 				t.Close()
 				r.lastQuiet.Store(t)
 				continue
+			}
+			if err := budget.acquire(readCtx, weight(t)); err != nil {
+				t.Close()
+				readErr <- err
+				return
 			}
 			select {
 			case queue <- t:
@@ -345,6 +404,9 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	for {
 		select {
 		case t, ok := <-queue:
+			if ok {
+				take(t)
+			}
 			if !ok {
 				if err := flushEmpty(); err != nil {
 					return err
@@ -369,19 +431,22 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 			// run of transactions in fewer round trips. A DDL ends a run,
 			// so that the schema history is written before it is applied.
 			batch := []*binlog.Txn{t}
-			for len(batch) < maxBatch && !endsRun(batch[len(batch)-1]) {
+			bytes := weight(t)
+			for len(batch) < maxBatch && bytes < maxBatchBytes && !endsRun(batch[len(batch)-1]) {
 				select {
 				case next, ok := <-queue:
 					if !ok {
 						goto gathered
 					}
+					take(next)
+					bytes += weight(next)
 					if endsRun(next) && len(batch) > 0 {
 						// Apply the run first, then the DDL alone.
 						if err := r.applyRun(applyCtx, batch, &pendingEmpty); err != nil {
 							next.Close()
 							return err
 						}
-						batch = batch[:0]
+						batch, bytes = batch[:0], weight(next)
 					}
 					batch = append(batch, next)
 				default:
@@ -419,8 +484,13 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	}
 }
 
-// maxBatch bounds a run of transactions handed to the sink at once.
-const maxBatch = 64
+// maxBatch and maxBatchBytes bound a run of transactions handed to the
+// sink at once (the MySQL sink applies a run on several connections, and
+// waits for the run's end before the next).
+const (
+	maxBatch      = 512
+	maxBatchBytes = 32 << 20
+)
 
 // endsRun: a DDL, or a transaction after which the schema changed (its
 // DDL may have been filtered out), is handed to the sink alone, after its

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs what the tests need and a fresh Debian machine lacks: MariaDB
-# (mariadbd, mariadb-install-db, mariadb-binlog), nats-server, promtool and mydumper. The tests
+# (mariadbd, mariadb-install-db, mariadb-binlog), nats-server, promtool, and
+# mydumper and sysbench (make bench-snapshot, make bench). The tests
 # start their own throwaway servers; nothing here is started or configured.
 set -e
 missing=""
@@ -10,6 +11,7 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || missin
 # promtool checks monitoring/'s alert rules and dashboard queries.
 command -v promtool >/dev/null 2>&1 || missing="$missing prometheus"
 command -v mydumper >/dev/null 2>&1 || missing="$missing mydumper" # make bench-snapshot's reference
+command -v sysbench >/dev/null 2>&1 || missing="$missing sysbench" # make bench
 [ -z "$missing" ] && exit 0
 if [ "$(id -u)" = 0 ]; then
 	echo "installing:$missing"

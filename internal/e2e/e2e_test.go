@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,18 +157,47 @@ func catchUp(t *testing.T, cfgPath string) {
 }
 
 // TestCrashSafety kills the daemon with SIGKILL at random points during a
-// write load, again and again. After the load stops and sluice catches up,
-// source and target are identical, and no transaction was applied twice:
-// each transfer inserts a ledger row with a unique id, so a replayed
-// transfer would collide and stop the pipeline (on_conflict: stop).
+// write load, 20 times, with parallel apply on (the default 4 workers).
+// After the load stops and sluice catches up, source and target are
+// identical, and no transaction was applied twice: each transfer inserts a
+// ledger row with a unique id, so a replayed transfer would collide and
+// stop the pipeline (on_conflict: stop). All along, a reader of the target
+// never sees a torn state: transfers keep the sum of the balances, so any
+// committed prefix of the source's transactions has the same sum.
 func TestCrashSafety(t *testing.T) {
 	servers := testenv.StartMariaDBs(t, 2)
 	src, dst := servers[0], servers[1]
-	src.Exec(t, testenv.LoadSchema("bank", 50)...)
+	const accounts = 50
+	src.Exec(t, testenv.LoadSchema("bank", accounts)...)
 	cfgPath, _ := bankPipeline(t, src, dst)
 	load := testenv.StartLoad(t, src, "bank", 4)
+	stopReading := make(chan struct{})
+	torn := make(chan string, 1)
+	reads := 0
+	go func() {
+		defer close(torn)
+		db := dst.DB(t)
+		for {
+			select {
+			case <-stopReading:
+				return
+			default:
+			}
+			var n, sum sql.NullInt64
+			// One consistent snapshot: the count and the sum together.
+			if err := db.QueryRow("SELECT COUNT(*), SUM(balance) FROM bank.accounts").Scan(&n, &sum); err != nil || n.Int64 == 0 {
+				time.Sleep(5 * time.Millisecond)
+				continue
+			}
+			reads++
+			if n.Int64 != accounts || sum.Int64 != accounts*1000 {
+				torn <- fmt.Sprintf("the target showed %d accounts with a total of %d (want %d and %d)", n.Int64, sum.Int64, accounts, accounts*1000)
+				return
+			}
+		}
+	}()
 	kills := 0
-	for i := range 12 {
+	for i := range 20 {
 		d := startDaemon(t, cfgPath)
 		// Random points: from before the first transaction to mid-stream.
 		time.Sleep(time.Duration(200+(i*337)%900) * time.Millisecond)
@@ -179,6 +209,13 @@ func TestCrashSafety(t *testing.T) {
 	}
 	load.Stop()
 	catchUp(t, cfgPath)
+	close(stopReading)
+	if msg, ok := <-torn; ok {
+		t.Fatal(msg)
+	}
+	if reads == 0 {
+		t.Fatal("the torn-read checker never read the target")
+	}
 	tables := testenv.LoadTables("bank")
 	if a, b := src.Checksums(t, tables...), dst.Checksums(t, tables...); a != b {
 		t.Fatalf("after %d kills: source %s\ntarget %s\n%s", kills, a, b, logTail(t, cfgPath, 20))
@@ -203,7 +240,7 @@ func TestCrashSafety(t *testing.T) {
 	if code != 1 || !strings.Contains(out, "MISMATCH  bank/primary bank.accounts -> bank.accounts: ") {
 		t.Fatalf("sluice verify after a target change: exit %d:\n%s", code, out)
 	}
-	t.Logf("%d kills; %d transactions (%d transfers) written and replicated exactly once", kills, load.Txns.Load(), load.Transfers.Load())
+	t.Logf("%d kills; %d transactions (%d transfers) written and replicated exactly once; %d consistent reads of the target", kills, load.Txns.Load(), load.Transfers.Load(), reads)
 }
 
 // TestServerRestarts restarts the target, then the source, under load,

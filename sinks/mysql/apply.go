@@ -85,6 +85,16 @@ func (a *applier) applyRun(ctx context.Context, txns []*binlog.Txn) error {
 // count. With commitPrev its first round trip first commits the previous
 // transaction; with leaveOpen t stays open for the next one to commit.
 func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leaveOpen bool) error {
+	return a.sendRows(ctx, []*binlog.Txn{t}, commitPrev, true, leaveOpen)
+}
+
+// sendRows sends the rows of ts, in order, as one target transaction, and
+// checks every affected-row count. With checkpoint the last round trip
+// also records the last of ts as applied; without it (the parallel
+// applier writes the checkpoint once the transactions before have
+// committed) leaveOpen must be set.
+func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, checkpoint, leaveOpen bool) error {
+	t := ts[0] // the transaction being sent, for messages
 	a.buf, a.expect = a.buf[:0], a.expect[:0]
 	if commitPrev {
 		a.buf = append(a.buf, "COMMIT;"...)
@@ -92,8 +102,14 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 	}
 	a.buf = append(a.buf, "START TRANSACTION"...)
 	a.expect = append(a.expect, -1)
-	var group []*binlog.Change   // consecutive changes batched into one statement
-	var written []*binlog.Change // sent, to record in the writer log once they succeed
+	type sent struct {
+		c *binlog.Change
+		t *binlog.Txn
+	}
+	var group []*binlog.Change // consecutive changes batched into one statement
+	var written []sent         // sent, to record in the writer log once they succeed
+	var groupSig string        // of a group of updates (update.go)
+	groupKeys := map[string]struct{}{}
 	sep := func() {
 		if len(a.buf) > 0 {
 			a.buf = append(a.buf, ';')
@@ -104,14 +120,24 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 			return
 		}
 		sep()
-		switch group[0].Op {
-		case binlog.Insert:
+		switch {
+		case group[0].Op == binlog.Insert:
 			a.buf = sqltext.AppendInsert(a.buf, "INSERT", group)
-		case binlog.Delete:
+		case group[0].Op == binlog.Delete:
 			a.buf = sqltext.AppendDeleteIn(a.buf, group)
+		case len(group) == 1: // an update
+			a.buf = sqltext.AppendChange(a.buf, group[0], false, false)
+			a.buf = a.buf[:len(a.buf)-1]
+		default:
+			a.buf = appendUpdates(a.buf, group, groupSig)
+			a.expect = append(a.expect, 2*int64(len(group))) // update.go
+			group = group[:0]
+			clear(groupKeys)
+			return
 		}
 		a.expect = append(a.expect, int64(len(group)))
 		group = group[:0]
+		clear(groupKeys)
 	}
 	send := func() error {
 		affected, err := a.exec(ctx, string(a.buf))
@@ -131,54 +157,94 @@ func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leav
 			}
 		}
 		a.buf, a.expect = a.buf[:0], a.expect[:0]
-		for _, c := range written {
-			a.s.writers.record(c, a.source, t)
+		for _, w := range written {
+			a.s.writers.record(w.c, a.source, w.t)
 		}
 		written = written[:0]
 		return nil
 	}
-	for c, err := range t.Changes() {
-		if err != nil {
-			return err
-		}
-		if c = versionedChange(c); c == nil {
-			continue
-		}
-		if !c.Table.NamesKnown {
-			return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", txnID(t), c.Table.QualifiedName())
-		}
-		if a.s.writers != nil {
-			written = append(written, c)
-		}
-		if len(group) > 0 && !sameGroup(group, c) {
-			flushGroup()
-		}
-		switch {
-		case c.Op == binlog.Insert || (c.Op == binlog.Delete && !a.s.cfg.CheckBeforeImage && deleteBatchable(c)):
-			group = append(group, c)
-			if len(group) >= maxInsertRows {
+	addChange := func(c *binlog.Change) error {
+		{
+			if !c.Table.NamesKnown {
+				return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", txnID(t), c.Table.QualifiedName())
+			}
+			if a.s.writers != nil {
+				written = append(written, sent{c, t})
+			}
+			sig, upd, key := "", false, ""
+			if c.Op == binlog.Update && !a.s.cfg.CheckBeforeImage {
+				if sig, upd = a.s.batchableUpdate(ctx, c); upd {
+					key = updateKey(c)
+				}
+			}
+			if len(group) > 0 && !sameGroup(group, c) {
+				flushGroup()
+			} else if _, dup := groupKeys[key]; len(group) > 0 && upd && (groupSig != sig || dup) {
 				flushGroup()
 			}
-		default:
-			flushGroup()
-			sep()
-			a.buf = sqltext.AppendChange(a.buf, c, false, a.s.cfg.CheckBeforeImage)
-			a.buf = a.buf[:len(a.buf)-1] // the statement's own ';'
-			a.expect = append(a.expect, 1)
+			switch {
+			case upd:
+				group = append(group, c)
+				groupSig = sig
+				groupKeys[key] = struct{}{}
+				if len(group) >= maxInsertRows {
+					flushGroup()
+				}
+			case c.Op == binlog.Insert || (c.Op == binlog.Delete && !a.s.cfg.CheckBeforeImage && deleteBatchable(c)):
+				group = append(group, c)
+				if len(group) >= maxInsertRows {
+					flushGroup()
+				}
+			default:
+				flushGroup()
+				sep()
+				a.buf = sqltext.AppendChange(a.buf, c, false, a.s.cfg.CheckBeforeImage)
+				a.buf = a.buf[:len(a.buf)-1] // the statement's own ';'
+				a.expect = append(a.expect, 1)
+			}
+			if len(a.buf) >= a.s.maxBatch {
+				flushGroup()
+				if err := send(); err != nil {
+					return err
+				}
+			}
 		}
-		if len(a.buf) >= a.s.maxBatch {
-			flushGroup()
-			if err := send(); err != nil {
+		return nil
+	}
+	if order, ok := a.regroup(ctx, ts); ok {
+		// Several transactions in one target transaction: their changes
+		// in an order that makes fewer statements (regroup).
+		for _, o := range order {
+			t = o.t
+			if err := addChange(o.c); err != nil {
 				return err
+			}
+		}
+	} else {
+		for _, t = range ts {
+			for c, err := range t.Changes() {
+				if err != nil {
+					return err
+				}
+				if c = versionedChange(c); c == nil {
+					continue
+				}
+				if err := addChange(c); err != nil {
+					return err
+				}
 			}
 		}
 	}
 	flushGroup()
-	sep()
-	a.buf = a.appendCheckpoint(a.buf, t)
-	a.expect = append(a.expect, expectFence)
-	if err := send(); err != nil {
-		return err
+	if checkpoint {
+		sep()
+		a.buf = a.appendCheckpoint(a.buf, t)
+		a.expect = append(a.expect, expectFence)
+	}
+	if len(a.expect) > 0 {
+		if err := send(); err != nil {
+			return err
+		}
 	}
 	if leaveOpen {
 		return nil

@@ -2,15 +2,11 @@ package mysql_test
 
 import (
 	"context"
-	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
-	"github.com/sluice-cdc/sluice/mysqlconn"
 )
 
 // TestApplyBatchAcrossTargetRestarts applies a backlog of transfers in
@@ -24,30 +20,20 @@ func TestApplyBatchAcrossTargetRestarts(t *testing.T) {
 	load := testenv.StartLoad(t, src, "bank", 3)
 	time.Sleep(2 * time.Second)
 	load.Stop()
-	d, _ := mysqlconn.ParseDSN(src.DSN())
-	ctx := context.Background()
-	s2, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 5151, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
-		Decode: binlog.DecodeOptions{StrictColumns: true, Filter: mustFilter()}, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var txns []*binlog.Txn
-	for {
-		tx, err := s2.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		txns = append(txns, tx)
-	}
+	txns := readAll(t, src)
 	t.Logf("%d txns", len(txns))
 	s := openSink(t, dst, "apply", "stop")
+	// The target is down when applying starts (so that applying and the
+	// restarts overlap however fast applying is), then restarts 3 times.
+	dst.Stop()
+	restarted := make(chan struct{})
 	go func() {
+		defer close(restarted)
 		for i := 0; i < 4; i++ {
-			time.Sleep(700 * time.Millisecond)
-			dst.Stop()
+			if i > 0 {
+				time.Sleep(700 * time.Millisecond)
+				dst.Stop()
+			}
 			time.Sleep(300 * time.Millisecond)
 			dst.Start(context.Background())
 		}
@@ -62,6 +48,7 @@ func TestApplyBatchAcrossTargetRestarts(t *testing.T) {
 			t.Fatalf("after %d (%s): %v; checkpoint %s", done, txns[done].GTID, err, st.GTID)
 		}
 	}
+	<-restarted
 	for _, tb := range testenv.LoadTables("bank") {
 		if a, b := src.QueryString(t, "SELECT COUNT(*) FROM "+tb), dst.QueryString(t, "SELECT COUNT(*) FROM "+tb); a != b {
 			t.Fatalf("%s: %s rows on the source, %s on the target", tb, a, b)

@@ -22,6 +22,12 @@ func errorNumber(err error) uint16 {
 // mysqlconn decides for every MySQL connection of sluice.
 func retryable(err error) bool { return mysqlconn.Retryable(err) }
 
+// lockError: a deadlock, or a lock wait timeout.
+func lockError(err error) bool {
+	n := errorNumber(err)
+	return n == 1213 || n == 1205
+}
+
 // alreadyInEffect reports whether a DDL failed because what it does is
 // already done: replaying a DDL after a crash between running it and
 // recording it must not fail.

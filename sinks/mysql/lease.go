@@ -118,7 +118,9 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	// session settings.
 	s.mu.Lock()
 	for _, a := range s.appliers {
-		a.reset()
+		for _, w := range a.all() {
+			w.reset()
+		}
 	}
 	s.mu.Unlock()
 	l, _, err := s.leaseHolder(ctx)

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -49,7 +50,12 @@ type Config struct {
 	// written key, so that a conflict between sources names both
 	// transactions (several sources feeding one target).
 	TrackWriters bool
-	Logger       *slog.Logger
+	// Workers is the number of target connections per source that apply
+	// transactions touching different rows at the same time, committing
+	// in source order (parallel.go); 0 or 1 applies one transaction at a
+	// time on one connection.
+	Workers int
+	Logger  *slog.Logger
 }
 
 // Sink applies each source transaction as one target transaction, and
@@ -57,8 +63,9 @@ type Config struct {
 // vplayer does with _vt.vreplication): after a crash at any point the
 // checkpoint and the data agree, so nothing is lost or applied twice.
 //
-// Each source has its own connection; a source's transactions are applied
-// one at a time, in order.
+// Each source has its own connections: with Config.Workers above 1,
+// transactions on different rows run at once and commit in source order
+// (parallel.go); otherwise one at a time, in order.
 type Sink struct {
 	cfg      Config
 	log      *slog.Logger
@@ -74,6 +81,11 @@ type Sink struct {
 
 	mu       sync.Mutex
 	appliers map[string]*applier
+
+	// The target's unique keys per table definition (parallel.go).
+	seed   maphash.Seed
+	keysMu sync.Mutex
+	keys   map[*binlog.Table]tableKeysOf
 }
 
 const (
@@ -155,7 +167,8 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 		db.Close()
 		return nil, fmt.Errorf("%s: %w", cfg.DSN, err)
 	}
-	s := &Sink{cfg: cfg, log: log.With("sink", cfg.DSN.Addr()), db: db, appliers: map[string]*applier{}}
+	s := &Sink{cfg: cfg, log: log.With("sink", cfg.DSN.Addr()), db: db, appliers: map[string]*applier{},
+		seed: maphash.MakeSeed(), keys: map[*binlog.Table]tableKeysOf{}}
 	if cfg.TrackWriters {
 		s.writers = newWriterLog()
 	}
@@ -172,8 +185,10 @@ func (s *Sink) DB() *sql.DB { return s.db }
 func (s *Sink) Close() error {
 	s.mu.Lock()
 	for _, a := range s.appliers {
-		if a.conn != nil {
-			a.conn.Close()
+		for _, w := range a.all() {
+			if w.conn != nil {
+				w.conn.Close()
+			}
 		}
 	}
 	s.appliers = map[string]*applier{}
@@ -238,6 +253,20 @@ type applier struct {
 	retries, conflicts atomic.Int64
 	// failing is the error being retried, nil while applying succeeds.
 	failing atomic.Pointer[error]
+
+	// pool holds the source's other worker connections (parallel.go).
+	poolMu sync.Mutex
+	pool   []*applier
+	// itemNanos averages how long items take to execute; yields counts
+	// items that gave their locks up to the item before (parallel.go).
+	itemNanos, yields atomic.Int64
+}
+
+// all is the applier and its workers.
+func (a *applier) all() []*applier {
+	a.poolMu.Lock()
+	defer a.poolMu.Unlock()
+	return append([]*applier{a}, a.pool...)
 }
 
 // Stats returns how many transactions of a source were retried and how
@@ -283,10 +312,12 @@ func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 // careful path, where on_conflict decides.
 func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn) (int, error) {
 	a := s.applierFor(source)
-	if a.conn != nil && s.epoch.Load() > 0 && time.Since(a.lastUsed) > s.ttl/2 {
-		// Under a lease the server closes sessions idle for the TTL; no
-		// transaction is open between batches, so a new one loses nothing.
-		a.reset()
+	for _, w := range a.all() {
+		if w.conn != nil && s.epoch.Load() > 0 && time.Since(w.lastUsed) > s.ttl/2 {
+			// Under a lease the server closes sessions idle for the TTL; no
+			// transaction is open between batches, so a new one loses nothing.
+			w.reset()
+		}
 	}
 	defer func() { a.failing.Store(nil) }()
 	done := 0
@@ -295,9 +326,19 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 	// while it is down, so that applying resumes within about a second of
 	// it answering again, whatever backoff the failures built up.
 	probe := backoff.Policy{Initial: 100 * time.Millisecond, Max: time.Second}.Timer()
+	// After a failure of the parallel applier the rest of the run goes
+	// one transaction at a time.
+	serial := false
 	for attempt := 1; done < len(txns); attempt++ {
-		probed := false
-		err := a.applyRun(ctx, txns[done:])
+		probed, parallel := false, false
+		var err error
+		if !serial && a.parallelOK(txns[done:]) {
+			parallel = true
+			err = a.applyParallel(ctx, txns[done:])
+			serial = err != nil
+		} else {
+			err = a.applyRun(ctx, txns[done:])
+		}
 		if err == nil {
 			return len(txns), nil
 		}
@@ -355,6 +396,10 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		case probed:
 			// The connection failed, and the target has answered since:
 			// again at once.
+			continue
+		case parallel && lockError(err):
+			// Workers waited for each other's locks: again at once, one
+			// transaction at a time.
 			continue
 		}
 		a.retries.Add(1)
@@ -510,6 +555,7 @@ func (a *applier) recordOnly(ctx context.Context, t *binlog.Txn) error {
 // applyDDL runs a statement transaction on the target under the ddl policy.
 func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	s := a.s
+	defer s.forgetKeys() // the DDL may change the target's unique keys
 	id := txnID(t)
 	record := func() error { return a.recordOnly(ctx, t) }
 	if t.Len() > 0 {
