@@ -246,6 +246,15 @@ func (t *Txn) Map(keep func(*Change) bool, fn func(*Change) *Change) (*Txn, erro
 	return &m, nil
 }
 
+// ID names the transaction in messages: its GTID, or its end position
+// in the binlog.
+func (t *Txn) ID() string {
+	if !t.GTID.IsZero() {
+		return t.GTID.String()
+	}
+	return t.Pos.String()
+}
+
 // Changes iterates over the row changes in binlog order. It can be called
 // more than once (a sink that retries a transaction does). Changes spilled
 // to disk are read back one at a time, so the iteration's memory stays

@@ -43,9 +43,9 @@ func (a *applier) applyRun(ctx context.Context, txns []*binlog.Txn) error {
 	commitPrev := false
 	for i, t := range txns {
 		if len(t.Statements) > 0 {
-			return fmt.Errorf("transaction %s holds DML logged as statements (a session with binlog_format=STATEMENT on the source?): sluice applies row events only", txnID(t))
+			return fmt.Errorf("transaction %s holds DML logged as statements (a session with binlog_format=STATEMENT on the source?): sluice applies row events only", t.ID())
 		}
-		if id := txnID(t); slices.Contains(a.s.cfg.Skip, id) {
+		if id := t.ID(); slices.Contains(a.s.cfg.Skip, id) {
 			if commitPrev {
 				if _, err := a.exec(ctx, "COMMIT"); err != nil {
 					return err
@@ -142,6 +142,7 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 	send := func() error {
 		affected, err := a.exec(ctx, string(a.buf))
 		if err != nil {
+			a.fkKnown = false // the batch may have stopped before or after a SET
 			return a.explain(t, err)
 		}
 		if len(affected) != len(a.expect) {
@@ -166,10 +167,17 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 	addChange := func(c *binlog.Change) error {
 		{
 			if !c.Table.NamesKnown {
-				return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", txnID(t), c.Table.QualifiedName())
+				return fmt.Errorf("transaction %s: the columns of %s are unknown, so rows cannot be applied", t.ID(), c.Table.QualifiedName())
 			}
 			if a.s.writers != nil {
 				written = append(written, sent{c, t})
+			}
+			fk := a.wantFK(ctx, c)
+			if q := a.fkStatement(fk); q != "" {
+				flushGroup()
+				sep()
+				a.buf = append(a.buf, q...)
+				a.expect = append(a.expect, -1)
 			}
 			sig, upd, key := "", false, ""
 			if c.Op == binlog.Update && !a.s.cfg.CheckBeforeImage {
@@ -190,7 +198,7 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 				if len(group) >= maxInsertRows {
 					flushGroup()
 				}
-			case c.Op == binlog.Insert || (c.Op == binlog.Delete && !a.s.cfg.CheckBeforeImage && deleteBatchable(c)):
+			case c.Op == binlog.Insert || (c.Op == binlog.Delete && !a.s.cfg.CheckBeforeImage && !fk && deleteBatchable(c)):
 				group = append(group, c)
 				if len(group) >= maxInsertRows {
 					flushGroup()
@@ -317,6 +325,9 @@ func (a *applier) applyCareful(ctx context.Context, t *binlog.Txn) error {
 }
 
 func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Change) error {
+	if err := a.syncFK(ctx, c); err != nil {
+		return a.explain(t, err)
+	}
 	stmt := string(sqltext.AppendChange(nil, c, false, a.s.cfg.CheckBeforeImage))
 	affected, err := a.exec(ctx, stmt)
 	switch {
@@ -340,7 +351,7 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 	}
 	a.conflicts.Add(1)
 	key := keyString(c)
-	attrs := []any{"source", a.source, "txn", txnID(t), "table", c.Table.QualifiedName(), "op", c.Op.String(),
+	attrs := []any{"source", a.source, "txn", t.ID(), "table", c.Table.QualifiedName(), "op", c.Op.String(),
 		"key", key, "reason", reason, "policy", a.s.cfg.OnConflict}
 	other := a.s.writers.last(c)
 	if other.source == a.source {
@@ -372,7 +383,7 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 		a.s.writers.record(c, a.source, t)
 		return nil
 	}
-	ce := &ConflictError{GTID: txnID(t), Table: c.Table.QualifiedName(), Op: c.Op.String(), Key: key, Reason: reason}
+	ce := &ConflictError{GTID: t.ID(), Table: c.Table.QualifiedName(), Op: c.Op.String(), Key: key, Reason: reason}
 	if other.source != "" {
 		ce.Other = "source " + other.source + " transaction " + other.txn
 	}
@@ -436,9 +447,9 @@ func (a *applier) explain(t *binlog.Txn, err error) error {
 	}
 	switch errorNumber(err) {
 	case 1146, 1054, 1049:
-		return fmt.Errorf("applying transaction %s: %w; the target's schema differs from the source's (create the table, or let sluice apply DDL with ddl: apply)", txnID(t), err)
+		return fmt.Errorf("applying transaction %s: %w; the target's schema differs from the source's (create the table, or let sluice apply DDL with ddl: apply)", t.ID(), err)
 	case 1153:
-		return fmt.Errorf("applying transaction %s: %w; raise max_allowed_packet on the target", txnID(t), err)
+		return fmt.Errorf("applying transaction %s: %w; raise max_allowed_packet on the target", t.ID(), err)
 	}
-	return fmt.Errorf("applying transaction %s: %w", txnID(t), err)
+	return fmt.Errorf("applying transaction %s: %w", t.ID(), err)
 }

@@ -60,7 +60,7 @@ func (a *applier) ddlForTarget(ctx context.Context, t *binlog.Txn) (*binlog.DDL,
 				return nil, fmt.Errorf("DDL %s: the source has the tables %s.%s and %s.%s, whose names differ only in letter case; "+
 					"the target (lower_case_table_names=%d) would store them as one table. "+
 					"Exclude one of them from the pipeline, or route it to another name, or use a target with lower_case_table_names=0",
-					txnID(t), tr.Schema, tr.Name, other.Schema, other.Name, lctn)
+					t.ID(), tr.Schema, tr.Name, other.Schema, other.Name, lctn)
 			}
 		}
 	}

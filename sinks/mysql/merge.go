@@ -36,7 +36,7 @@ func (a *applier) checkMerged(ctx context.Context, t *binlog.Txn) error {
 	d := t.DDL
 	db, table, _ := ddlTable(d)
 	fail := func(reason string) error {
-		return &MergedDDLError{ID: txnID(t), Source: a.source, Table: db + "." + table, SQL: d.SQL, Reason: reason}
+		return &MergedDDLError{ID: t.ID(), Source: a.source, Table: db + "." + table, SQL: d.SQL, Reason: reason}
 	}
 	add, reason, err := schema.AdditiveDDLMode(d.SQL, ddlMode(d))
 	if err != nil {
@@ -91,9 +91,9 @@ func (a *applier) whyInEffect(ctx context.Context, t *binlog.Txn, err error, rep
 	}
 	differs := func(reason string) error {
 		if d.Merged {
-			return &MergedDDLError{ID: txnID(t), Source: a.source, Table: db + "." + table, SQL: d.SQL, Reason: reason + ": the sources disagree"}
+			return &MergedDDLError{ID: t.ID(), Source: a.source, Table: db + "." + table, SQL: d.SQL, Reason: reason + ": the sources disagree"}
 		}
-		id := txnID(t)
+		id := t.ID()
 		return fmt.Errorf("DDL %s: %s: %s, so the target differs from the source. Fix the target, then add %q to sink.ddl_done, or set ddl: skip",
 			id, truncate(schema.Redact(d.SQL), 200), reason, id)
 	}

@@ -104,7 +104,7 @@ func (a *applier) parallelOK(txns []*binlog.Txn) bool {
 		}
 		if len(a.s.cfg.Skip) > 0 {
 			for _, id := range a.s.cfg.Skip {
-				if id == txnID(t) {
+				if id == t.ID() {
 					return false
 				}
 			}
@@ -195,7 +195,9 @@ func (s *Sink) conflictKeys(ctx context.Context, t *binlog.Txn, keys []uint64, a
 // usable key (it can conflict with anything).
 func (s *Sink) changeKeys(ctx context.Context, h *maphash.Hash, c *binlog.Change, keys []uint64) ([]uint64, bool) {
 	ks := s.tableKeys(ctx, c.Table)
-	if len(ks) == 0 {
+	if len(ks) == 0 || s.hasFK(ctx, c.Table) {
+		// No key, or foreign keys: its rows may depend on other tables'
+		// rows (fk.go).
 		return keys, false
 	}
 	for _, img := range [][]binlog.Value{c.Before, c.After} {

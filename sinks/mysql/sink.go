@@ -86,6 +86,12 @@ type Sink struct {
 	seed   maphash.Seed
 	keysMu sync.Mutex
 	keys   map[*binlog.Table]tableKeysOf
+
+	// The target's tables with foreign keys, either side (fk.go); nil
+	// until read, fkAll when they could not be read.
+	fkMu     sync.Mutex
+	fkTables map[[2]string]bool
+	fkAll    bool
 }
 
 const (
@@ -260,6 +266,10 @@ type applier struct {
 	// itemNanos averages how long items take to execute; yields counts
 	// items that gave their locks up to the item before (parallel.go).
 	itemNanos, yields atomic.Int64
+
+	// fkOn is the connection's foreign_key_checks when fkKnown (fk.go);
+	// snapshot: the applier copies a snapshot, with the checks off.
+	fkOn, fkKnown, snapshot bool
 }
 
 // all is the applier and its workers.
@@ -364,7 +374,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 			a.failing.Store(&cerr)
 			probed = true
 			d := probe.Next()
-			s.log.Warn("target unreachable, retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", cerr.Error(), "in", d)
+			s.log.Warn("target unreachable, retrying", "source", source, "txn", txns[done].ID(), "attempt", attempt, "error", cerr.Error(), "in", d)
 			if err := backoff.Sleep(ctx, d); err != nil {
 				return done, err
 			}
@@ -405,7 +415,7 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		a.retries.Add(1)
 		a.failing.Store(&err)
 		d := wait.Next()
-		s.log.Warn("retrying", "source", source, "txn", txnID(txns[done]), "attempt", attempt, "error", err.Error(), "in", d)
+		s.log.Warn("retrying", "source", source, "txn", txns[done].ID(), "attempt", attempt, "error", err.Error(), "in", d)
 		if err := backoff.Sleep(ctx, d); err != nil {
 			return done, err
 		}
@@ -413,17 +423,10 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 	return done, nil
 }
 
-// txnID names a transaction: its GTID, or its end position.
-func txnID(t *binlog.Txn) string {
-	if !t.GTID.IsZero() {
-		return t.GTID.String()
-	}
-	return t.Pos.String()
-}
-
 // reset drops the connection after a failure; the next attempt opens
 // another.
 func (a *applier) reset() {
+	a.fkKnown = false
 	if a.conn != nil {
 		_ = a.conn.Raw(func(any) error { return driver.ErrBadConn })
 		a.conn.Close()
@@ -556,7 +559,7 @@ func (a *applier) recordOnly(ctx context.Context, t *binlog.Txn) error {
 func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	s := a.s
 	defer s.forgetKeys() // the DDL may change the target's unique keys
-	id := txnID(t)
+	id := t.ID()
 	record := func() error { return a.recordOnly(ctx, t) }
 	if t.Len() > 0 {
 		// CREATE TABLE ... SELECT: the statement and its rows are one
@@ -675,6 +678,10 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		return record()
 	}
 	s.log.Info("DDL applied", "source", a.source, "ddl", id, "schema", t.DDL.Schema)
+	// The DDL may have added or dropped foreign keys, and its session
+	// settings were put back (fk.go).
+	s.fkChanged()
+	a.fkKnown = false
 	return record()
 }
 

@@ -255,7 +255,7 @@ func (s *Sink) snapshotApplier(ctx context.Context, source string) (*applier, fu
 	if err != nil {
 		return nil, nil, err
 	}
-	a := &applier{s: s, source: source, conn: c}
+	a := &applier{s: s, source: source, conn: c, snapshot: true}
 	return a, func() {
 		if a.conn != nil {
 			a.conn.Close()

@@ -63,7 +63,7 @@ func (w *writerLog) record(c *binlog.Change, source string, t *binlog.Txn) {
 		w.ring[w.next] = k
 		w.next = (w.next + 1) % len(w.ring)
 	}
-	w.m[k] = writer{source: source, txn: txnID(t)}
+	w.m[k] = writer{source: source, txn: t.ID()}
 }
 
 // last returns the last recorded writer of the row c conflicts on: the

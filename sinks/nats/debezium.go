@@ -681,7 +681,7 @@ func (e debeziumEncoder) unit(dst []byte, t *binlog.Txn, u unit, m meta) []byte 
 	dst = append(dst, `,"transaction":`...)
 	if e.opt.TransactionMetadata {
 		dst = append(dst, `{"id":`...)
-		dst = appendJSONString(dst, txnID(t))
+		dst = appendJSONString(dst, t.ID())
 		dst = fmt.Appendf(dst, `,"total_order":%d,"data_collection_order":%d}`, u.row+1, u.tableRow+1)
 	} else {
 		dst = append(dst, "null"...)
@@ -715,7 +715,7 @@ const (
 func (e debeziumEncoder) txnKey(t *binlog.Txn) []byte {
 	dst, end := e.wrap(nil, []byte(dbzTxnKeySchema))
 	dst = append(dst, `{"id":`...)
-	dst = appendJSONString(dst, txnID(t))
+	dst = appendJSONString(dst, t.ID())
 	return append(append(dst, '}'), end...)
 }
 
@@ -735,7 +735,7 @@ func (e debeziumEncoder) txnMeta(t *binlog.Txn, end bool, total int, counts []co
 		status = "END"
 	}
 	dst = fmt.Appendf(dst, `{"status":"%s","id":`, status)
-	dst = appendJSONString(dst, txnID(t))
+	dst = appendJSONString(dst, t.ID())
 	if !end {
 		dst = append(dst, `,"event_count":null,"data_collections":null`...)
 	} else {

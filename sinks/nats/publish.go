@@ -197,7 +197,7 @@ func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		for i, t := range txns[:upTo] {
-			if run.failed[txnID(t)] {
+			if run.failed[t.ID()] {
 				return i
 			}
 		}
@@ -265,14 +265,6 @@ func (s *Sink) checkErrs(source string) error {
 	return nil
 }
 
-// txnID names a transaction in message ids: its GTID, or its end position.
-func txnID(t *binlog.Txn) string {
-	if !t.GTID.IsZero() {
-		return t.GTID.String()
-	}
-	return t.Pos.String()
-}
-
 // logical is one message before chunking: a transaction body, a row (or
 // a run of rows), a DDL, an outbox message, or one of Debezium's extra
 // messages (transaction BEGIN/END, key, tombstone).
@@ -290,7 +282,7 @@ type logical struct {
 // publishTxn publishes t's messages: everything but a half-published
 // transaction's head, which recovery found in the stream already.
 func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) error {
-	id := txnID(t)
+	id := t.ID()
 	skip := 0
 	s.mu.Lock()
 	if p, ok := s.partial[source]; ok && p.txnID == id {
