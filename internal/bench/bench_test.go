@@ -39,20 +39,7 @@ import (
 
 var sluiceBin string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sluice-bench-")
-	if err != nil {
-		panic(err)
-	}
-	sluiceBin = filepath.Join(dir, "sluice")
-	if out, err := exec.Command("go", "build", "-o", sluiceBin, "../../cmd/sluice").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build sluice: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testenv.RunWithSluice(m, &sluiceBin) }
 
 func envInt(name string, def int) int {
 	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
