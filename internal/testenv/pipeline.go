@@ -49,10 +49,11 @@ func LoadConfig(t testing.TB, yml string) *config.File {
 }
 
 // RunToEnd runs the pipelines until every source caught up (stop at end)
-// and returns the error.
+// and returns the error. The timeout is a hang guard, generous for a large
+// backlog under -race on a loaded machine (go test's own -timeout is 30m).
 func RunToEnd(t testing.TB, cfg *config.File) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	r, err := replicator.New(cfg, replicator.Options{StopAtEnd: true, Logger: Logger()})
 	if err != nil {
