@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -59,7 +60,12 @@ func RunToEnd(t testing.TB, cfg *config.File) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.Run(ctx)
+	// Run ends quietly when its context ends (a shutdown is not an error):
+	// the hang guard firing must not pass for having caught up.
+	if err := r.Run(ctx); err != nil || ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("the pipelines did not catch up within 10 minutes: %w", ctx.Err())
 }
 
 // SourceRowCounts lists the server's transactions that change rows of db,
