@@ -95,7 +95,7 @@ func TestTransactionGrouping(t *testing.T) {
 // asynchronously after the client closes; until then it answers XAER_NOTA.
 func finishXA(t *testing.T, m *testenv.MariaDB, stmt string) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		err := m.ExecErr(stmt)
 		var me *mysql.MySQLError

@@ -116,7 +116,12 @@ func TestConvergence(t *testing.T) {
 	cfg := testenv.LoadConfig(t, loadPipeline(src, dst))
 	stop := startRun(t, cfg, false)
 	load := testenv.StartLoad(t, src, "bank", 4)
+	// At least 5s and 100 transactions of load while the pipeline runs: on a
+	// loaded machine 5s alone may write fewer.
 	time.Sleep(5 * time.Second)
+	for deadline := time.Now().Add(2 * time.Minute); load.Txns.Load() < 100 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
 	load.Stop()
 	if err := stop(); err != nil {
 		t.Fatal(err)

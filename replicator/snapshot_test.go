@@ -72,11 +72,12 @@ func TestSnapshotInitial(t *testing.T) {
 	if err := testenv.RunToEnd(t, cfg); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
-	load.Stop()
-	if load.Txns.Load() == 0 {
-		t.Fatal("the write load committed nothing")
+	for deadline := time.Now().Add(time.Minute); load.Txns.Load() == 0; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the write load committed nothing")
+		}
 	}
+	load.Stop()
 	if err := testenv.RunToEnd(t, cfg); err != nil {
 		t.Fatal(err)
 	}

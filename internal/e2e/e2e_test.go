@@ -271,7 +271,7 @@ func TestServerRestarts(t *testing.T) {
 	}
 	// The operator's view while it runs: sluice status and /metrics.
 	var out string
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var code int
 		out, code = sluice(t, "status", "-c", cfgPath)

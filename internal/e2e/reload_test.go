@@ -46,7 +46,9 @@ func TestReload(t *testing.T) {
 	}
 	waitFor := func(what string, ok func(map[string]replicator.SourceStatus) bool) map[string]replicator.SourceStatus {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
+		// A hang guard, not a timing assertion: generous for -race on a
+		// loaded machine.
+		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			st := status()
 			if ok(st) {
@@ -105,18 +107,24 @@ func TestReload(t *testing.T) {
 	paApplied := st["pa"].Applied
 
 	// pa changed: it restarts from its checkpoint (its counter starts
-	// again); pb removed: it stops.
+	// again); pb removed: it stops. The reload is asynchronous: the insert
+	// waits until the new pa runs, else the old one may apply it and the
+	// new one has nothing to count.
 	hup(file(pipeline("pa", "a", "9s")))
-	src.Exec(t, "INSERT INTO a.t VALUES (5)")
 	waitFor("pa restarts, pb stops", func(st map[string]replicator.SourceStatus) bool {
 		_, pb := st["pb"]
-		return !pb && streaming("pa", 1)(st) && st["pa"].Applied < paApplied
+		pa, ok := st["pa"]
+		return !pb && ok && pa.State == "streaming" && pa.Applied < paApplied
+	})
+	src.Exec(t, "INSERT INTO a.t VALUES (5)")
+	waitFor("the restarted pa applies from its checkpoint", func(st map[string]replicator.SourceStatus) bool {
+		return streaming("pa", 1)(st) && st["pa"].Applied < paApplied
 	})
 	waitRows(t, dst, "a.t", "5")
 	// Idle and caught up: the checkpoint age stays 0 however long it idles.
 	time.Sleep(3 * time.Second)
 	idle := `sluice_checkpoint_age_seconds{pipeline="pa",source="primary"} 0`
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for m := ""; !strings.Contains(m, idle); m = httpGet(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port)) {
 		if time.Now().After(deadline) {
 			t.Fatalf("an idle, caught-up pipeline's checkpoint age is not 0:\n%s", grepLines(m, "sluice_checkpoint_age_seconds"))
@@ -131,7 +139,7 @@ func TestReload(t *testing.T) {
 // waitRows waits until table has n rows on m.
 func waitRows(t *testing.T, m *testenv.MariaDB, table, n string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for {
 		var got string
 		if m.DB(t).QueryRow("SELECT COUNT(*) FROM "+table).Scan(&got) == nil && got == n {

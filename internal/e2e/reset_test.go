@@ -23,7 +23,7 @@ func TestReset(t *testing.T) {
 	catchUp(t, cfgPath)
 
 	d := startDaemon(t, cfgPath)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	for !strings.Contains(httpGetOr(t, httpPort), `"role": "active"`) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the daemon did not become active:\n%s", logTail(t, cfgPath, 20))

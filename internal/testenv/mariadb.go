@@ -207,7 +207,8 @@ func (m *MariaDB) Start(ctx context.Context) error {
 	go func() { _ = cmd.Wait(); close(done) }()
 	m.cmd, m.done = cmd, done
 
-	deadline := time.Now().Add(60 * time.Second)
+	// A hang guard: InnoDB start-up on a loaded 2-core machine can be slow.
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		db, err := sql.Open("mysql", m.DriverDSN(""))
 		if err == nil {
@@ -226,7 +227,7 @@ func (m *MariaDB) Start(ctx context.Context) error {
 		case <-time.After(30 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("mariadbd on port %d not ready after 60s: %v\n%s", m.Port, err, m.LogTail(15))
+			return fmt.Errorf("mariadbd on port %d not ready after 3 minutes: %v\n%s", m.Port, err, m.LogTail(15))
 		}
 	}
 }

@@ -3,6 +3,7 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -49,16 +50,22 @@ func LoadConfig(t testing.TB, yml string) *config.File {
 }
 
 // RunToEnd runs the pipelines until every source caught up (stop at end)
-// and returns the error.
+// and returns the error. The timeout is a hang guard, generous for a large
+// backlog under -race on a loaded machine (go test's own -timeout is 30m).
 func RunToEnd(t testing.TB, cfg *config.File) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	r, err := replicator.New(cfg, replicator.Options{StopAtEnd: true, Logger: Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r.Run(ctx)
+	// Run ends quietly when its context ends (a shutdown is not an error):
+	// the hang guard firing must not pass for having caught up.
+	if err := r.Run(ctx); err != nil || ctx.Err() == nil {
+		return err
+	}
+	return fmt.Errorf("the pipelines did not catch up within 10 minutes: %w", ctx.Err())
 }
 
 // SourceRowCounts lists the server's transactions that change rows of db,

@@ -47,7 +47,7 @@ func TestLeaseFencing(t *testing.T) {
 	holder := dst.QueryString(t, "SELECT IS_USED_LOCK(CONCAT('sluice:', LEFT(SHA2('t', 256), 40)))")
 	dst.Exec(t, "KILL "+holder)
 	var lb2 = lb
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for !lb2.Mine && time.Now().Before(deadline) {
 		if lb2, err = b.TryAcquire(ctx, "b", ttl); err != nil {
 			t.Fatal(err)

@@ -61,6 +61,10 @@ func readStreamAll(t *testing.T, url, stream string) []stored {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A fetch that returns nothing is tried again: under -race on a loaded
+	// machine (the embedded server runs in this process) 5s can pass with
+	// nothing delivered. Only a minute without progress fails.
+	stalled := time.Now()
 	for uint64(len(out)) < info.State.Msgs {
 		batch, err := cons.Fetch(min(1000, int(info.State.Msgs)-len(out)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
@@ -72,8 +76,10 @@ func readStreamAll(t *testing.T, url, stream string) []stored {
 			out = append(out, stored{seq: md.Sequence.Stream, subject: m.Subject(), header: m.Headers(), data: string(m.Data())})
 			n++
 		}
-		if n == 0 {
-			t.Fatalf("read %d of %d messages", len(out), info.State.Msgs)
+		if n > 0 {
+			stalled = time.Now()
+		} else if time.Since(stalled) > time.Minute {
+			t.Fatalf("read %d of %d messages, then nothing for a minute (%v)", len(out), info.State.Msgs, batch.Error())
 		}
 	}
 	return out
