@@ -28,7 +28,10 @@ import (
 // Only where that holds: the table's only unique key on the target is the
 // one sluice matches rows by (another unique key could make the INSERT
 // hit a different row), no GEOMETRY column (whose empty value an INSERT
-// cannot write), every update changes a column besides the TIMESTAMP and
+// cannot write), no ENUM or SET column (the random differential test found
+// rows whose members compare equal under the column's collation, 'a' and
+// 'A', 'ü' and 'y' in latin1_swedish_ci, keeping the old member through
+// this statement: TestDiffFocused/set-collation-equal, seed 2), every update changes a column besides the TIMESTAMP and
 // DATETIME ones (always written, see sqltext's appendSet), and no key twice
 // in one statement. Updates that match the whole before image
 // (CheckBeforeImage) keep one statement per row.
@@ -55,7 +58,7 @@ func (s *Sink) batchableUpdate(ctx context.Context, c *binlog.Change) (string, b
 	changed := false
 	for i := range t.Columns {
 		col := &t.Columns[i]
-		if col.Type == mysql.MYSQL_TYPE_GEOMETRY {
+		if col.Type == mysql.MYSQL_TYPE_GEOMETRY || col.Type == mysql.MYSQL_TYPE_ENUM || col.Type == mysql.MYSQL_TYPE_SET {
 			return "", false
 		}
 		if col.Generated || i >= len(c.After) || binlog.IsAbsent(c.After[i]) {
