@@ -58,6 +58,29 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 				return done, err
 			}
 		}
+		if failed {
+			// Publishes whose acknowledgement timed out may be stored
+			// all the same. JetStream drops a repeat by its Msg-Id only
+			// within the stream's duplicate window (2 minutes by default),
+			// and a long outage outlasts it: so what the stream already
+			// holds is read from it, as after a restart (scan), and not
+			// published again.
+			if st, found, err := s.scan(ctx, source); err == nil && found {
+				skipped := 0
+				for done < len(txns) && st.Covers(txns[done]) {
+					done++
+					skipped++
+				}
+				if skipped > 0 {
+					s.acked(source, txns[done-1])
+					s.log.Info("the stream holds transactions whose acknowledgement was lost: not publishing them again",
+						"source", source, "transactions", skipped)
+				}
+				if done == len(txns) {
+					break
+				}
+			}
+		}
 		failedAt, err := s.publishRun(ctx, source, txns[done:])
 		if err == nil {
 			s.acked(source, txns[len(txns)-1])
