@@ -20,12 +20,13 @@ import (
 	"unicode/utf8"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 )
 
-// QuoteIdent quotes an identifier with backticks.
-func QuoteIdent(s string) string {
-	return "`" + strings.ReplaceAll(s, "`", "``") + "`"
-}
+// QuoteIdent quotes an identifier with backticks. The schema tracker,
+// below sqltext (sqltext's values come from binlog, which tracks schemas
+// with binlog/schema), has the one implementation.
+func QuoteIdent(s string) string { return schema.QuoteIdent(s) }
 
 // AppendIdent appends s quoted with backticks.
 func AppendIdent(dst []byte, s string) []byte {

@@ -44,7 +44,7 @@ func LowerNames(defaultDB, sql string, mode SQLMode) (string, bool) {
 			if name != st.Database {
 				return sql, false
 			}
-			toks[i].text = quoteIdent(strings.ToLower(name))
+			toks[i].text = QuoteIdent(strings.ToLower(name))
 			return joinTokens(toks), true
 		}
 	}

@@ -453,7 +453,7 @@ func RewriteTables(defaultDB, sql string, mode SQLMode, fn func(TableRef) (db, t
 				continue
 			}
 			if db, table, ok := fn(tr); ok {
-				toks[sig[c.start]].text = quoteIdent(db) + "." + quoteIdent(table)
+				toks[sig[c.start]].text = QuoteIdent(db) + "." + QuoteIdent(table)
 				for k := c.start + 1; k <= c.end; k++ {
 					toks[sig[k]].text = ""
 				}
@@ -473,4 +473,6 @@ func RewriteTables(defaultDB, sql string, mode SQLMode, fn func(TableRef) (db, t
 	return joinTokens(toks), true
 }
 
-func quoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
+// QuoteIdent quotes an identifier with backticks, doubling the ones in it:
+// the one implementation (sqltext.QuoteIdent is this one).
+func QuoteIdent(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
