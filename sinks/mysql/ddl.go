@@ -32,6 +32,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 			return nil
 		}
 	}
+	kind := schema.ProgramKind(t.DDL.SQL) // trigger or event
 	switch {
 	case slices.Contains(s.cfg.DDLDone, id):
 		s.log.Info("DDL marked as done by hand", "source", a.source, "ddl", id)
@@ -39,11 +40,10 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	case s.cfg.DDL == "skip":
 		s.log.Info("DDL skipped (ddl: skip)", "source", a.source, "ddl", id, "schema", t.DDL.Schema)
 		return record()
-	case schema.ProgramKind(t.DDL.SQL) != "":
+	case kind != "":
 		// As a replica does not run them for the rows it applies: the rows
 		// a trigger or an event writes on the source arrive as rows, so on
 		// the target they would be written twice.
-		kind := schema.ProgramKind(t.DDL.SQL)
 		s.log.Warn("not applying a "+kind+" statement: the rows it writes on the source arrive as rows, and on the target it would write them again; create the "+kind+" on the target when it becomes a primary",
 			"source", a.source, "ddl", id, "schema", t.DDL.Schema, "statement", truncate(schema.Redact(t.DDL.SQL), 200))
 		return record()
@@ -136,9 +136,8 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		return record()
 	}
 	s.log.Info("DDL applied", "source", a.source, "ddl", id, "schema", t.DDL.Schema)
-	// The DDL may have added or dropped foreign keys, and its session
-	// settings were put back (fk.go).
-	s.fkChanged()
+	// Its session settings were put back: foreign_key_checks included
+	// (fk.go).
 	a.fkKnown = false
 	return record()
 }

@@ -22,7 +22,8 @@ import (
 // child row never arrives before its parent's.
 
 // hasFK reports whether t has foreign keys on the target or is referenced
-// by one, as information_schema said when last asked (after every DDL).
+// by one, as information_schema said when last asked (forgetKeys clears it after
+// every DDL).
 func (s *Sink) hasFK(ctx context.Context, t *binlog.Table) bool {
 	s.fkMu.Lock()
 	defer s.fkMu.Unlock()
@@ -52,13 +53,6 @@ func (s *Sink) hasFK(ctx context.Context, t *binlog.Table) bool {
 		}
 	}
 	return s.fkAll || s.fkTables[[2]string{t.Schema, t.Name}]
-}
-
-// fkChanged makes the next hasFK read the target's foreign keys again.
-func (s *Sink) fkChanged() {
-	s.fkMu.Lock()
-	s.fkTables, s.fkAll = nil, false
-	s.fkMu.Unlock()
 }
 
 // wantFK is the foreign_key_checks c is applied with.

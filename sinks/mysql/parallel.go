@@ -384,6 +384,10 @@ func (s *Sink) forgetKeys() {
 	s.keysMu.Lock()
 	clear(s.keys)
 	s.keysMu.Unlock()
+	// And the tables with foreign keys (fk.go): read again when next asked.
+	s.fkMu.Lock()
+	s.fkTables, s.fkAll = nil, false
+	s.fkMu.Unlock()
 }
 
 // progress is the state of a parallel run, shared by its workers.
