@@ -4,13 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"sync"
 	"time"
 
-	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
+	"github.com/sluice-cdc/sluice/checkpoint"
+	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 )
 
 // leaser is implemented by sinks that hold a pipeline's lease, so that one
@@ -19,7 +21,7 @@ import (
 // without connecting to the sources, and one of them takes over once the
 // active one dies, freezes or shuts down.
 type leaser interface {
-	TryAcquire(ctx context.Context, holder string, ttl time.Duration) (mysqlsink.Lease, error)
+	TryAcquire(ctx context.Context, holder string, ttl time.Duration) (checkpoint.Lease, error)
 	Renew(ctx context.Context) error
 	Release(ctx context.Context) error
 }
@@ -80,7 +82,7 @@ func (r *Replicator) superviseLeased(ctx context.Context, l leaser, ttl time.Dur
 // (false), showing the holder in every source's status meanwhile.
 func (r *Replicator) standBy(ctx context.Context, l leaser, ttl time.Duration, runners []*sourceRunner, log *slog.Logger) bool {
 	poll := min(time.Second, ttl/4)
-	var last mysqlsink.Lease
+	var last checkpoint.Lease
 	for {
 		lease, err := l.TryAcquire(ctx, r.holder, ttl)
 		if err == nil && lease.Mine {
@@ -135,7 +137,7 @@ func keepLease(ctx context.Context, l leaser, ttl time.Duration, lose context.Ca
 		if err != nil && ctx.Err() == nil {
 			log.Warn("could not renew the pipeline's lease: stopping the sources", "error", err.Error())
 			if !isFenced(err) {
-				err = fmt.Errorf("%w: %w", mysqlsink.ErrFenced, err)
+				err = fmt.Errorf("%w: %w", checkpoint.ErrFenced, err)
 			}
 			lose(err)
 			return
@@ -165,4 +167,23 @@ func runSources(ctx context.Context, runners []*sourceRunner, handled func(error
 	}
 	wg.Wait()
 	return errs
+}
+
+// isFenced reports whether err means another process holds the pipeline's
+// lease, whichever sink said so (each sink's ErrFenced wraps checkpoint's).
+func isFenced(err error) bool { return errors.Is(err, checkpoint.ErrFenced) }
+
+// sinkLeaser returns the sink's lease, or false when it has none: a NATS
+// sink on a server or stream that cannot fence publishes runs unleased,
+// as one process, with a warning.
+func sinkLeaser(sink Sink, log *slog.Logger) (leaser, bool) {
+	if ns, ok := sink.(*natssink.Sink); ok {
+		if err := ns.LeaseSupport(); err != nil {
+			log.Warn("no lease for this NATS pipeline, so no standbys or fencing: run one process for it", "reason", err.Error())
+			return nil, false
+		}
+		return ns, true
+	}
+	l, ok := sink.(leaser)
+	return l, ok
 }

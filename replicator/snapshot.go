@@ -188,7 +188,7 @@ func snapshotPipeline(ctx context.Context, cfg *config.File, p *config.Pipeline,
 			slog.Info("no --table of this source")
 			continue
 		}
-		res, err := runSnapshot(ctx, p, s, sink, newRouter(p, s, nil, slog), SnapshotOptions{Tables: tables, Readers: o.Readers, Writers: o.Writers}, slog)
+		res, err := runSnapshot(ctx, p, s, sink, newRouter(p, s, nil, slog), SnapshotOptions{Tables: tables, Readers: o.Readers, Writers: o.Writers, Watch: o.Watch}, slog)
 		if err != nil {
 			if cause := context.Cause(ctx); cause != nil && ctx.Err() != nil {
 				return cause

@@ -76,6 +76,7 @@ type tableJob struct {
 	truncate bool          // the target table holds rows of an interrupted copy
 	ts       checkpoint.TableSnapshot
 	size     uint64 // estimated bytes, for ordering
+	rows     uint64 // estimated rows, for progress
 
 	pending sync.WaitGroup // chunks not yet written
 	mu      sync.Mutex
@@ -167,7 +168,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if def == nil {
 			return Result{}, fmt.Errorf("table %s disappeared from the source", name)
 		}
-		j := &tableJob{def: def, src: binlog.TableFromSchema(def), size: estimates[name].bytes}
+		j := &tableJob{def: def, src: binlog.TableFromSchema(def), size: estimates[name].bytes, rows: estimates[name].rows}
 		j.dst = j.src
 		if cfg.Route != nil {
 			j.dst = cfg.Route(&binlog.Change{Table: j.src, Op: binlog.Insert, After: make([]binlog.Value, len(j.src.Columns))}).Table
@@ -230,7 +231,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Start = start
 	if len(jobs) > 0 {
 		g := prog.get()
-		log.Info("snapshot done", "tables", len(jobs), "rows", g.Rows, "seconds", time.Since(prog.started).Round(time.Millisecond).Seconds(),
+		log.Info("snapshot done", "tables", len(jobs), "rows", g.Rows, "seconds", float64(time.Since(prog.started).Milliseconds())/1000,
 			"rows_per_second", int64(g.RowsPerSecond), "stream_from", start.GTID.String())
 	}
 	return res, nil
@@ -301,7 +302,7 @@ func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, 
 						ch.job.fail(fmt.Errorf("write %s: %w", ch.job.src.QualifiedName(), err))
 						cancel(ch.job.failed())
 					} else {
-						prog.add(len(ch.rows))
+						prog.add(ch.job.src.QualifiedName(), len(ch.rows))
 					}
 				}
 				ch.job.pending.Done()
@@ -365,7 +366,7 @@ func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks c
 	if err := cfg.Target.BeginSnapshotTable(ctx, cfg.SourceName, j.ts, j.dst, j.truncate); err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
-	prog.start(name)
+	prog.start(name, j.rows)
 	started := time.Now()
 	log.Debug("copying", "table", name, "at", at.GTID.String(), "pos", at.Pos.String())
 	rows, err := newCopier(r.conn, j.src, cfg.Route).copy(ctx, func(rows []*binlog.Change) error {
@@ -396,7 +397,7 @@ func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks c
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
 	prog.done(name)
-	log.Info("table copied", "table", name, "rows", rows, "seconds", time.Since(started).Round(time.Millisecond).Seconds(), "at", at.GTID.String())
+	log.Info("table copied", "table", name, "rows", rows, "seconds", float64(time.Since(started).Milliseconds())/1000, "at", at.GTID.String())
 	return nil
 }
 

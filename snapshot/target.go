@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
@@ -36,14 +37,14 @@ type Target interface {
 func renameCreate(stmt, keyword, newName string) (string, error) {
 	prefix := "CREATE " + keyword + " "
 	if !strings.HasPrefix(stmt, prefix) {
-		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q", keyword, truncate(stmt, 80))
+		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q", keyword, schema.Shorten(stmt, 80))
 	}
 	rest := stmt[len(prefix):]
 	if keyword == "DATABASE" {
 		rest = strings.TrimPrefix(rest, "IF NOT EXISTS ")
 	}
 	if !strings.HasPrefix(rest, "`") {
-		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q (sql_quote_show_create off?)", keyword, truncate(stmt, 80))
+		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q (sql_quote_show_create off?)", keyword, schema.Shorten(stmt, 80))
 	}
 	// The quoted name ends at the first backquote not doubled.
 	i := 1
@@ -58,19 +59,12 @@ func renameCreate(stmt, keyword, newName string) (string, error) {
 		i++
 	}
 	if i >= len(rest) {
-		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q", keyword, truncate(stmt, 80))
+		return "", fmt.Errorf("unexpected SHOW CREATE %s output %q", keyword, schema.Shorten(stmt, 80))
 	}
 	if keyword == "DATABASE" {
 		prefix += "IF NOT EXISTS "
 	}
 	return prefix + newName + rest[i+1:], nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
 }
 
 // createStatements reads the source's definition of a table and its

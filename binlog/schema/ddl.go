@@ -22,17 +22,10 @@ type ParseError struct {
 }
 
 func (e *ParseError) Error() string {
-	return fmt.Sprintf("cannot parse DDL %q: %v", truncate(Redact(e.SQL), 300), e.Err)
+	return fmt.Sprintf("cannot parse DDL %q: %v", Shorten(Redact(e.SQL), 300), e.Err)
 }
 
 func (e *ParseError) Unwrap() error { return e.Err }
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
-}
 
 // schemaDDL matches the heads of statements that can change what a table
 // looks like in row events. Everything else (GRANT, CREATE VIEW, CREATE
@@ -82,7 +75,7 @@ func (c *Catalog) ApplyMode(defaultDB, sql string, mode SQLMode) ([]string, erro
 	a := applier{c: c, db: defaultDB, notes: notes}
 	for _, st := range stmts {
 		if err := a.apply(st); err != nil {
-			return a.changed, fmt.Errorf("apply DDL %q: %w", truncate(Redact(sql), 300), err)
+			return a.changed, fmt.Errorf("apply DDL %q: %w", Shorten(Redact(sql), 300), err)
 		}
 	}
 	return a.changed, nil

@@ -3,6 +3,7 @@ package schema
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -292,6 +293,18 @@ func StripStartTransaction(sql string) string {
 func Redact(sql string) string {
 	out, _ := redact(sql)
 	return out
+}
+
+// Shorten cuts s to at most n bytes, at a character boundary, marking the
+// cut with "...": for statements and rows quoted in messages.
+func Shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // RedactError returns the text of an error about statement sql (a server's

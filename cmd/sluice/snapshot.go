@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/sluice-cdc/sluice/replicator"
+	"github.com/sluice-cdc/sluice/snapshot"
 )
 
 const snapshotUsage = `usage: sluice snapshot -c FILE [--pipeline NAME]... [--table SCHEMA.TABLE]... [--readers N] [--writers N]
@@ -45,10 +46,18 @@ func runSnapshotCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err := checkPipelines(cfg, pipelines); err != nil {
 		return err
 	}
-	log, err := logs.logger(stderr, cfg)
+	// On a terminal, progress bars (log lines go above them); otherwise
+	// the periodic progress log lines.
+	var watch func(snapshot.Progress)
+	logTo := stderr
+	if b := newBars(stderr); b != nil {
+		defer b.done()
+		watch, logTo = b.show, b
+	}
+	log, err := logs.logger(logTo, cfg)
 	if err != nil {
 		return err
 	}
 	return replicator.Snapshot(ctx, cfg, replicator.SnapshotOptions{Pipelines: pipelines, Tables: tables,
-		Readers: *readers, Writers: *writers, Logger: log})
+		Readers: *readers, Writers: *writers, Logger: log, Watch: watch})
 }

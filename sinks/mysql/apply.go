@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
@@ -422,7 +423,7 @@ func (a *applier) targetRow(ctx context.Context, c *binlog.Change) string {
 		}
 		parts = append(parts, cols[i]+"="+s)
 	}
-	return truncate(strings.Join(parts, " "), 500)
+	return schema.Shorten(strings.Join(parts, " "), 500)
 }
 
 // keyString shows the row's key for logs: "id=42" or every column for
@@ -436,7 +437,7 @@ func keyString(c *binlog.Change) string {
 	for _, i := range sqltext.KeyColumns(c.Table, img) {
 		parts = append(parts, c.Table.Columns[i].Name+"="+string(sqltext.AppendLiteral(nil, &c.Table.Columns[i], img[i])))
 	}
-	return truncate(strings.Join(parts, " "), 500)
+	return schema.Shorten(strings.Join(parts, " "), 500)
 }
 
 // explain adds the transaction to an error from the target, unless it is

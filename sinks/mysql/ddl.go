@@ -45,7 +45,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		// a trigger or an event writes on the source arrive as rows, so on
 		// the target they would be written twice.
 		s.log.Warn("not applying a "+kind+" statement: the rows it writes on the source arrive as rows, and on the target it would write them again; create the "+kind+" on the target when it becomes a primary",
-			"source", a.source, "ddl", id, "schema", t.DDL.Schema, "statement", truncate(schema.Redact(t.DDL.SQL), 200))
+			"source", a.source, "ddl", id, "schema", t.DDL.Schema, "statement", schema.Shorten(schema.Redact(t.DDL.SQL), 200))
 		return record()
 	case s.cfg.DDL == "stop":
 		return &DDLStopError{ID: id, Schema: t.DDL.Schema, SQL: t.DDL.SQL}
@@ -98,7 +98,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 			if !qualifiedOnly(t.DDL) {
 				return fmt.Errorf("DDL %s: its database %q does not exist on the target (%w), and the statement %q names a table without its database. "+
 					"Create the database on the target, then restart; or add %q to sink.ddl_done, or set ddl: skip",
-					id, t.DDL.Schema, err, truncate(schema.Redact(t.DDL.SQL), 200), id)
+					id, t.DDL.Schema, err, schema.Shorten(schema.Redact(t.DDL.SQL), 200), id)
 			}
 			a.reset() // a new connection, with no default database
 			if err := a.ensureConn(ctx); err != nil {
@@ -130,7 +130,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 		}
 		if why == "" {
 			return fmt.Errorf("DDL %s failed on the target: %w; statement %q in database %q. Fix the target (e.g. apply an equivalent statement by hand) "+
-				"and add %q to sink.ddl_done, or set ddl: skip", id, redactedError{err, t.DDL.SQL}, truncate(schema.Redact(t.DDL.SQL), 200), t.DDL.Schema, id)
+				"and add %q to sink.ddl_done, or set ddl: skip", id, redactedError{err, t.DDL.SQL}, schema.Shorten(schema.Redact(t.DDL.SQL), 200), t.DDL.Schema, id)
 		}
 		s.log.Info("DDL already in effect on the target", "why", why, "source", a.source, "ddl", id, "error", schema.RedactError(err.Error(), t.DDL.SQL))
 		return record()

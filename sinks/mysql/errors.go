@@ -78,12 +78,5 @@ type DDLStopError struct {
 
 func (e *DDLStopError) Error() string {
 	return fmt.Sprintf("DDL %s stopped the pipeline (ddl: stop): %q in database %q; apply it to the target by hand and add %q to sink.ddl_done, or set ddl: apply or skip",
-		e.ID, truncate(schema.Redact(e.SQL), 200), e.Schema, e.ID)
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "..."
+		e.ID, schema.Shorten(schema.Redact(e.SQL), 200), e.Schema, e.ID)
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
@@ -47,16 +48,7 @@ const createLeaseTable = `CREATE TABLE IF NOT EXISTS ` + leaseTable + ` (
 
 // ErrFenced means another process holds the pipeline's lease: this one must
 // not write anything more, and should wait as a standby.
-var ErrFenced = errors.New("another sluice process holds this pipeline's lease (it took over, or this process lost its lease connection or was paused past the lease TTL)")
-
-// Lease is who holds a pipeline.
-type Lease struct {
-	Holder   string    `json:"holder"`
-	Epoch    uint64    `json:"epoch"`
-	Acquired time.Time `json:"acquired"`
-	// Mine: this process holds it.
-	Mine bool `json:"-"`
-}
+var ErrFenced = fmt.Errorf("%w (it took over, or this process lost its lease connection or was paused past the lease TTL)", checkpoint.ErrFenced)
 
 // lockName is the pipeline's named lock (at most 64 characters).
 func (s *Sink) lockName() string {
@@ -71,7 +63,7 @@ func ttlSeconds(ttl time.Duration) int64 { return max(1, int64((ttl+time.Second-
 // holds it, with a new epoch; from then on every transaction this sink
 // applies is fenced by that epoch. It returns the lease as it stands, with
 // Mine set when holder now has it.
-func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration) (Lease, error) {
+func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration) (checkpoint.Lease, error) {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	if s.lockConn != nil {
@@ -80,7 +72,7 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
-		return Lease{}, s.leaseErr(err)
+		return checkpoint.Lease{}, s.leaseErr(err)
 	}
 	var got sql.NullInt64
 	if _, err = conn.ExecContext(ctx, "SET SESSION wait_timeout = "+strconv.FormatInt(ttlSeconds(ttl), 10)); err == nil {
@@ -89,7 +81,7 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	if err != nil || got.Int64 != 1 {
 		conn.Close()
 		if err != nil {
-			return Lease{}, s.leaseErr(err)
+			return checkpoint.Lease{}, s.leaseErr(err)
 		}
 		l, _, err := s.leaseHolder(ctx)
 		return l, err
@@ -98,19 +90,19 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	// waits for any transaction a previous holder still has in flight.
 	if _, err := conn.ExecContext(ctx, "INSERT IGNORE INTO "+leaseTable+" (pipeline, holder, epoch, acquired_at) VALUES (?, '', 0, UTC_TIMESTAMP(6))", s.cfg.Pipeline); err != nil {
 		conn.Close()
-		return Lease{}, s.leaseErr(err)
+		return checkpoint.Lease{}, s.leaseErr(err)
 	}
 	// LAST_INSERT_ID(expr) hands the new epoch back to this session alone.
 	res, err := conn.ExecContext(ctx, "UPDATE "+leaseTable+" SET holder = ?, epoch = LAST_INSERT_ID(epoch + 1), acquired_at = UTC_TIMESTAMP(6) WHERE pipeline = ?",
 		holder, s.cfg.Pipeline)
 	if err != nil {
 		conn.Close()
-		return Lease{}, s.leaseErr(err)
+		return checkpoint.Lease{}, s.leaseErr(err)
 	}
 	epoch, err := res.LastInsertId()
 	if err != nil {
 		conn.Close()
-		return Lease{}, s.leaseErr(err)
+		return checkpoint.Lease{}, s.leaseErr(err)
 	}
 	s.lockConn, s.ttl = conn, ttl
 	s.epoch.Store(uint64(epoch))
@@ -174,13 +166,13 @@ func (s *Sink) dropLease() {
 
 // LeaseHolder returns the pipeline's lease as the target has it; ok is
 // false when no process has ever held it.
-func (s *Sink) LeaseHolder(ctx context.Context) (Lease, bool, error) {
+func (s *Sink) LeaseHolder(ctx context.Context) (checkpoint.Lease, bool, error) {
 	s.leaseMu.Lock()
 	defer s.leaseMu.Unlock()
 	return s.leaseHolder(ctx)
 }
 
-func (s *Sink) leaseHolder(ctx context.Context) (Lease, bool, error) {
+func (s *Sink) leaseHolder(ctx context.Context) (checkpoint.Lease, bool, error) {
 	l, ok, err := readLease(ctx, s.db, s.cfg.Pipeline)
 	epoch := s.epoch.Load()
 	l.Mine = ok && epoch != 0 && l.Epoch == epoch && s.lockConn != nil
@@ -202,8 +194,8 @@ type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
-func readLease(ctx context.Context, q queryer, pipeline string) (Lease, bool, error) {
-	var l Lease
+func readLease(ctx context.Context, q queryer, pipeline string) (checkpoint.Lease, bool, error) {
+	var l checkpoint.Lease
 	err := q.QueryRowContext(ctx, "SELECT holder, epoch, acquired_at FROM "+leaseTable+" WHERE pipeline = ?", pipeline).
 		Scan(&l.Holder, &l.Epoch, (*timeScanner)(&l.Acquired))
 	if errors.Is(err, sql.ErrNoRows) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/internal/testenv"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
@@ -100,7 +101,7 @@ func TestLeaseConcurrentAcquire(t *testing.T) {
 			dst.Exec(t, "DELETE FROM sluice.lease")
 		}
 		var wg sync.WaitGroup
-		res := make([]mysqlsink.Lease, len(sinks))
+		res := make([]checkpoint.Lease, len(sinks))
 		for i, s := range sinks {
 			wg.Add(1)
 			go func() {

@@ -27,7 +27,7 @@ type MergedDDLError struct {
 func (e *MergedDDLError) Error() string {
 	return fmt.Sprintf("DDL %s from source %s changes %s, which several source tables feed, and %s: %q. "+
 		"Change the target by hand once, then add %q to sink.ddl_done (and the ids of the same DDL from the other sources as they arrive)",
-		e.ID, e.Source, e.Table, e.Reason, truncate(schema.Redact(e.SQL), 200), e.ID)
+		e.ID, e.Source, e.Table, e.Reason, schema.Shorten(schema.Redact(e.SQL), 200), e.ID)
 }
 
 // checkMerged refuses a merged-table DDL that is not additive, and a CREATE
@@ -95,7 +95,7 @@ func (a *applier) whyInEffect(ctx context.Context, t *binlog.Txn, err error, rep
 		}
 		id := t.ID()
 		return fmt.Errorf("DDL %s: %s: %s, so the target differs from the source. Fix the target, then add %q to sink.ddl_done, or set ddl: skip",
-			id, truncate(schema.Redact(d.SQL), 200), reason, id)
+			id, schema.Shorten(schema.Redact(d.SQL), 200), reason, id)
 	}
 	if len(cols) == 0 {
 		return "", nil // no table: the error is not about something in effect

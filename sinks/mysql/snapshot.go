@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
@@ -130,7 +131,7 @@ func (s *Sink) CreateTable(ctx context.Context, db, createDatabase, createTable 
 		}
 	}
 	if _, err := a.exec(ctx, createTable); err != nil {
-		return fmt.Errorf("create table on the target: %w; statement %q", err, truncate(createTable, 300))
+		return fmt.Errorf("create table on the target: %w; statement %q", err, schema.Shorten(createTable, 300))
 	}
 	return nil
 }

@@ -272,7 +272,7 @@ func canalMySQLType(c *binlog.Column) string {
 	if c.SQLType != "" {
 		return c.SQLType
 	}
-	return mysqlTypeName(c)
+	return binlog.TypeName(c.Type)
 }
 
 // canalBinary is LogEventConvert's isBinary: the column type contains
@@ -691,53 +691,4 @@ func canalDDLType(sql string) string {
 		return "TRUNCATE"
 	}
 	return "QUERY"
-}
-
-// mysqlTypeName is the column type's name when the full type is unknown.
-func mysqlTypeName(c *binlog.Column) string {
-	switch c.Type {
-	case mysql.MYSQL_TYPE_TINY:
-		return "tinyint"
-	case mysql.MYSQL_TYPE_SHORT:
-		return "smallint"
-	case mysql.MYSQL_TYPE_INT24:
-		return "mediumint"
-	case mysql.MYSQL_TYPE_LONG:
-		return "int"
-	case mysql.MYSQL_TYPE_LONGLONG:
-		return "bigint"
-	case mysql.MYSQL_TYPE_FLOAT:
-		return "float"
-	case mysql.MYSQL_TYPE_DOUBLE:
-		return "double"
-	case mysql.MYSQL_TYPE_NEWDECIMAL:
-		return "decimal"
-	case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
-		return "date"
-	case mysql.MYSQL_TYPE_TIME, mysql.MYSQL_TYPE_TIME2:
-		return "time"
-	case mysql.MYSQL_TYPE_DATETIME, mysql.MYSQL_TYPE_DATETIME2:
-		return "datetime"
-	case mysql.MYSQL_TYPE_TIMESTAMP, mysql.MYSQL_TYPE_TIMESTAMP2:
-		return "timestamp"
-	case mysql.MYSQL_TYPE_YEAR:
-		return "year"
-	case mysql.MYSQL_TYPE_JSON:
-		return "json"
-	case mysql.MYSQL_TYPE_ENUM:
-		return "enum"
-	case mysql.MYSQL_TYPE_SET:
-		return "set"
-	case mysql.MYSQL_TYPE_BIT:
-		return "bit"
-	case mysql.MYSQL_TYPE_STRING:
-		return "char"
-	case mysql.MYSQL_TYPE_VARCHAR, mysql.MYSQL_TYPE_VAR_STRING:
-		return "varchar"
-	case mysql.MYSQL_TYPE_BLOB:
-		return "blob"
-	case mysql.MYSQL_TYPE_GEOMETRY:
-		return "geometry"
-	}
-	return "unknown"
 }

@@ -265,7 +265,7 @@ func baseType(c *binlog.Column) string {
 		t = t[:i]
 	}
 	if t == "" {
-		t = mysqlTypeName(c)
+		t = binlog.TypeName(c.Type)
 	}
 	return t
 }

@@ -13,6 +13,7 @@ import (
 
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sluice-cdc/sluice/checkpoint"
 )
 
 // A pipeline's lease, for NATS sinks, has two parts (Kleppmann's fencing
@@ -60,16 +61,7 @@ const leaseBucket = "sluice_leases"
 
 // ErrFenced means another process holds the pipeline's lease: this one
 // must not publish anything more, and should wait as a standby.
-var ErrFenced = errors.New("another sluice process holds this pipeline's lease (it took over, or this process could not renew its lease within the TTL: paused, or cut off from NATS)")
-
-// Lease is who holds a pipeline.
-type Lease struct {
-	Holder   string    `json:"holder"`
-	Epoch    uint64    `json:"epoch"`
-	Acquired time.Time `json:"acquired"`
-	// Mine: this sink holds it.
-	Mine bool `json:"-"`
-}
+var ErrFenced = fmt.Errorf("%w (it took over, or this process could not renew its lease within the TTL: paused, or cut off from NATS)", checkpoint.ErrFenced)
 
 // Header names of the fence on every published message.
 const (
@@ -150,19 +142,19 @@ func (s *Sink) leaseKV(ctx context.Context) (jetstream.KeyValue, error) {
 // holds it, with a new epoch; from then on every message this sink
 // publishes is fenced by that epoch's marker. It returns the lease as it
 // stands, with Mine set when this sink now has it.
-func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration) (Lease, error) {
+func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration) (checkpoint.Lease, error) {
 	s.lease.mu.Lock()
 	defer s.lease.mu.Unlock()
 	if err := s.LeaseSupport(); err != nil {
-		return Lease{}, err
+		return checkpoint.Lease{}, err
 	}
 	kv, err := s.leaseKV(ctx)
 	if err != nil {
-		return Lease{}, err
+		return checkpoint.Lease{}, err
 	}
 	key := s.leaseKey()
 	if s.lease.rev != 0 {
-		return Lease{Holder: s.lease.holder, Epoch: s.lease.epoch, Acquired: s.lease.acquired, Mine: true}, nil
+		return checkpoint.Lease{Holder: s.lease.holder, Epoch: s.lease.epoch, Acquired: s.lease.acquired, Mine: true}, nil
 	}
 	cur, live, err := s.readLease(ctx, kv, key)
 	if err != nil || live {
@@ -173,9 +165,9 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	// frozen past the TTL after Create), that process holds the pipeline.
 	_, prevSeq, err := s.lastMarker(ctx)
 	if err != nil {
-		return Lease{}, err
+		return checkpoint.Lease{}, err
 	}
-	l := Lease{Holder: holder, Acquired: time.Now().UTC()}
+	l := checkpoint.Lease{Holder: holder, Acquired: time.Now().UTC()}
 	body, _ := json.Marshal(l)
 	rev, err := kv.Create(ctx, key, body, jetstream.KeyTTL(ttl))
 	if errors.Is(err, jetstream.ErrKeyExists) {
@@ -183,7 +175,7 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 		return cur, err
 	}
 	if err != nil {
-		return Lease{}, s.leaseErr(err)
+		return checkpoint.Lease{}, s.leaseErr(err)
 	}
 	m := natsgo.NewMsg(s.leaseSubject)
 	m.Data = body
@@ -204,7 +196,7 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 	if err != nil {
 		// Let a standby have it rather than wait for the TTL.
 		_ = kv.Delete(ctx, key, jetstream.LastRevision(rev))
-		return Lease{}, s.leaseErr(err)
+		return checkpoint.Lease{}, s.leaseErr(err)
 	}
 	s.lease.rev, s.lease.ttl, s.lease.holder, s.lease.epoch, s.lease.acquired = rev, ttl, holder, l.Epoch, l.Acquired
 	s.fence.Store(ack.Sequence)
@@ -220,34 +212,34 @@ func (s *Sink) TryAcquire(ctx context.Context, holder string, ttl time.Duration)
 
 // readLease reads the lease key: live is false when no process holds it
 // (missing, deleted, expired).
-func (s *Sink) readLease(ctx context.Context, kv jetstream.KeyValue, key string) (Lease, bool, error) {
+func (s *Sink) readLease(ctx context.Context, kv jetstream.KeyValue, key string) (checkpoint.Lease, bool, error) {
 	e, err := kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
-		return Lease{}, false, nil
+		return checkpoint.Lease{}, false, nil
 	}
 	if err != nil {
-		return Lease{}, false, s.leaseErr(err)
+		return checkpoint.Lease{}, false, s.leaseErr(err)
 	}
-	var l Lease
+	var l checkpoint.Lease
 	if err := json.Unmarshal(e.Value(), &l); err != nil {
-		return Lease{}, false, s.leaseErr(fmt.Errorf("key %s: %w", key, err))
+		return checkpoint.Lease{}, false, s.leaseErr(fmt.Errorf("key %s: %w", key, err))
 	}
 	return l, true, nil
 }
 
 // lastMarker returns the last epoch marker on the lease subject and its
 // stream sequence (0 when there is none).
-func (s *Sink) lastMarker(ctx context.Context) (Lease, uint64, error) {
+func (s *Sink) lastMarker(ctx context.Context) (checkpoint.Lease, uint64, error) {
 	m, err := s.stream.GetLastMsgForSubject(ctx, s.leaseSubject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Lease{}, 0, nil
+		return checkpoint.Lease{}, 0, nil
 	}
 	if err != nil {
-		return Lease{}, 0, s.leaseErr(fmt.Errorf("read the last marker on %s: %w", s.leaseSubject, explainJS(err)))
+		return checkpoint.Lease{}, 0, s.leaseErr(fmt.Errorf("read the last marker on %s: %w", s.leaseSubject, explainJS(err)))
 	}
-	var l Lease
+	var l checkpoint.Lease
 	if err := json.Unmarshal(m.Data, &l); err != nil {
-		return Lease{}, 0, s.leaseErr(fmt.Errorf("marker %d on %s: %w", m.Sequence, s.leaseSubject, err))
+		return checkpoint.Lease{}, 0, s.leaseErr(fmt.Errorf("marker %d on %s: %w", m.Sequence, s.leaseSubject, err))
 	}
 	return l, m.Sequence, nil
 }
@@ -263,7 +255,7 @@ func (s *Sink) Renew(ctx context.Context) error {
 	if s.lease.rev == 0 {
 		return ErrFenced
 	}
-	body, _ := json.Marshal(Lease{Holder: s.lease.holder, Epoch: s.lease.epoch, Acquired: s.lease.acquired})
+	body, _ := json.Marshal(checkpoint.Lease{Holder: s.lease.holder, Epoch: s.lease.epoch, Acquired: s.lease.acquired})
 	rev, err := s.updateLease(ctx, body, s.lease.rev, s.lease.ttl)
 	if err == nil {
 		s.lease.rev = rev
@@ -307,12 +299,12 @@ func (s *Sink) Release(ctx context.Context) error {
 
 // LeaseHolder returns the pipeline's lease as NATS has it; ok is false when
 // no process holds it.
-func (s *Sink) LeaseHolder(ctx context.Context) (Lease, bool, error) {
+func (s *Sink) LeaseHolder(ctx context.Context) (checkpoint.Lease, bool, error) {
 	s.lease.mu.Lock()
 	defer s.lease.mu.Unlock()
 	kv, err := s.leaseKV(ctx)
 	if err != nil {
-		return Lease{}, false, err
+		return checkpoint.Lease{}, false, err
 	}
 	l, ok, err := s.readLease(ctx, kv, s.leaseKey())
 	l.Mine = ok && s.lease.rev != 0 && l.Epoch == s.lease.epoch

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/internal/testenv"
 	natssink "github.com/sluice-cdc/sluice/sinks/nats"
 )
@@ -33,7 +34,7 @@ func openLeaseSink(t *testing.T, url, mode, checkpoint string) *natssink.Sink {
 
 // waitAcquire polls TryAcquire until s holds the lease (the key of a
 // holder that stopped renewing expires on the server after its TTL).
-func waitAcquire(t *testing.T, s *natssink.Sink, holder string, ttl time.Duration) natssink.Lease {
+func waitAcquire(t *testing.T, s *natssink.Sink, holder string, ttl time.Duration) checkpoint.Lease {
 	t.Helper()
 	ctx := context.Background()
 	deadline := time.Now().Add(ttl + 30*time.Second)
