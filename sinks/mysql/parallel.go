@@ -447,9 +447,30 @@ type progress struct {
 	// failed is the first item that failed, len(items) while none did.
 	failed int
 	err    error
+	// sending[i] is when item i began sending rows (the only statements
+	// that can wait for a lock a later item holds), 0 while it is not.
+	sending []atomic.Int64
 }
 
-func newProgress(n int) *progress { return &progress{changed: make(chan struct{}), failed: n} }
+func newProgress(n int) *progress {
+	return &progress{changed: make(chan struct{}), failed: n, sending: make([]atomic.Int64, n)}
+}
+
+// blockedBefore reports whether an item before i that has not committed
+// has been sending rows for at least d: it may be waiting for a lock
+// item i holds.
+func (p *progress) blockedBefore(i int, d time.Duration) bool {
+	p.mu.Lock()
+	from := p.committed
+	p.mu.Unlock()
+	now := time.Now().UnixNano()
+	for j := from; j < i; j++ {
+		if s := p.sending[j].Load(); s != 0 && now-s >= int64(d) {
+			return true
+		}
+	}
+	return false
+}
 
 func (p *progress) update(f func()) {
 	p.mu.Lock()
@@ -477,6 +498,7 @@ const (
 
 // wait waits until cond holds (waitOK), an item before i failed
 // (waitAborted), or, with patience > 0, nothing changed for that long
+// while an item before i has been sending rows for that long
 // (waitTimeout).
 func (p *progress) wait(ctx context.Context, i int, cond func() bool, patience time.Duration) int {
 	for {
@@ -500,7 +522,11 @@ func (p *progress) wait(ctx context.Context, i int, cond func() bool, patience t
 		select {
 		case <-ch:
 		case <-timeout:
-			return waitTimeout
+			if p.blockedBefore(i, patience) {
+				return waitTimeout
+			}
+			// Slow, not waiting for this item's locks: wait on.
+			continue
 		case <-ctx.Done():
 			return waitAborted
 		}
@@ -535,7 +561,9 @@ func (a *applier) applyParallel(ctx context.Context, txns []*binlog.Txn) error {
 	p := newProgress(len(items))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for k := range min(a.s.workers(), len(items)) {
+	nw := min(a.s.workers(), len(items))
+	defer func(start time.Time) { a.timers.wall.Add(int64(nw) * int64(time.Since(start))) }(time.Now())
+	for k := range nw {
 		w := a.worker(k)
 		wg.Go(func() {
 			for {
@@ -612,7 +640,10 @@ retry:
 				o.checkpoint = last
 			}
 			t0 := time.Now()
-			if err := w.sendRows(ctx, part, o); err != nil {
+			p.sending[i].Store(t0.UnixNano())
+			err := w.sendRows(ctx, part, o)
+			p.sending[i].Store(0)
+			if err != nil {
 				fail(err)
 				return
 			}
@@ -696,12 +727,14 @@ type applyTimers struct {
 	// own (it waits in the server for the item before to commit);
 	// commit: COMMIT.
 	send, checkpoint, commit atomic.Int64
+	// wall: the runs' wall time times their workers.
+	wall atomic.Int64
 }
 
 func (*applyTimers) add(t *atomic.Int64, since time.Time) { t.Add(int64(time.Since(since))) }
 
 func (t *applyTimers) attrs() []any {
 	d := func(x *atomic.Int64) string { return time.Duration(x.Load()).Round(time.Millisecond).String() }
-	return []any{"send", d(&t.send), "wait_barrier", d(&t.after), "wait_dependency", d(&t.dep), "wait_checkpoint_before", d(&t.inserted),
+	return []any{"workers_wall", d(&t.wall), "send", d(&t.send), "wait_barrier", d(&t.after), "wait_dependency", d(&t.dep), "wait_checkpoint_before", d(&t.inserted),
 		"checkpoint", d(&t.checkpoint), "wait_commit_before", d(&t.ordered), "commit", d(&t.commit)}
 }
