@@ -17,7 +17,7 @@ import (
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
-// splitLoad is 32 source transactions, four items of eight when two
+// splitLoad is 32 source transactions, four items of eight when four
 // workers apply them as one run (parallel.go's plan). Each statement
 // appends the transaction's number to the row it changes, so a row's final
 // value shows the order its changes were applied in. x1 is changed first
@@ -74,7 +74,7 @@ var (
 
 var splitTables = []string{"s.x", "s.h", "s.y"}
 
-// runSplit applies splitLoad with two workers while the test holds the
+// runSplit applies splitLoad with four workers while the test holds the
 // target's row x1, on which item 0 blocks at its first change, so that
 // item 1 starts while item 0 has not committed. during runs, polled,
 // until it returns true; then x1 is released and the run finishes.
@@ -100,7 +100,7 @@ func runSplit(t *testing.T, during func(ctx context.Context, obs *mysqlLocks) bo
 
 	d, _ := mysqlconn.ParseDSN(dst.DSN())
 	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: "apply", OnConflict: "stop",
-		Workers: 2, Logger: testenv.Logger()})
+		Workers: 4, Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
 	}
