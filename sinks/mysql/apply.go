@@ -86,23 +86,38 @@ func (a *applier) applyRun(ctx context.Context, txns []*binlog.Txn) error {
 // count. With commitPrev its first round trip first commits the previous
 // transaction; with leaveOpen t stays open for the next one to commit.
 func (a *applier) applyFast(ctx context.Context, t *binlog.Txn, commitPrev, leaveOpen bool) error {
-	return a.sendRows(ctx, []*binlog.Txn{t}, commitPrev, true, leaveOpen)
+	return a.sendRows(ctx, []*binlog.Txn{t}, sendOpts{commitPrev: commitPrev, checkpoint: t, leaveOpen: leaveOpen})
+}
+
+// sendOpts say how sendRows frames the rows it sends.
+type sendOpts struct {
+	// commitPrev: the first round trip first commits the transaction
+	// left open before.
+	commitPrev bool
+	// cont: the rows join the target transaction left open before (no
+	// START TRANSACTION).
+	cont bool
+	// checkpoint, when set, is recorded as applied in the last round
+	// trip. Without it (the parallel applier writes the checkpoint once
+	// the items before have written theirs) leaveOpen must be set.
+	checkpoint *binlog.Txn
+	// leaveOpen: no COMMIT.
+	leaveOpen bool
 }
 
 // sendRows sends the rows of ts, in order, as one target transaction, and
-// checks every affected-row count. With checkpoint the last round trip
-// also records the last of ts as applied; without it (the parallel
-// applier writes the checkpoint once the transactions before have
-// committed) leaveOpen must be set.
-func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, checkpoint, leaveOpen bool) error {
+// checks every affected-row count.
+func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, o sendOpts) error {
 	t := ts[0] // the transaction being sent, for messages
 	a.buf, a.expect = a.buf[:0], a.expect[:0]
-	if commitPrev {
+	if o.commitPrev {
 		a.buf = append(a.buf, "COMMIT;"...)
 		a.expect = append(a.expect, -1)
 	}
-	a.buf = append(a.buf, "START TRANSACTION"...)
-	a.expect = append(a.expect, -1)
+	if !o.cont {
+		a.buf = append(a.buf, "START TRANSACTION"...)
+		a.expect = append(a.expect, -1)
+	}
 	type sent struct {
 		c *binlog.Change
 		t *binlog.Txn
@@ -245,9 +260,9 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 		}
 	}
 	flushGroup()
-	if checkpoint {
+	if o.checkpoint != nil {
 		sep()
-		a.buf = a.appendCheckpoint(a.buf, t)
+		a.buf = a.appendCheckpoint(a.buf, o.checkpoint)
 		a.expect = append(a.expect, expectFence)
 	}
 	if len(a.expect) > 0 {
@@ -255,7 +270,7 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, commitPrev, ch
 			return err
 		}
 	}
-	if leaveOpen {
+	if o.leaveOpen {
 		return nil
 	}
 	if _, err := a.exec(ctx, "COMMIT"); err != nil {

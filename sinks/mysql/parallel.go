@@ -23,24 +23,35 @@ import (
 // so the target always shows the source as of some transaction and the
 // executed GTID set in the checkpoint stays contiguous.
 //
-// An item waits before it starts for the last earlier item it conflicts
-// with to commit. Conflicts are found as TiCDC's causality detector and
-// MySQL's WRITESET dependency tracking find them: by hashes of every key
-// value an item's changes touch, before and after images, primary key and
-// every unique key of the target, text folded as a case-insensitive, PAD
-// SPACE collation compares it. A table without a usable key, and a change
-// whose key value is not in the image, makes its item wait for every
-// earlier one.
+// Conflicts are found as TiCDC's causality detector and MySQL's WRITESET
+// dependency tracking find them, per source transaction: by hashes of
+// every key value its changes touch, before and after images, primary key
+// and every unique key of the target, text folded as a case-insensitive,
+// PAD SPACE collation compares it. A transaction of an item is dependent
+// when it touches a key an earlier item of the run touches, or a key an
+// earlier dependent transaction of its own item touches; the item's
+// dependency is the last earlier item its dependent transactions conflict
+// with. A table without a usable key, and a change whose key value is not
+// in the image, make its item a barrier: it starts once every earlier item
+// has committed, and every later item starts after it.
 //
 // Each item then, on its own connection:
 //
 //  1. sends START TRANSACTION and its rows, checking every affected-row
-//     count (a count that differs is a conflict: the careful path);
-//  2. waits until the item before has written its checkpoint row, then
-//     writes its own, fenced by the lease epoch (lease.go). There is one
-//     checkpoint row per source, so this write also waits, inside the
-//     server, for the item before to commit: the row lock orders the
-//     checkpoints;
+//     count (a count that differs is a conflict: the careful path). If its
+//     dependency has not committed yet, it sends its independent
+//     transactions first (in source order), waits for the dependency to
+//     commit, then sends the dependent ones (in source order). The item
+//     commits as one target transaction, so that order is invisible to a
+//     reader, and transactions that share a key still run in source
+//     order: an independent one overtakes only dependent ones it shares
+//     no key with (regroup in update.go reorders changes within a part
+//     by the same rule);
+//  2. once the item before has written its checkpoint row, writes its
+//     own, fenced by the lease epoch (lease.go), with its last rows when
+//     it can. There is one checkpoint row per source, so this write also
+//     waits, inside the server, for the item before to commit: the row
+//     lock orders the checkpoints;
 //  3. waits until the item before has committed, then commits. If that
 //     one failed, this one rolls back: nothing commits after a gap.
 //
@@ -51,19 +62,20 @@ import (
 // Missed conflicts (a collation that equates more than case and trailing
 // spaces, a key the target has and the sink does not know) cost time, not
 // correctness: the rows' locks order the two items. When the later one
-// holds a lock the earlier one waits for, the later one waits at step 2
-// for the earlier one's checkpoint; after lockWaitPatience without
-// progress it rolls back, and runs again once everything before it has
-// committed. A deadlock or lock wait timeout the server reports, or any
-// other failure, rolls back the failed item and every later one; the
-// caller learns from the checkpoint what committed and goes on serially.
+// holds a lock the earlier one waits for, the later one waits in step 1
+// for its dependency, or in step 2 for the earlier one's checkpoint; after
+// patience without progress it rolls back, and runs again, in source
+// order, once everything before it has committed. A deadlock or lock
+// wait timeout the server reports, or any other failure, rolls back the
+// failed item and every later one; the caller learns from the checkpoint
+// what committed and goes on serially.
 
 // An item that executed waits for the item before it to write its
 // checkpoint for a few times as long as items take to execute (an
 // average over the source's recent items), at least minPatience and at
 // most maxPatience, before it gives its locks up.
 const (
-	minPatience = 20 * time.Millisecond
+	minPatience = 100 * time.Millisecond
 	maxPatience = time.Second
 )
 
@@ -78,17 +90,33 @@ func (a *applier) observe(d time.Duration) {
 	a.itemNanos.Store(old + (int64(d)-old)/8)
 }
 
-// Item sizes under a backlog.
+// Item sizes under a backlog. A run is cut into as many items as there
+// are workers, of at most maxItemTxns transactions and maxItemRows rows:
+// measured on the sysbench catch-up (internal/bench), fewer and larger
+// items beat more and smaller ones (items of up to 128 transactions, 4
+// per run of 512: ratio 1.14; up to 64, 8 per run: 0.62; up to 32: 0.91;
+// all in one noisy session). A larger item makes fewer statements
+// (regroup in update.go) and fewer steps in the chain of ordered commits;
+// a worker without an item idles until the run ends.
 const (
-	maxItemTxns = 64
+	maxItemTxns = 128
 	maxItemRows = 1000
 )
 
 // item is what one worker applies as one target transaction.
 type item struct {
-	txns []*binlog.Txn
-	// dep is the last earlier item it conflicts with, -1 for none.
+	txns []*binlog.Txn // in source order
+	// after is the last earlier item that may conflict with anything (a
+	// barrier), -1 for none: the item starts once it committed.
+	after int
+	// dep is the last earlier item one of its transactions conflicts
+	// with (after, when none does).
 	dep int
+	// indep are the transactions that conflict with no item between
+	// after and this one, dependent the others: those that conflict with
+	// such an item, or with an earlier dependent transaction of this
+	// item. Both in source order.
+	indep, dependent []*binlog.Txn
 }
 
 // parallelOK reports whether a run can go to the parallel applier: row
@@ -125,16 +153,20 @@ func (s *Sink) workers() int {
 	return max(s.cfg.Workers, 1)
 }
 
-// plan cuts txns into items and finds each item's dependency.
+// plan cuts txns into items and finds, for each transaction, whether it
+// depends on an earlier item, and each item's dependency.
 func (a *applier) plan(ctx context.Context, txns []*binlog.Txn) ([]item, error) {
-	per := min(max(len(txns)/(2*a.s.workers()), 1), maxItemTxns)
+	per := min((len(txns)+a.s.workers()-1)/a.s.workers(), maxItemTxns)
 	var items []item
 	last := map[uint64]int{} // key hash -> last item that touched it
 	barrier := -1            // last item that waits for every earlier one
-	var keys []uint64
+	var keys, itemKeys []uint64
+	depKeys := map[uint64]struct{}{} // of the item's dependent transactions
 	for i := 0; i < len(txns); {
-		it := item{dep: barrier}
-		keys = keys[:0]
+		n := len(items)
+		it := item{after: barrier, dep: barrier}
+		itemKeys = itemKeys[:0]
+		clear(depKeys)
 		rows := 0
 		all := false
 		for i < len(txns) && len(it.txns) < per && (len(it.txns) == 0 || rows+txns[i].Len() <= maxItemRows) {
@@ -142,21 +174,43 @@ func (a *applier) plan(ctx context.Context, txns []*binlog.Txn) ([]item, error) 
 			rows += t.Len()
 			it.txns = append(it.txns, t)
 			i++
+			if all {
+				continue
+			}
 			var err error
-			keys, all, err = a.s.conflictKeys(ctx, t, keys, all)
-			if err != nil {
+			if keys, all, err = a.s.conflictKeys(ctx, t, keys[:0], false); err != nil {
 				return nil, err
 			}
+			if all {
+				continue
+			}
+			dependent := false
+			for _, k := range keys {
+				if d, ok := last[k]; ok && d > barrier {
+					dependent = true
+					it.dep = max(it.dep, d)
+				} else if _, ok := depKeys[k]; ok {
+					dependent = true
+				}
+			}
+			if dependent {
+				for _, k := range keys {
+					depKeys[k] = struct{}{}
+				}
+				it.dependent = append(it.dependent, t)
+			} else {
+				it.indep = append(it.indep, t)
+			}
+			itemKeys = append(itemKeys, keys...)
 		}
-		n := len(items)
 		if all {
-			it.dep = n - 1
+			// Its transactions run in source order once every earlier
+			// item has committed, and every later item starts after it.
+			it.after, it.dep = n-1, n-1
+			it.indep, it.dependent = nil, nil
 			barrier = n
 		} else {
-			for _, k := range keys {
-				if d, ok := last[k]; ok && d > it.dep && d < n {
-					it.dep = d
-				}
+			for _, k := range itemKeys {
 				last[k] = n
 			}
 		}
@@ -400,9 +454,30 @@ type progress struct {
 	// failed is the first item that failed, len(items) while none did.
 	failed int
 	err    error
+	// sending[i] is when item i began sending rows (the only statements
+	// that can wait for a lock a later item holds), 0 while it is not.
+	sending []atomic.Int64
 }
 
-func newProgress(n int) *progress { return &progress{changed: make(chan struct{}), failed: n} }
+func newProgress(n int) *progress {
+	return &progress{changed: make(chan struct{}), failed: n, sending: make([]atomic.Int64, n)}
+}
+
+// blockedBefore reports whether an item before i that has not committed
+// has been sending rows for at least d: it may be waiting for a lock
+// item i holds.
+func (p *progress) blockedBefore(i int, d time.Duration) bool {
+	p.mu.Lock()
+	from := p.committed
+	p.mu.Unlock()
+	now := time.Now().UnixNano()
+	for j := from; j < i; j++ {
+		if s := p.sending[j].Load(); s != 0 && now-s >= int64(d) {
+			return true
+		}
+	}
+	return false
+}
 
 func (p *progress) update(f func()) {
 	p.mu.Lock()
@@ -430,6 +505,7 @@ const (
 
 // wait waits until cond holds (waitOK), an item before i failed
 // (waitAborted), or, with patience > 0, nothing changed for that long
+// while an item before i has been sending rows for that long
 // (waitTimeout).
 func (p *progress) wait(ctx context.Context, i int, cond func() bool, patience time.Duration) int {
 	for {
@@ -453,7 +529,11 @@ func (p *progress) wait(ctx context.Context, i int, cond func() bool, patience t
 		select {
 		case <-ch:
 		case <-timeout:
-			return waitTimeout
+			if p.blockedBefore(i, patience) {
+				return waitTimeout
+			}
+			// Slow, not waiting for this item's locks: wait on.
+			continue
 		case <-ctx.Done():
 			return waitAborted
 		}
@@ -488,7 +568,9 @@ func (a *applier) applyParallel(ctx context.Context, txns []*binlog.Txn) error {
 	p := newProgress(len(items))
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	for k := range min(a.s.workers(), len(items)) {
+	nw := min(a.s.workers(), len(items))
+	defer func(start time.Time) { a.timers.wall.Add(int64(nw) * int64(time.Since(start))) }(time.Now())
+	for k := range nw {
 		w := a.worker(k)
 		wg.Go(func() {
 			for {
@@ -501,10 +583,8 @@ func (a *applier) applyParallel(ctx context.Context, txns []*binlog.Txn) error {
 		})
 	}
 	wg.Wait()
-	if y := a.yields.Load(); y > 0 {
-		a.s.log.Debug("parallel apply: items that gave their locks up to the item before", "source", a.source, "total", y,
-			"patience", a.patience().String())
-	}
+	a.s.log.Debug("parallel apply: worker time so far", append([]any{"source", a.source, "items", a.items.Add(int64(len(items))),
+		"yields", a.yields.Load(), "patience", a.patience().String()}, a.timers.attrs()...)...)
 	return p.err
 }
 
@@ -518,16 +598,72 @@ func (w *applier) runItem(ctx context.Context, a *applier, p *progress, i int, i
 		}
 		p.fail(i, err)
 	}
-	if p.wait(ctx, i, func() bool { return p.committed > it.dep }, 0) != waitOK {
+	t0 := time.Now()
+	if p.wait(ctx, i, func() bool { return p.committed > it.after }, 0) != waitOK {
 		return
 	}
+	a.timers.add(&a.timers.after, t0)
+	checkpointed := false
+retry:
 	for {
-		start := time.Now()
-		if err := w.sendRows(ctx, it.txns, false, false, true); err != nil {
-			fail(err)
-			return
+		// Once the dependency has committed, everything goes in source
+		// order; before, the independent transactions go first, and the
+		// dependent ones once it has committed.
+		parts := [][]*binlog.Txn{it.txns}
+		if len(it.dependent) > 0 && !p.holds(func() bool { return p.committed > it.dep }) {
+			parts = [][]*binlog.Txn{it.indep, it.dependent}
 		}
-		a.observe(time.Since(start))
+		open := false // the target transaction
+		var busy time.Duration
+		for k, part := range parts {
+			if k == 1 {
+				// Holding the independent ones' locks, wait as for the
+				// item before (below): a missed conflict may make the
+				// dependency wait for this item's locks.
+				patience := time.Duration(0)
+				if open {
+					patience = a.patience()
+				}
+				t0 := time.Now()
+				switch p.wait(ctx, i, func() bool { return p.committed > it.dep }, patience) {
+				case waitAborted:
+					w.rollback(ctx)
+					return
+				case waitTimeout:
+					if !w.yield(ctx, a, p, i) {
+						return
+					}
+					continue retry
+				}
+				a.timers.add(&a.timers.dep, t0)
+			}
+			if len(part) == 0 {
+				continue
+			}
+			o := sendOpts{cont: open, leaveOpen: true}
+			if k == len(parts)-1 && p.holds(func() bool { return p.inserted >= i }) {
+				// The item before has written its checkpoint: this
+				// one's rides with the last rows.
+				o.checkpoint = last
+			}
+			t0 := time.Now()
+			p.sending[i].Store(t0.UnixNano())
+			err := w.sendRows(ctx, part, o)
+			p.sending[i].Store(0)
+			if err != nil {
+				fail(err)
+				return
+			}
+			busy += time.Since(t0)
+			a.timers.add(&a.timers.send, t0)
+			open = true
+			checkpointed = o.checkpoint != nil
+		}
+		a.observe(busy)
+		if checkpointed {
+			break
+		}
+		t0 := time.Now()
 		switch p.wait(ctx, i, func() bool { return p.inserted >= i }, a.patience()) {
 		case waitAborted:
 			w.rollback(ctx)
@@ -536,31 +672,76 @@ func (w *applier) runItem(ctx context.Context, a *applier, p *progress, i int, i
 			// The item before may be waiting for a lock this one holds:
 			// give them up, and run again once everything before has
 			// committed.
-			w.rollback(ctx)
-			a.yields.Add(1)
-			if p.wait(ctx, i, func() bool { return p.committed >= i }, 0) != waitOK {
+			if !w.yield(ctx, a, p, i) {
 				return
 			}
 			continue
 		}
+		a.timers.add(&a.timers.inserted, t0)
 		break
 	}
-	affected, err := w.exec(ctx, string(w.appendCheckpoint(nil, last)))
-	if err == nil {
-		err = checkFence(affected[0])
-	}
-	if err != nil {
-		fail(w.explain(last, err))
-		return
+	if !checkpointed {
+		t0 := time.Now()
+		affected, err := w.exec(ctx, string(w.appendCheckpoint(nil, last)))
+		if err == nil {
+			err = checkFence(affected[0])
+		}
+		if err != nil {
+			fail(w.explain(last, err))
+			return
+		}
+		a.timers.add(&a.timers.checkpoint, t0)
 	}
 	p.update(func() { p.inserted = max(p.inserted, i+1) })
+	t0 = time.Now()
 	if p.wait(ctx, i, func() bool { return p.committed >= i }, 0) != waitOK {
 		w.rollback(ctx)
 		return
 	}
+	a.timers.add(&a.timers.ordered, t0)
+	t0 = time.Now()
 	if _, err := w.exec(ctx, "COMMIT"); err != nil {
 		fail(w.explain(last, err))
 		return
 	}
+	a.timers.add(&a.timers.commit, t0)
 	p.update(func() { p.committed = i + 1 })
+}
+
+// yield rolls item i back, giving its locks up to the items before, and
+// waits until they have all committed; false when one failed.
+func (w *applier) yield(ctx context.Context, a *applier, p *progress, i int) bool {
+	w.rollback(ctx)
+	a.yields.Add(1)
+	return p.wait(ctx, i, func() bool { return p.committed >= i }, 0) == waitOK
+}
+
+// holds reports whether cond holds now.
+func (p *progress) holds(cond func() bool) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return cond()
+}
+
+// applyTimers add up where the workers of a source spend their time, for
+// the debug log.
+type applyTimers struct {
+	// after: waiting for a barrier; dep: for the dependency, between the
+	// independent and the dependent transactions; inserted: for the item
+	// before to write its checkpoint; ordered: for it to commit.
+	after, dep, inserted, ordered atomic.Int64
+	// send: sending rows; checkpoint: writing the checkpoint row on its
+	// own (it waits in the server for the item before to commit);
+	// commit: COMMIT.
+	send, checkpoint, commit atomic.Int64
+	// wall: the runs' wall time times their workers.
+	wall atomic.Int64
+}
+
+func (*applyTimers) add(t *atomic.Int64, since time.Time) { t.Add(int64(time.Since(since))) }
+
+func (t *applyTimers) attrs() []any {
+	d := func(x *atomic.Int64) string { return time.Duration(x.Load()).Round(time.Millisecond).String() }
+	return []any{"workers_wall", d(&t.wall), "send", d(&t.send), "wait_barrier", d(&t.after), "wait_dependency", d(&t.dep), "wait_checkpoint_before", d(&t.inserted),
+		"checkpoint", d(&t.checkpoint), "wait_commit_before", d(&t.ordered), "commit", d(&t.commit)}
 }

@@ -216,6 +216,9 @@ type applier struct {
 	// itemNanos averages how long items take to execute; yields counts
 	// items that gave their locks up to the item before (parallel.go).
 	itemNanos, yields atomic.Int64
+	// items counts the items applied, timers where the workers' time went.
+	items  atomic.Int64
+	timers applyTimers
 
 	// fkOn is the connection's foreign_key_checks when fkKnown (fk.go);
 	// snapshot: the applier copies a snapshot, with the checks off.
