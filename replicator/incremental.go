@@ -25,21 +25,26 @@ import (
 // sluice.snapshot_incremental; the process running the pipeline polls it
 // (every 2s) and copies one table at a time, chunk by chunk:
 //
-//  1. Wait until the applier has applied the source's current
-//     gtid_binlog_pos (so that a chunk's window is short and its keys few).
-//  2. Open the window: from now on the stream's reader notes the key of
-//     every change to the table it reads (observe).
-//  3. Read the chunk (the next rows in key order) in a consistent snapshot
-//     of its own (snapshot.ChunkReader); its binlog position S is after
-//     everything the reader had read when the window opened, so every
-//     change after S is noted. Then read gtid_binlog_pos: the high
-//     watermark H.
-//  4. The applier, between two runs of transactions, once it has applied
-//     H, closes the window and writes the chunk's rows whose keys the
-//     window did not note (REPLACE of full rows), with the table's
-//     progress, in one target transaction. A noted key's row is left to
-//     the stream, whose change is newer than the chunk's row: applied
-//     before the chunk, or after it in stream order.
+//  1. Open the window (the low watermark): from now on the stream's
+//     reader notes the key of every change to the table it reads
+//     (observe).
+//  2. Read the chunk (the next rows in key order) with one SELECT in a
+//     consistent snapshot of its own (snapshot.ChunkReader). MariaDB gives
+//     the snapshot's exact binlog position S (binlog_snapshot_file/
+//     position, as a GTID position): the rows hold every transaction up
+//     to S and none after. S is after everything the reader had read when
+//     the window opened, so every change after S is noted. S is the high
+//     watermark. (A plain SELECT between two reads of gtid_binlog_pos
+//     could miss a transaction already in the binlog but not yet
+//     committed in InnoDB: the consistent snapshot has no such gap.)
+//  3. The applier, between two runs of transactions, once it has applied
+//     S (at once if it has already), closes the window and writes the
+//     chunk's rows whose keys the window did not note (REPLACE of full
+//     rows), with the table's progress, in one target transaction. A
+//     noted key's row is left to the stream, whose change is newer than
+//     the chunk's row: applied before the chunk, or after it in stream
+//     order. Every other row is the same at S and at the point it is
+//     written.
 //
 // While the table is seeded its changes may meet rows not copied yet (an
 // update or delete of one) or written by a chunk: the sink applies them as
@@ -325,8 +330,12 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 	progress(st, false)
 	again := 0
 	for {
-		if err := in.waitApplied(ctx, db); err != nil {
-			return err
+		if again > 0 {
+			// A dropped chunk: let the stream catch up first, so that
+			// the next window is short.
+			if err := in.waitApplied(ctx, db); err != nil {
+				return err
+			}
 		}
 		in.open(st.Name(), cr.Table())
 		ch, err := cr.Read(ctx, st.After)
@@ -397,7 +406,7 @@ func (in *incremental) reread(ctx context.Context, cr *snapshot.ChunkReader, db 
 }
 
 // waitApplied waits until the applier has applied the source's current
-// position, so that the next chunk's window is short.
+// position.
 func (in *incremental) waitApplied(ctx context.Context, db *sql.DB) error {
 	var s string
 	if err := db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&s); err != nil {
@@ -532,7 +541,7 @@ func (in *incremental) emit(ctx context.Context) error {
 		in.tolerate = keep
 	}
 	p := in.ready
-	if p == nil || !applied.ContainsSet(p.ch.High) {
+	if p == nil || !applied.ContainsSet(p.ch.At.GTID) {
 		in.mu.Unlock()
 		return nil
 	}

@@ -52,8 +52,11 @@ func startChurn(t *testing.T, src *testenv.MariaDB, rows int) *churn {
 			n := rows + r.IntN(rows)
 			return fmt.Sprintf("INSERT IGNORE INTO app.ukey VALUES ('c%d', %d)", n, n)
 		},
+		func(r *rand.Rand) string { // a table already replicated
+			return fmt.Sprintf("UPDATE app.accounts SET balance = balance + 1 WHERE id = %d", 1+r.IntN(40))
+		},
 	}
-	for w := range 2 {
+	for w := range 3 {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
@@ -120,7 +123,6 @@ func TestIncrementalSnapshot(t *testing.T) {
         exclude: ["app.wide", "app.ukey"]`, 1))
 	after := testenv.LoadConfig(t, base)
 
-	load := testenv.StartLoad(t, src, "app", 1)
 	r, err := replicator.New(before, replicator.Options{Logger: testenv.Logger()})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +167,6 @@ func TestIncrementalSnapshot(t *testing.T) {
 	waitIncremental(t, r, dst, "wide ukey", runErr)
 
 	ch.stop()
-	load.Stop()
 	cancel()
 	if err := <-runErr; err != nil {
 		t.Fatal(err)
@@ -184,6 +185,6 @@ func TestIncrementalSnapshot(t *testing.T) {
 			t.Errorf("%s: %d rows on the source, %d on the target, or they differ", q, len(a), len(b))
 		}
 	}
-	t.Logf("churn: %d statements, load: %d transactions", ch.n.Load(), load.Txns.Load())
+	t.Logf("churn: %d statements", ch.n.Load())
 }
 

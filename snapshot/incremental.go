@@ -31,11 +31,11 @@ var ErrDefinitionChanged = errors.New("the table's definition changed on the sou
 type Chunk struct {
 	// Rows are the source table's rows (not routed), as Insert changes.
 	Rows []*binlog.Change
-	// At is the position of the consistent snapshot the rows were read in.
+	// At is the position of the consistent snapshot the rows were read
+	// in: the rows are the table's at At.GTID, every transaction it holds
+	// and none after (the high watermark: once the stream has applied it,
+	// the chunk can be written).
 	At checkpoint.State
-	// High is the source's gtid_binlog_pos read after the rows (the high
-	// watermark): once the stream has applied it, the chunk can be written.
-	High binlog.GTIDSet
 	// After selects the rows after this chunk (its last row's key), for
 	// the next chunk; Last: this chunk read the table's last rows.
 	After []byte
@@ -88,8 +88,7 @@ func (cr *ChunkReader) Table() *binlog.Table { return cr.c.table }
 func (cr *ChunkReader) Close() { cr.r.close() }
 
 // Read reads the chunk of rows matching after (every row when nil), in
-// key order, with one SELECT in a consistent snapshot, then reads the
-// high watermark.
+// key order, with one SELECT in a consistent snapshot.
 func (cr *ChunkReader) Read(ctx context.Context, after []byte) (Chunk, error) {
 	var ch Chunk
 	name := cr.c.table.QualifiedName()
@@ -113,13 +112,6 @@ func (cr *ChunkReader) Read(ctx context.Context, after []byte) (Chunk, error) {
 	}
 	if err := cr.r.end(ctx); err != nil {
 		return ch, fmt.Errorf("read %s: %w", name, err)
-	}
-	var high string
-	if err := cr.db.QueryRowContext(ctx, "SELECT @@GLOBAL.gtid_binlog_pos").Scan(&high); err != nil {
-		return ch, fmt.Errorf("read the source's gtid_binlog_pos: %w", err)
-	}
-	if ch.High, err = binlog.ParseGTIDSet(high); err != nil {
-		return ch, fmt.Errorf("the source's gtid_binlog_pos: %w", err)
 	}
 	ch.Rows, ch.At = rows, at
 	ch.Last = len(rows) < cr.c.size
