@@ -187,4 +187,3 @@ func TestIncrementalSnapshot(t *testing.T) {
 	}
 	t.Logf("churn: %d statements", ch.n.Load())
 }
-
