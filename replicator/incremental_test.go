@@ -111,7 +111,8 @@ func waitIncremental(t *testing.T, r *replicator.Replicator, dst *testenv.MariaD
 // running pipeline, under writes to those tables and a load on the
 // others, with an incremental snapshot requested as sluice snapshot
 // --incremental does and a reload; then re-seeds one of them (already
-// included) without a reload. Every table ends equal.
+// included) without a reload, with a DDL on it midway. Every table ends
+// equal.
 func TestIncrementalSnapshot(t *testing.T) {
 	servers := testenv.StartMariaDBs(t, 2)
 	src, dst := servers[0], servers[1]
@@ -156,14 +157,14 @@ func TestIncrementalSnapshot(t *testing.T) {
 	if err := replicator.RequestIncremental(ctx, after, replicator.RequestOptions{Pipeline: "p", Tables: []string{"app.wide"}, Logger: testenv.Logger()}); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(time.Minute); !strings.Contains(incrementalState(t, dst), "wide:running"); time.Sleep(20 * time.Millisecond) {
-		if strings.Contains(incrementalState(t, dst), "wide:done:") && !strings.Contains(incrementalState(t, dst), "wide:requested") {
-			break
-		}
+	// A DDL on the table while it is copied: the chunk in flight is read
+	// again with the new definition.
+	for deadline := time.Now().Add(time.Minute); !strings.Contains(incrementalState(t, dst), "wide:running:3:"); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("the re-seed did not start: %s", incrementalState(t, dst))
+			t.Fatalf("the re-seed did not get to its third chunk: %s", incrementalState(t, dst))
 		}
 	}
+	src.Exec(t, "ALTER TABLE app.wide ADD COLUMN extra INT DEFAULT 7")
 	waitIncremental(t, r, dst, "wide ukey", runErr)
 
 	ch.stop()
