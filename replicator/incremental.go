@@ -77,6 +77,11 @@ const (
 // many changes, in its window).
 var errChunkAgain = errors.New("chunk to read again")
 
+// errStreamEnds: writing the chunk failed in the applier, which ends the
+// stream with the error (retried as any target error); the copy resumes
+// with the next stream, it has not failed.
+var errStreamEnds = errors.New("the stream ends")
+
 // incremental is a source runner's incremental snapshots, for one stream.
 type incremental struct {
 	r      *sourceRunner
@@ -253,7 +258,7 @@ func (in *incremental) run(ctx context.Context) {
 				continue
 			}
 			if err := in.copyTable(ctx, st); err != nil {
-				if ctx.Err() != nil {
+				if ctx.Err() != nil || errors.Is(err, errStreamEnds) {
 					return
 				}
 				in.fail(ctx, st, err)
@@ -580,7 +585,7 @@ func (in *incremental) emit(ctx context.Context) error {
 		}
 	}
 	if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, rows); err != nil {
-		p.done <- err
+		p.done <- fmt.Errorf("%w: %w", errStreamEnds, err)
 		return err
 	}
 	if p.ch.Last {
