@@ -121,7 +121,7 @@ func TestIncrementalWindow(t *testing.T) {
 				}
 			}
 			p := &pendingChunk{name: "app.t", st: checkpoint.IncrementalSnapshot{Schema: "app", Table: "t", State: checkpoint.IncrementalRunning},
-				ch: snapshot.Chunk{Rows: chunkRows(1, 2, 3, 4), At: checkpoint.State{GTID: gtids(c.at)}, After: []byte("`id`>4"), Last: c.last},
+				ch:  snapshot.Chunk{Rows: chunkRows(1, 2, 3, 4), At: checkpoint.State{GTID: gtids(c.at)}, After: []byte("`id`>4"), Last: c.last},
 				dst: tb, done: make(chan error, 1)}
 			in.ready = p
 			if err := in.emit(context.Background()); err != nil {
