@@ -312,15 +312,18 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 	_ = db.QueryRowContext(ctx, "SELECT COALESCE(TABLE_ROWS, 0) FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?", st.Schema, st.Table).Scan(&estimate)
 	in.log.Info("incremental snapshot starting", "table", st.Name(), "target", dst.QualifiedName(), "resumed", resumed,
 		"chunks_done", st.Chunks, "rows_done", st.RowsRead, "rows_estimate", estimate)
-	started := time.Now()
-	var counted uint64
+	started, firstRows := time.Now(), st.RowsRead
+	counted := firstRows // rows of an earlier run are not counted again
 	progress := func(st checkpoint.IncrementalSnapshot, done bool) {
 		p := snapshot.Progress{Tables: 1, Rows: st.RowsRead, RowsTotal: max(estimate, st.RowsRead), Copying: []string{st.Name()}}
 		if done {
 			p.TablesDone = 1
 		}
 		if s := time.Since(started).Seconds(); s > 0 {
-			p.RowsPerSecond = float64(st.RowsRead) / s
+			p.RowsPerSecond = float64(st.RowsRead-firstRows) / s
+		}
+		if p.RowsPerSecond > 0 && p.RowsTotal > p.Rows {
+			p.ETA = time.Duration(float64(p.RowsTotal-p.Rows) / p.RowsPerSecond * float64(time.Second)).Round(time.Second)
 		}
 		in.r.mu.Lock()
 		in.r.status.Snapshot = &p
