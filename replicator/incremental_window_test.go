@@ -87,6 +87,8 @@ func TestIncrementalWindow(t *testing.T) {
 	}{
 		{name: "no writes", at: "0-1-10", applied: "0-1-10", want: []int64{1, 2, 3, 4}},
 		{name: "waits for the stream", at: "0-1-12", applied: "0-1-11"},
+		{name: "waits for every domain", at: "0-1-10,1-2-5", applied: "0-1-12,1-2-4"},
+		{name: "every domain applied", at: "0-1-10,1-2-5", applied: "0-1-12,1-3-5,2-1-1", want: []int64{1, 2, 3, 4}},
 		{name: "changed keys dropped", at: "0-1-10", applied: "0-1-14", txns: []*binlog.Txn{
 			txn("11", row(tb, binlog.Update, 2, 2)),
 			txn("12", row(tb, binlog.Delete, 3, 0), row(other, binlog.Delete, 1, 0)),
