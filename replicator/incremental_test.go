@@ -188,3 +188,46 @@ func TestIncrementalSnapshot(t *testing.T) {
 	}
 	t.Logf("churn: %d statements", ch.n.Load())
 }
+
+// BenchmarkIncrementalSnapshot copies the same 200,000-row table by
+// snapshot: initial and by an incremental snapshot of a running pipeline
+// (idle source), and reports both rates and their ratio.
+func BenchmarkIncrementalSnapshot(b *testing.B) {
+	servers := testenv.StartMariaDBs(b, 3)
+	src, dst1, dst2 := servers[0], servers[1], servers[2]
+	const rows = 200000
+	src.Exec(b, "CREATE DATABASE app", "CREATE TABLE app.big (id INT PRIMARY KEY, a VARCHAR(40), b DOUBLE, c DATETIME(6))",
+		fmt.Sprintf("INSERT INTO app.big SELECT seq, CONCAT('row ', seq), seq / 7, '2024-01-01' + INTERVAL seq SECOND FROM app.seq_1_to_%d", rows))
+	quiet := testenv.Logger()
+	for range b.N {
+		start := time.Now()
+		if err := testenv.RunToEnd(b, testenv.LoadConfig(b, pipelineYAML(src, dst1, "", "")+"    snapshot: initial\n")); err != nil {
+			b.Fatal(err)
+		}
+		initial := time.Since(start)
+
+		cfg := testenv.LoadConfig(b, strings.Replace(pipelineYAML(src, dst2, "", ""), "start: oldest", "start: current", 1))
+		r, err := replicator.New(cfg, replicator.Options{Logger: quiet})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		runErr := make(chan error, 1)
+		go func() { runErr <- r.Run(ctx) }()
+		start = time.Now()
+		if err := replicator.RequestIncremental(ctx, cfg, replicator.RequestOptions{Pipeline: "p", Tables: []string{"app.big"}, Logger: quiet, Wait: true}); err != nil {
+			b.Fatal(err)
+		}
+		incr := time.Since(start)
+		cancel()
+		if err := <-runErr; err != nil {
+			b.Fatal(err)
+		}
+		if a, c := src.Checksums(b, "app.big"), dst2.Checksums(b, "app.big"); a != c {
+			b.Fatalf("checksums differ: %s %s", a, c)
+		}
+		b.ReportMetric(rows/initial.Seconds(), "initial_rows/s")
+		b.ReportMetric(rows/incr.Seconds(), "incremental_rows/s")
+		b.ReportMetric(initial.Seconds()/incr.Seconds(), "incremental/initial")
+	}
+}
