@@ -61,7 +61,7 @@ import (
 type incrementalTarget interface {
 	snapshot.Target
 	IncrementalSnapshots(ctx context.Context, source string) ([]checkpoint.IncrementalSnapshot, error)
-	WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, rows []*binlog.Change) error
+	WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, clear []byte, rows []*binlog.Change) error
 	SetSeeding(source, schema, table string, on bool)
 }
 
@@ -71,6 +71,9 @@ const (
 	// chunk is dropped and read again (a table written faster than the
 	// pipeline keeps up with).
 	maxWindowKeys = 1 << 20
+	// maxClearKeys bounds the keys a chunk's range DELETE spares (its
+	// statement's size); past it the chunk is read again.
+	maxClearKeys = 50000
 )
 
 // errChunkAgain: the chunk must be read again (a DDL on the table, or too
@@ -117,6 +120,7 @@ type pendingChunk struct {
 	ch    snapshot.Chunk
 	dst   *binlog.Table
 	route func(*binlog.Change) *binlog.Change
+	clear bool // delete the target rows of the chunk's key range first
 	done  chan error
 }
 
@@ -212,7 +216,7 @@ func (in *incremental) begin(ctx context.Context, cr *snapshot.ChunkReader, rt *
 func (in *incremental) fail(ctx context.Context, st checkpoint.IncrementalSnapshot, err error) {
 	in.log.Error("incremental snapshot failed", "table", st.Name(), "error", err.Error())
 	st.State, st.Message = checkpoint.IncrementalFailed, err.Error()
-	if werr := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil); werr != nil && ctx.Err() == nil {
+	if werr := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil, nil); werr != nil && ctx.Err() == nil {
 		in.log.Error("incremental snapshot: recording the failure", "table", st.Name(), "error", werr.Error())
 	}
 }
@@ -301,10 +305,16 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 	if err != nil {
 		return err
 	}
+	// Each chunk first deletes the target rows of its key range (those the
+	// source no longer has, on a re-seed), unless the target table is fed
+	// by other tables or sources too (a merging route), or has other
+	// columns.
+	route0 := in.r.pipeline.Route(st.Schema, st.Table)
+	clear := (route0 == nil || !route0.Merging(in.r.pipeline)) && len(dst.Columns) == len(cr.Table().Columns)
 	resumed := st.State == checkpoint.IncrementalRunning && st.After != nil
 	if st.State == checkpoint.IncrementalRequested {
 		st.State = checkpoint.IncrementalRunning
-		if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil); err != nil {
+		if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -358,7 +368,7 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 			in.closeWindow(st.Name())
 			return err
 		}
-		p := &pendingChunk{name: st.Name(), st: st, ch: ch, dst: dst, route: route, done: make(chan error, 1)}
+		p := &pendingChunk{name: st.Name(), st: st, ch: ch, dst: dst, route: route, clear: clear, done: make(chan error, 1)}
 		in.mu.Lock()
 		in.ready = p
 		in.mu.Unlock()
@@ -558,7 +568,7 @@ func (in *incremental) emit(ctx context.Context) error {
 	delete(in.windows, p.name)
 	readPos := in.readPos.Clone()
 	in.mu.Unlock()
-	if w == nil || w.again {
+	if w == nil || w.again || p.clear && len(w.keys) > maxClearKeys {
 		p.done <- errChunkAgain
 		return nil
 	}
@@ -571,6 +581,18 @@ func (in *incremental) emit(ctx context.Context) error {
 		}
 	}
 	rows = snapshot.Routed(rows, p.route)
+	var clear []byte
+	if p.clear {
+		keep := make([]string, 0, len(w.keys))
+		for k := range w.keys {
+			keep = append(keep, k)
+		}
+		hi := p.ch.After
+		if p.ch.Last {
+			hi = nil
+		}
+		clear = snapshot.AppendClear(nil, p.dst, p.st.After, hi, keep)
+	}
 	st := p.st
 	st.Chunks++
 	st.RowsRead += uint64(len(p.ch.Rows))
@@ -587,7 +609,7 @@ func (in *incremental) emit(ctx context.Context) error {
 			st.TolerateUntil = applied
 		}
 	}
-	if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, rows); err != nil {
+	if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, clear, rows); err != nil {
 		p.done <- fmt.Errorf("%w: %w", errStreamEnds, err)
 		return err
 	}

@@ -111,8 +111,8 @@ func waitIncremental(t *testing.T, r *replicator.Replicator, dst *testenv.MariaD
 // running pipeline, under writes to those tables and a load on the
 // others, with an incremental snapshot requested as sluice snapshot
 // --incremental does and a reload; then re-seeds one of them (already
-// included) without a reload, with a DDL on it midway. Every table ends
-// equal.
+// included, with rows on the target the source lacks)
+// without a reload, with a DDL on it midway. Every table ends equal.
 func TestIncrementalSnapshot(t *testing.T) {
 	servers := testenv.StartMariaDBs(t, 2)
 	src, dst := servers[0], servers[1]
@@ -153,7 +153,10 @@ func TestIncrementalSnapshot(t *testing.T) {
 	r.Reload(after)
 	waitIncremental(t, r, dst, "wide ukey", runErr)
 
-	// A re-seed of an included table, picked up by the running process.
+	// A re-seed of an included table, picked up by the running process:
+	// target rows the source does not have, in the middle of the key
+	// order and after its end, are removed.
+	dst.Exec(t, "INSERT INTO app.wide (a, b, tx) VALUES (3, 'k15000x', 'stale'), (99, 'stale', 'stale')")
 	if err := replicator.RequestIncremental(ctx, after, replicator.RequestOptions{Pipeline: "p", Tables: []string{"app.wide"}, Logger: testenv.Logger()}); err != nil {
 		t.Fatal(err)
 	}

@@ -160,3 +160,45 @@ func PrepareTarget(ctx context.Context, db *sql.DB, target Target, src, dst *bin
 	}
 	return true, target.CreateTable(ctx, dst.Schema, createDB, createTable)
 }
+
+// AppendClear appends the DELETE of a chunk's key range on its target
+// table t (the routed source table, with the source's key columns): the
+// rows after lo (nil: from the first) and not after hi (nil: to the last),
+// except the keys in keep (KeyOf strings: rows the stream wrote). A re-seed
+// thus removes target rows the source no longer has; the chunk's rows are
+// written after it.
+func AppendClear(dst []byte, t *binlog.Table, lo, hi []byte, keep []string) []byte {
+	dst = append(dst, "DELETE FROM "...)
+	dst = append(dst, sqltext.QualifiedName(t.Schema, t.Name)...)
+	dst = append(dst, " WHERE 1"...)
+	if lo != nil {
+		dst = append(dst, " AND ("...)
+		dst = append(dst, lo...)
+		dst = append(dst, ')')
+	}
+	if hi != nil {
+		dst = append(dst, " AND NOT ("...)
+		dst = append(dst, hi...)
+		dst = append(dst, ')')
+	}
+	if len(keep) > 0 {
+		dst = append(dst, " AND ("...)
+		for i, k := range t.PK {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = sqltext.AppendIdent(dst, t.Columns[k].Name)
+		}
+		dst = append(dst, ") NOT IN ("...)
+		for i, k := range keep {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '(')
+			dst = append(dst, k...)
+			dst = append(dst, ')')
+		}
+		dst = append(dst, ')')
+	}
+	return dst
+}

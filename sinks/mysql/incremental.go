@@ -111,11 +111,12 @@ func (s *Sink) IncrementalSnapshots(ctx context.Context, source string) ([]check
 	return out, rows.Err()
 }
 
-// WriteIncrementalChunk writes rows (full rows of one target table, as
-// REPLACE: the stream may have written some of them) and the table's
-// progress st, in one target transaction fenced by the lease. With no
-// rows it records st alone.
-func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, rows []*binlog.Change) error {
+// WriteIncrementalChunk runs clear (a DELETE of the chunk's key range,
+// when given), writes rows (full rows of one target table, as REPLACE: the
+// stream may have written some of them) and the table's progress st, in
+// one target transaction fenced by the lease. With no rows and no clear it
+// records st alone.
+func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, clear []byte, rows []*binlog.Change) error {
 	a, done, err := s.snapshotApplier(ctx, source)
 	if err != nil {
 		return err
@@ -123,6 +124,10 @@ func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st chec
 	defer done()
 	buf := []byte("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;START TRANSACTION")
 	n := 2
+	if clear != nil {
+		buf = append(append(buf, ';'), clear...)
+		n++
+	}
 	for start := 0; start < len(rows); {
 		end := min(start+maxInsertRows, len(rows))
 		buf = append(buf, ';')
