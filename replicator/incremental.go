@@ -163,8 +163,8 @@ func (in *incremental) prepare(ctx context.Context, from checkpoint.State) error
 			// Before the stream applies a change to it: a newly included
 			// table's target table is created here.
 			if err := in.prepareTable(ctx, rt, st); err != nil {
-				if ctx.Err() != nil {
-					return ctx.Err()
+				if ctx.Err() != nil || sinkRetryable(err) {
+					return err // a server down: the stream is retried
 				}
 				in.fail(ctx, st, err)
 			}
@@ -264,6 +264,12 @@ func (in *incremental) run(ctx context.Context) {
 			if err := in.copyTable(ctx, st); err != nil {
 				if ctx.Err() != nil || errors.Is(err, errStreamEnds) {
 					return
+				}
+				if sinkRetryable(err) {
+					// A lost connection: tried again at the next poll,
+					// from the last chunk committed.
+					in.log.Warn("incremental snapshot interrupted, resuming shortly", "table", st.Name(), "error", err.Error())
+					continue
 				}
 				in.fail(ctx, st, err)
 			}
