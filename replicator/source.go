@@ -235,6 +235,10 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	incr := newIncremental(r) // incremental snapshots (incremental.go)
+	if err := incr.prepare(ctx, state); err != nil {
+		return err
+	}
 	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: r.cfg.Conn, ServerID: r.cfg.ServerID, Start: start, StopAtEnd: r.stopAtEnd,
 		Decode: opts, Logger: r.log})
 	if err != nil {
@@ -297,6 +301,10 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 				readErr <- err
 				return
 			}
+			if err := incr.observe(t); err != nil {
+				readErr <- err
+				return
+			}
 			t, quiet, err := r.router.route(t)
 			if err != nil {
 				readErr <- err
@@ -323,6 +331,9 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	}()
 	lagDone := r.pollLag(readCtx, src)
 	defer func() { stopReading(); <-lagDone }()
+	incrDone := make(chan struct{})
+	go func() { defer close(incrDone); incr.run(readCtx) }()
+	defer func() { stopReading(); <-incrDone }()
 
 	// The applier is not stopped by ctx mid-transaction: a signal lets the
 	// transaction in flight finish (bounded), then the loop ends.
@@ -345,6 +356,14 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 		t := pendingEmpty
 		pendingEmpty = nil
 		return r.applyBatch(applyCtx, []*binlog.Txn{t})
+	}
+	emit := func() error { // an incremental snapshot's chunk, between runs
+		if incr.hasReady() {
+			if err := flushEmpty(); err != nil {
+				return err
+			}
+		}
+		return incr.emit(applyCtx)
 	}
 	drain := func() {
 		for t := range queue {
@@ -417,12 +436,22 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 			if err := r.applyRun(applyCtx, batch, &pendingEmpty); err != nil {
 				return err
 			}
+			if err := emit(); err != nil {
+				return err
+			}
+		case <-incr.wakeC():
+			if err := emit(); err != nil {
+				return err
+			}
 		case <-idle.C:
 			if err := flushEmpty(); err != nil {
 				return err
 			}
 			if len(queue) == 0 {
 				r.handledQuiet()
+			}
+			if err := emit(); err != nil {
+				return err
 			}
 			r.updateGauges()
 		case <-ctx.Done():

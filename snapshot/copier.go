@@ -85,34 +85,23 @@ func (c *copier) copy(ctx context.Context, emit func([]*binlog.Change) error) (u
 
 // query is the next chunk's SELECT: rows after last in key order.
 func (c *copier) query(last []binlog.Value) string {
+	var after []byte
+	if last != nil {
+		after = appendAfter(nil, c.table, last)
+	}
+	return c.queryAfter(after)
+}
+
+// queryAfter is the next chunk's SELECT: rows matching after (every row
+// when nil) in key order.
+func (c *copier) queryAfter(after []byte) string {
 	t := c.table
 	q := append([]byte("SELECT "), c.cols...)
 	q = append(q, " FROM "...)
 	q = append(q, sqltext.QualifiedName(t.Schema, t.Name)...)
-	if last != nil {
-		// (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ...: ranges MariaDB's
-		// optimizer reads from the index (a row comparison it may not).
+	if after != nil {
 		q = append(q, " WHERE "...)
-		for i := range t.PK {
-			if i > 0 {
-				q = append(q, " OR "...)
-			}
-			q = append(q, '(')
-			for j, k := range t.PK[:i+1] {
-				if j > 0 {
-					q = append(q, " AND "...)
-				}
-				col := &t.Columns[k]
-				q = sqltext.AppendIdent(q, col.Name)
-				if j < i {
-					q = append(q, '=')
-				} else {
-					q = append(q, '>')
-				}
-				q = sqltext.AppendLiteral(q, col, last[k])
-			}
-			q = append(q, ')')
-		}
+		q = append(q, after...)
 	}
 	q = append(q, " ORDER BY "...)
 	for i, k := range t.PK {
@@ -124,6 +113,33 @@ func (c *copier) query(last []binlog.Value) string {
 	q = append(q, " LIMIT "...)
 	q = fmt.Appendf(q, "%d", c.size)
 	return string(q)
+}
+
+// appendAfter appends the condition selecting the rows after last in t's
+// key order: (k1 > v1) OR (k1 = v1 AND k2 > v2) OR ..., ranges MariaDB's
+// optimizer reads from the index (a row comparison it may not).
+func appendAfter(q []byte, t *binlog.Table, last []binlog.Value) []byte {
+	for i := range t.PK {
+		if i > 0 {
+			q = append(q, " OR "...)
+		}
+		q = append(q, '(')
+		for j, k := range t.PK[:i+1] {
+			if j > 0 {
+				q = append(q, " AND "...)
+			}
+			col := &t.Columns[k]
+			q = sqltext.AppendIdent(q, col.Name)
+			if j < i {
+				q = append(q, '=')
+			} else {
+				q = append(q, '>')
+			}
+			q = sqltext.AppendLiteral(q, col, last[k])
+		}
+		q = append(q, ')')
+	}
+	return q
 }
 
 // adapt sizes the next chunk from the bytes this one's rows had.

@@ -365,19 +365,26 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 			reason = "the row differs on the target, which changed it since: it has " + row
 		}
 	}
-	a.conflicts.Add(1)
+	policy := a.s.cfg.OnConflict
 	key := keyString(c)
-	attrs := []any{"source", a.source, "txn", t.ID(), "table", c.Table.QualifiedName(), "op", c.Op.String(),
-		"key", key, "reason", reason, "policy", a.s.cfg.OnConflict}
 	other := a.s.writers.last(c)
 	if other.source == a.source {
 		other = writer{}
 	}
-	if other.source != "" {
-		attrs = append(attrs, "other_source", other.source, "other_txn", other.txn)
+	if a.s.isSeeding(a.source, c.Table) {
+		// An incremental snapshot has not copied this row yet, or has
+		// written it (incremental.go): not a conflict.
+		policy = "overwrite"
+	} else {
+		a.conflicts.Add(1)
+		attrs := []any{"source", a.source, "txn", t.ID(), "table", c.Table.QualifiedName(), "op", c.Op.String(),
+			"key", key, "reason", reason, "policy", policy}
+		if other.source != "" {
+			attrs = append(attrs, "other_source", other.source, "other_txn", other.txn)
+		}
+		a.s.log.Warn("conflict", attrs...)
 	}
-	a.s.log.Warn("conflict", attrs...)
-	switch a.s.cfg.OnConflict {
+	switch policy {
 	case "skip":
 		return nil
 	case "overwrite":

@@ -86,6 +86,10 @@ type Sink struct {
 	fkMu     sync.Mutex
 	fkTables map[[2]string]bool
 	fkAll    bool
+
+	// seeding: source + "\x00" + schema.table of the target tables an
+	// incremental snapshot is seeding (incremental.go).
+	seeding sync.Map
 }
 
 const (
