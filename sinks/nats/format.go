@@ -154,6 +154,13 @@ func newRuns(max int, subject func(*binlog.Change) string) *runs {
 	return &runs{max: max, subject: subject, perTable: map[string]int{}}
 }
 
+// reset empties r for the next transaction.
+func (r *runs) reset() {
+	r.cur, r.curSubj, r.rows = unit{}, "", 0
+	clear(r.perTable)
+	r.lastTable, r.lastName = nil, ""
+}
+
 // add takes the next change; it returns a complete unit when c starts a
 // new one.
 func (r *runs) add(c *binlog.Change) (unit, string, bool) {

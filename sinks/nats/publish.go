@@ -8,7 +8,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -305,7 +304,10 @@ type logical struct {
 // publishTxn publishes t's messages: everything but a half-published
 // transaction's head, which recovery found in the stream already.
 func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) error {
-	id := t.ID()
+	s.mu.Lock()
+	run := s.run(source)
+	s.mu.Unlock()
+	id := run.txnID(t)
 	skip := 0
 	s.mu.Lock()
 	if p, ok := s.partial[source]; ok && p.txnID == id {
@@ -321,25 +323,29 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 	if len(msgs) == 0 {
 		return nil // filtered out entirely: nothing to publish
 	}
-	s.mu.Lock()
-	run := s.run(source)
-	s.mu.Unlock()
 	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
 	// Header values shared by the transaction's messages, computed once.
-	gtid, pos, commitTS := "", t.Pos.String(), t.Timestamp.UTC().Format(time.RFC3339Nano)
+	gtid, pos, commitTS := "", t.Pos.String(), run.commitTS(t.Timestamp)
 	if !t.GTID.IsZero() {
 		gtid = id
 	}
 	rowCount := strconv.Itoa(rows)
-	after := t.Executed.String()
+	run.text = t.Executed.AppendText(run.text[:0])
+	after := string(run.text)
 	// The checkpoint before t, carried by all but its last message.
-	beforeSet := sync.OnceValue(func() string {
-		b := t.Executed.Clone()
-		b.Remove(t.GTID)
-		b.Remove(t.PrepareGTID)
-		return b.String()
-	})
-	idPrefix := s.cfg.Pipeline + "|" + source + "|" + id + "|"
+	before := ""
+	beforeSet := func() string {
+		if before == "" {
+			b := t.Executed.Clone()
+			b.Remove(t.GTID)
+			b.Remove(t.PrepareGTID)
+			run.text = b.AppendText(run.text[:0])
+			before = string(run.text)
+		}
+		return before
+	}
+	run.text = append(append(append(append(append(run.text[:0], s.cfg.Pipeline...), '|'), source...), '|'), id...)
+	idPrefix := string(append(run.text, '|'))
 	fence := s.fenceSeq()
 	common := func(h natsgo.Header, v *hdrVals) {
 		if fence != "" {
@@ -443,6 +449,25 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		}
 	}
 	return flushBatch()
+}
+
+// txnID is t.ID(), formatted without fmt.
+func (r *sourceRun) txnID(t *binlog.Txn) string {
+	if t.GTID.IsZero() {
+		return t.ID()
+	}
+	r.text = t.GTID.AppendText(r.text[:0])
+	return string(r.text)
+}
+
+// commitTS is ts as the Sluice-Commit-Ts header, formatted once per
+// distinct time (binlog timestamps have whole seconds: consecutive
+// transactions share them).
+func (r *sourceRun) commitTS(ts time.Time) string {
+	if r.lastTSText == "" || !ts.Equal(r.lastTS) {
+		r.lastTS, r.lastTSText = ts, ts.UTC().Format(time.RFC3339Nano)
+	}
+	return r.lastTSText
 }
 
 // hdrVals gives a message's one-value headers their values from one
@@ -579,7 +604,8 @@ func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 		if run.txnSubject == "" {
 			run.txnSubject = s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", source)
 		}
-		return []logical{{subject: run.txnSubject, op: "transaction"}}, t.Len(), nil
+		run.plan1[0] = logical{subject: run.txnSubject, op: "transaction"}
+		return run.plan1[:], t.Len(), nil
 	}
 	var msgs []logical
 	rows := 0
@@ -718,7 +744,12 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	}
 	// The whole transaction, unit by unit.
 	buf = s.enc.txnStart(buf, t, m)
-	r := newRuns(s.enc.maxRun(), nil)
+	r := run.bodyRuns
+	if r == nil || r.max != s.enc.maxRun() {
+		r = newRuns(s.enc.maxRun(), nil)
+		run.bodyRuns = r
+	}
+	r.reset()
 	add := func(u unit) error {
 		buf = s.enc.txnUnit(buf, t, u, m)
 		if len(buf) > 1<<20 {
