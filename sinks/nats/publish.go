@@ -304,19 +304,35 @@ type logical struct {
 // publishTxn publishes t's messages: everything but a half-published
 // transaction's head, which recovery found in the stream already.
 func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) error {
+	return s.publishTxnAs(ctx, source, t, nil)
+}
+
+// snapshotPub is how a snapshot's pseudo-transaction (a chunk of read
+// events, or the TRUNCATE before a table copied again) is published: with
+// Msg-Ids of its own and the Sluice-Snapshot header, without checkpoint
+// headers (recovery skips it).
+type snapshotPub struct {
+	idPrefix string // Nats-Msg-Id before the message's number
+	header   string // Sluice-Snapshot: true, last or truncate
+	flag     string // meta.snapshot: true or last
+}
+
+func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, snap *snapshotPub) error {
 	s.mu.Lock()
 	run := s.run(source)
 	s.mu.Unlock()
 	id := run.txnID(t)
 	skip := 0
-	s.mu.Lock()
-	if p, ok := s.partial[source]; ok && p.txnID == id {
-		skip = p.published
-		delete(s.partial, source)
+	if snap == nil {
+		s.mu.Lock()
+		if p, ok := s.partial[source]; ok && p.txnID == id {
+			skip = p.published
+			delete(s.partial, source)
+		}
+		s.mu.Unlock()
 	}
-	s.mu.Unlock()
 
-	msgs, rows, err := s.plan(t, source)
+	msgs, rows, err := s.planAs(t, source, snap != nil)
 	if err != nil {
 		return err
 	}
@@ -324,6 +340,9 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		return nil // filtered out entirely: nothing to publish
 	}
 	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
+	if snap != nil {
+		m.snapshot = snap.flag
+	}
 	// Header values shared by the transaction's messages, computed once.
 	gtid, pos, commitTS := "", t.Pos.String(), run.commitTS(t.Timestamp)
 	if !t.GTID.IsZero() {
@@ -346,6 +365,9 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 	}
 	run.text = append(append(append(append(append(run.text[:0], s.cfg.Pipeline...), '|'), source...), '|'), id...)
 	idPrefix := string(append(run.text, '|'))
+	if snap != nil {
+		idPrefix = snap.idPrefix
+	}
 	fence := s.fenceSeq()
 	common := func(h natsgo.Header, v *hdrVals) {
 		if fence != "" {
@@ -359,13 +381,16 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		}
 		v.set(h, HdrPos, pos)
 		v.set(h, HdrCommitTS, commitTS)
+		if snap != nil {
+			v.set(h, HdrSnapshot, snap.header)
+		}
 	}
 
 	var batch []*natsgo.Msg // atomic batch being gathered
 	// Several messages of one transaction commit as atomic batches when the
 	// stream allows them; a single message is atomic by itself and goes out
 	// asynchronously, pipelined with the next transactions.
-	useBatch := s.atomic && len(msgs) > 1
+	useBatch := s.atomic && len(msgs) > 1 && snap == nil
 	phys := 0 // physical messages so far
 	flushBatch := func() error {
 		if len(batch) == 0 {
@@ -410,10 +435,12 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 			if key != nil {
 				v.set(h, HdrKey, string(key))
 			}
-			if i == len(msgs)-1 && k == n-1 {
+			switch {
+			case snap != nil: // not a place to resume from
+			case i == len(msgs)-1 && k == n-1:
 				v.set(h, HdrCheckpoint, after)
 				v.set(h, HdrResumePos, pos)
-			} else {
+			default:
 				v.set(h, HdrCheckpoint, beforeSet())
 				v.set(h, HdrResumePos, t.StartPos.String())
 			}
@@ -588,6 +615,11 @@ func (s *Sink) explainPublish(source, subject string, err error) error {
 
 // plan lists a transaction's messages and counts its rows.
 func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
+	return s.planAs(t, source, false)
+}
+
+// planAs is plan; a snapshot's rows get no Debezium transaction metadata.
+func (s *Sink) planAs(t *binlog.Txn, source string, snapshot bool) ([]logical, int, error) {
 	if t.DDL != nil && t.Len() == 0 {
 		db, table := ddlTable(t)
 		subj := s.subject(s.cfg.DDLSubject, db, table, "ddl", "", source)
@@ -610,7 +642,7 @@ func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 	var msgs []logical
 	rows := 0
 	dbz, isDbz := s.debezium()
-	txnMeta := isDbz && dbz.opt.TransactionMetadata && s.cfg.Mode == "row"
+	txnMeta := isDbz && dbz.opt.TransactionMetadata && s.cfg.Mode == "row" && !snapshot
 	var counts []collectionCount
 	var seen map[string]int
 	if txnMeta {

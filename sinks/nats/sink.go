@@ -145,6 +145,8 @@ type Sink struct {
 	// message is published conditioned on it being the lease subject's
 	// last (0: no lease, unfenced).
 	fence atomic.Uint64
+	// snap is the initial snapshot's state (snapshot.go).
+	snap snapState
 }
 
 // sourceRun is one source's state of its current run of publishes.
@@ -434,7 +436,8 @@ func DefaultSubjects(templates ...string) []string {
 func (s *Sink) openStream(ctx context.Context) error {
 	cfg := s.cfg
 	if len(cfg.StreamSubjects) == 0 {
-		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject, s.leaseSubject}
+		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject, s.leaseSubject,
+			subjectPrefix(cfg.Subject) + "_snapshot.{table}"}
 		for _, o := range cfg.Outbox {
 			tmpls = append(tmpls, o.SubjectPrefix)
 		}
