@@ -24,6 +24,11 @@ import (
 // published as several consecutive atomic batches.
 const maxAtomicBatch = 1000
 
+// stallWait is how long a publish waits while 1,024 acknowledgements are
+// pending (a transaction or snapshot chunk of more rows in mode row):
+// backpressure, not a failure (the client's default, 200ms, fails it).
+var stallWait = jetstream.WithStallWait(30 * time.Second)
+
 // Apply publishes one transaction. See ApplyBatch.
 func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
 	_, err := s.ApplyBatch(ctx, source, []*binlog.Txn{t})
@@ -466,7 +471,7 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 			if err := s.sameConn(source); err != nil {
 				return err
 			}
-			if _, err := s.js.PublishMsgAsync(msg); err != nil {
+			if _, err := s.js.PublishMsgAsync(msg, stallWait); err != nil {
 				return s.explainPublish(source, lm.subject, err)
 			}
 			return nil
@@ -584,7 +589,7 @@ func (s *Sink) publishAtomic(ctx context.Context, source, txn string, upTo int, 
 		// The commit's acknowledgement comes back asynchronously, like any
 		// other publish: batches of consecutive transactions are pipelined.
 		msg.Header.Set(hdrBatchEnd, "1")
-		if _, err := s.js.PublishMsgAsync(msg); err != nil {
+		if _, err := s.js.PublishMsgAsync(msg, stallWait); err != nil {
 			return s.explainPublish(source, msg.Subject, err)
 		}
 	}
