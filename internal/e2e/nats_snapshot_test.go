@@ -17,15 +17,16 @@ import (
 )
 
 // TestNATSSnapshotKillResume runs snapshot: initial into NATS (sluice
-// format, one message per row) under a write load, and
-// kills sluice with SIGKILL once one big table's copy is done and less
-// than 90% of the other's read events are published. The restart keeps the finished table (one
-// begin record, its read events once) and copies the other again after a
-// TRUNCATE of it; sluice then streams. The stream's de-duplication window
-// is 100ms: nothing rests on it. A consumer applying the stream in order
-// (read events and inserts add a row, updates and deletes need it, a
-// TRUNCATE empties the table) never sees a row twice or a change to a row
-// it lacks, and ends with the source's rows.
+// format, one message per row) under a write load, and kills sluice with
+// SIGKILL once one big table's copy is done and less than 90% of the
+// other's read events are published. The restart keeps the finished table
+// (one begin record, its read events once) and copies the other again
+// after a TRUNCATE of it; sluice then streams. The stream's
+// de-duplication window is 100ms: nothing rests on it. A consumer
+// applying the stream in order (read events and inserts add a row,
+// updates and deletes need it, a TRUNCATE empties the table) never sees a
+// row twice or a change to a row it lacks, and ends with the source's
+// rows.
 func TestNATSSnapshotKillResume(t *testing.T) {
 	src := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	n := testenv.StartNATSBinary(t, "")
