@@ -92,8 +92,11 @@ func (s *Sink) snapshotSubjects(source, schema, table string) (prefix, subject s
 // from the last record of each table's progress subject.
 func (s *Sink) SnapshotTables(ctx context.Context, source string) ([]checkpoint.TableSnapshot, error) {
 	prefix, _ := s.snapshotSubjects(source, "", "")
-	if err := s.streamTakes(prefix + "x"); err != nil {
-		return nil, err
+	if s.streamTakes(prefix+"x") != nil {
+		// No progress can be there (every pipeline's streams are asked,
+		// with snapshot: initial or not); BeginSnapshotTable says what to
+		// add to the stream.
+		return nil, nil
 	}
 	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(prefix+"*"))
 	if err != nil {
@@ -159,6 +162,9 @@ func (s *Sink) CreateTable(context.Context, string, string, string) error { retu
 func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot, target *binlog.Table, truncate bool) error {
 	s.snap.mu.Lock()
 	defer s.snap.mu.Unlock()
+	if _, subj := s.snapshotSubjects(source, ts.Schema, ts.Table); s.streamTakes(subj) != nil {
+		return s.streamTakes(subj)
+	}
 	st := &snapTable{ts: ts, target: target, at: time.Now()}
 	if truncate {
 		t := &binlog.Txn{DDL: &binlog.DDL{Schema: target.Schema, SQL: "TRUNCATE TABLE " + sqltext.QualifiedName(target.Schema, target.Name)},
