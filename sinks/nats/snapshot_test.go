@@ -23,9 +23,10 @@ import (
 func TestSnapshotTargetResume(t *testing.T) {
 	n := testenv.StartNATS(t)
 	ctx := context.Background()
+	format := "sluice"
 	open := func(stream, prefix string, subjects ...string) *natssink.Sink {
 		s, err := natssink.Open(ctx, natssink.Config{URL: n.URL(), Pipeline: "p", Stream: stream, CreateStream: true, StreamSubjects: subjects,
-			Subject: prefix + ".{schema}.{table}", DDLSubject: prefix + "._ddl", Format: "sluice", Mode: "row", Checkpoint: "stream",
+			Subject: prefix + ".{schema}.{table}", DDLSubject: prefix + "._ddl", Format: format, Mode: "row", Checkpoint: "stream",
 			Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
 			t.Fatal(err)
@@ -107,6 +108,39 @@ func TestSnapshotTargetResume(t *testing.T) {
 	if got := strings.Join(seen, " "); got != want {
 		t.Fatalf("stream:\n%s\nwant\n%s", got, want)
 	}
+
+	// The other formats' TRUNCATE and read events.
+	for _, f := range []string{"debezium", "canal"} {
+		format = f
+		s = open(strings.ToUpper(f), f)
+		if err := s.BeginSnapshotTable(ctx, "primary", ts, tb, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WriteSnapshotRows(ctx, "primary", ts, rows(1, 3)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.FinishSnapshotTable(ctx, "primary", ts); err != nil {
+			t.Fatal(err)
+		}
+		var ops []string
+		for _, m := range readStream(t, n.URL(), strings.ToUpper(f)) {
+			op := m.header.Get(natssink.HdrOp)
+			switch {
+			case op == "ddl" && strings.Contains(m.data, "TRUNCATE TABLE `shop`.`orders`"):
+				op = "truncate"
+			case f == "debezium" && strings.Contains(m.data, `"op":"r"`):
+				op = "read " + map[bool]string{true: "last", false: "true"}[strings.Contains(m.data, `"snapshot":"last"`)]
+			case f == "canal" && strings.Contains(m.data, `"isDdl":false`) && strings.Contains(m.data, `"type":"INSERT"`):
+				op = "read"
+			}
+			ops = append(ops, op)
+		}
+		want := map[string]string{"debezium": "truncate snapshot read true read last snapshot", "canal": "truncate snapshot read read snapshot"}[f]
+		if got := strings.Join(ops, " "); got != want {
+			t.Errorf("%s: %s, want %s", f, got, want)
+		}
+	}
+	format = "sluice"
 
 	// A stream that does not take the progress subject.
 	s = open("NARROW", "nar", "nar.shop.>", "nar._ddl")
