@@ -81,7 +81,7 @@ type Pipeline struct {
 	LeaseTTL Duration `yaml:"lease_ttl" default:"8s" doc:"MySQL and NATS sinks: one process at a time writes the pipeline; others wait as standbys and take over this long after the active one dies or freezes (1s to 1h)"`
 	// Snapshot "initial" copies the included tables (a consistent
 	// snapshot per table) before a source without a checkpoint streams.
-	Snapshot string `yaml:"snapshot" default:"never" enum:"never|initial" doc:"initial: a source without a checkpoint first copies every included table from a consistent snapshot (MySQL sink, MariaDB source), then streams from exactly that point"`
+	Snapshot string `yaml:"snapshot" default:"never" enum:"never|initial" doc:"initial: a source without a checkpoint first copies every included table from a consistent snapshot (MariaDB source; a NATS sink gets each row as a read event), then streams from exactly that point"`
 }
 
 // Route renames the tables it matches, and can add columns that say where
@@ -371,9 +371,6 @@ func (f *File) validate(data []byte) Errors {
 		}
 		if len(p.Sources) == 0 {
 			d.errorf(at(pp+".sources"), pp+".sources", "a pipeline needs at least one source")
-		}
-		if p.Snapshot == "initial" && p.Sink.Type != "mysql" {
-			d.errorf(at(pp+".snapshot"), pp+".snapshot", "initial: snapshots are written to MySQL/MariaDB sinks only, not %s", p.Sink.Type)
 		}
 		if p.LeaseTTL.Duration < time.Second || p.LeaseTTL.Duration > time.Hour {
 			d.errorf(at(pp+".lease_ttl"), pp+".lease_ttl", "%s: want 1s to 1h", p.LeaseTTL.Duration)

@@ -40,7 +40,6 @@ func TestBadFiles(t *testing.T) {
 		{"bad_dsn.bad.yml", `testdata/bad_dsn.bad.yml:6:14: pipelines[0].sources[0].dsn: DSN "repl:secret@127.0.0.1:3306": want mysql://USER:PASSWORD@HOST:PORT`},
 		{"env_unset.bad.yml", "testdata/env_unset.bad.yml:6:14: pipelines[0].sources[0].dsn: environment variable SLUICE_UNSET_VARIABLE is not set"},
 		{"bad_lease_ttl.bad.yml", `testdata/bad_lease_ttl.bad.yml:4:16: pipelines[0].lease_ttl: 100ms: want 1s to 1h`},
-		{"bad_snapshot_sink.bad.yml", `testdata/bad_snapshot_sink.bad.yml:4:15: pipelines[0].snapshot: initial: snapshots are written to MySQL/MariaDB sinks only, not nats`},
 		{"bad_duration.bad.yml", `testdata/bad_duration.bad.yml:4:16: pipelines[0].lease_ttl: "10": want a duration such as 8s, 500ms or 1m`},
 		{"bad_enum.bad.yml", `testdata/bad_enum.bad.yml:9:12: pipelines[0].sink.ddl: "sometimes" is not one of apply, skip, stop`},
 		{"dup_pipeline.bad.yml", `testdata/dup_pipeline.bad.yml:6:11: pipelines[1].name: pipeline name "a" is used twice`},

@@ -21,7 +21,7 @@ import (
 )
 
 // snapshotTarget is implemented by sinks a snapshot can write
-// (sinks/mysql).
+// (sinks/mysql: rows; sinks/nats: read events).
 type snapshotTarget interface {
 	snapshot.Target
 }
@@ -43,7 +43,7 @@ type SnapshotOptions struct {
 func runSnapshot(ctx context.Context, p *config.Pipeline, s *config.Source, sink Sink, rt *router, o SnapshotOptions, log *slog.Logger) (snapshot.Result, error) {
 	target, ok := sink.(snapshotTarget)
 	if !ok {
-		return snapshot.Result{}, fmt.Errorf("pipeline %s: its sink cannot take a snapshot (MySQL/MariaDB sinks can)", p.Name)
+		return snapshot.Result{}, fmt.Errorf("pipeline %s: its sink cannot take a snapshot (MySQL/MariaDB and NATS sinks can)", p.Name)
 	}
 	db, err := mysqlconn.Open(ctx, s.Conn, nil)
 	if err != nil {

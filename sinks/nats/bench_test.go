@@ -146,7 +146,8 @@ func openBenchSink(b *testing.B, url, mode, stream string) *natssink.Sink {
 }
 
 // benchRun is how many transactions one ApplyBatch call gets
-// (BENCH_NATS_RUN; the replicator hands over runs of up to 64).
+// (BENCH_NATS_RUN, default 64; under a backlog the replicator hands over
+// what is queued, up to 512).
 var benchRun = func() int {
 	if n, err := strconv.Atoi(os.Getenv("BENCH_NATS_RUN")); err == nil && n > 0 {
 		return n

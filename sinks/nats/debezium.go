@@ -625,10 +625,15 @@ func appendTs(dst []byte, t time.Time) []byte {
 
 // source writes the source block (BinlogSourceInfoStructMaker.struct).
 // query is the statement that made the change (include_query), or "".
-func (e debeziumEncoder) source(dst []byte, t *binlog.Txn, db, table string, row int, query string) []byte {
+// snap is source.snapshot: "" (false) outside a snapshot, else "true"
+// or "last".
+func (e debeziumEncoder) source(dst []byte, t *binlog.Txn, db, table string, row int, query, snap string) []byte {
 	dst = append(dst, `{"version":"`+debeziumVersion+`","connector":"mysql","name":`...)
 	dst = appendJSONString(dst, e.opt.TopicPrefix)
-	dst = fmt.Appendf(dst, `,"ts_ms":%d,"snapshot":"false","db":`, t.Timestamp.UnixMilli())
+	if snap == "" {
+		snap = "false"
+	}
+	dst = fmt.Appendf(dst, `,"ts_ms":%d,"snapshot":"%s","db":`, t.Timestamp.UnixMilli(), snap)
 	dst = appendJSONString(dst, db)
 	dst = fmt.Appendf(dst, `,"sequence":null,"ts_us":%d,"ts_ns":%d,"table":`, t.Timestamp.UnixMicro(), t.Timestamp.UnixNano())
 	if table == "" {
@@ -677,16 +682,20 @@ func (e debeziumEncoder) unit(dst []byte, t *binlog.Txn, u unit, m meta) []byte 
 	dst = append(dst, `,"after":`...)
 	dst = e.appendRow(dst, tb, d, c.After)
 	dst = append(dst, `,"source":`...)
-	dst = e.source(dst, t, tb.Schema, tb.Name, u.row, t.QueryOf(c))
+	dst = e.source(dst, t, tb.Schema, tb.Name, u.row, t.QueryOf(c), m.snapshot)
 	dst = append(dst, `,"transaction":`...)
-	if e.opt.TransactionMetadata {
+	if e.opt.TransactionMetadata && m.snapshot == "" {
 		dst = append(dst, `{"id":`...)
 		dst = appendJSONString(dst, t.ID())
 		dst = fmt.Appendf(dst, `,"total_order":%d,"data_collection_order":%d}`, u.row+1, u.tableRow+1)
 	} else {
 		dst = append(dst, "null"...)
 	}
-	dst = fmt.Appendf(dst, `,"op":"%s",`, debeziumOp(c.Op))
+	op := debeziumOp(c.Op)
+	if m.snapshot != "" {
+		op = "r" // a read event: a row of the initial snapshot
+	}
+	dst = fmt.Appendf(dst, `,"op":"%s",`, op)
 	dst = appendTs(dst, m.now)
 	return append(append(dst, '}'), end...)
 }
@@ -816,7 +825,7 @@ func (e debeziumEncoder) ddl(dst []byte, t *binlog.Txn, m meta) []byte {
 	}
 	dst, end := e.wrap(dst, sch)
 	dst = append(dst, `{"source":`...)
-	dst = e.source(dst, t, db, table, 0, "")
+	dst = e.source(dst, t, db, table, 0, "", m.snapshot)
 	dst = append(dst, `,"ts_ms":`...)
 	dst = strconv.AppendInt(dst, m.now.UnixMilli(), 10)
 	dst = append(dst, `,"databaseName":`...)

@@ -49,6 +49,9 @@ type meta struct {
 	pipeline, source string
 	now              time.Time // when the message is built (Canal's ts, Debezium's ts_ms)
 	count            int       // changes in the transaction
+	// snapshot marks the rows of an initial snapshot (read events): "true",
+	// or "last" on a table's last row; "" for changes from the binlog.
+	snapshot string
 }
 
 // Formats are the names format takes.
@@ -86,8 +89,8 @@ type txnEnvelope struct {
 	eventEncoder
 }
 
-func (e txnEnvelope) txnStart(dst []byte, t *binlog.Txn, _ meta) []byte {
-	dst = binlog.AppendTxnHeader(dst, t)
+func (e txnEnvelope) txnStart(dst []byte, t *binlog.Txn, m meta) []byte {
+	dst = appendSnapshotFlag(binlog.AppendTxnHeader(dst, t), m)
 	return append(append(append(dst, `,"format":"`...), e.format...), `","events":[`...)
 }
 
@@ -107,8 +110,16 @@ type sluiceEncoder struct{}
 
 func (sluiceEncoder) maxRun() int { return 1 }
 
-func (sluiceEncoder) txnStart(dst []byte, t *binlog.Txn, _ meta) []byte {
-	return append(binlog.AppendTxnHeader(dst, t), `,"changes":[`...)
+func (sluiceEncoder) txnStart(dst []byte, t *binlog.Txn, m meta) []byte {
+	return append(appendSnapshotFlag(binlog.AppendTxnHeader(dst, t), m), `,"changes":[`...)
+}
+
+// appendSnapshotFlag writes sluice's "snapshot":true on a snapshot's rows.
+func appendSnapshotFlag(dst []byte, m meta) []byte {
+	if m.snapshot == "" {
+		return dst
+	}
+	return append(dst, `,"snapshot":true`...)
 }
 
 func (sluiceEncoder) txnUnit(dst []byte, _ *binlog.Txn, u unit, _ meta) []byte {
@@ -124,7 +135,7 @@ func (sluiceEncoder) txnUnit(dst []byte, _ *binlog.Txn, u unit, _ meta) []byte {
 func (sluiceEncoder) txnEnd(dst []byte, _ *binlog.Txn, _ meta) []byte { return append(dst, "]}"...) }
 
 func (sluiceEncoder) unit(dst []byte, t *binlog.Txn, u unit, m meta) []byte {
-	dst = binlog.AppendTxnHeader(dst, t)
+	dst = appendSnapshotFlag(binlog.AppendTxnHeader(dst, t), m)
 	dst = fmt.Appendf(dst, `,"seq":%d,"count":%d,`, u.row+1, m.count)
 	ch := binlog.AppendChangeJSON(nil, u.changes[0])
 	return append(dst, ch[1:]...)
@@ -152,6 +163,13 @@ type runs struct {
 
 func newRuns(max int, subject func(*binlog.Change) string) *runs {
 	return &runs{max: max, subject: subject, perTable: map[string]int{}}
+}
+
+// reset empties r for the next transaction.
+func (r *runs) reset() {
+	r.cur, r.curSubj, r.rows = unit{}, "", 0
+	clear(r.perTable)
+	r.lastTable, r.lastName = nil, ""
 }
 
 // add takes the next change; it returns a complete unit when c starts a

@@ -8,7 +8,6 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -24,6 +23,11 @@ import (
 // batch (jetstream max_batch_size); a transaction with more rows is
 // published as several consecutive atomic batches.
 const maxAtomicBatch = 1000
+
+// stallWait is how long a publish waits while 1,024 acknowledgements are
+// pending (a transaction or snapshot chunk of more rows in mode row):
+// backpressure, not a failure (the client's default, 200ms, fails it).
+var stallWait = jetstream.WithStallWait(30 * time.Second)
 
 // Apply publishes one transaction. See ApplyBatch.
 func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
@@ -305,41 +309,70 @@ type logical struct {
 // publishTxn publishes t's messages: everything but a half-published
 // transaction's head, which recovery found in the stream already.
 func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) error {
-	id := t.ID()
-	skip := 0
-	s.mu.Lock()
-	if p, ok := s.partial[source]; ok && p.txnID == id {
-		skip = p.published
-		delete(s.partial, source)
-	}
-	s.mu.Unlock()
+	return s.publishTxnAs(ctx, source, t, nil)
+}
 
-	msgs, rows, err := s.plan(t, source)
+// snapshotPub is how a snapshot's pseudo-transaction (a chunk of read
+// events, or the TRUNCATE before a table copied again) is published: with
+// Msg-Ids of its own and the Sluice-Snapshot header, without checkpoint
+// headers (recovery skips it).
+type snapshotPub struct {
+	idPrefix string // Nats-Msg-Id before the message's number
+	header   string // Sluice-Snapshot: true, last or truncate
+	flag     string // meta.snapshot: true or last
+}
+
+func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, snap *snapshotPub) error {
+	s.mu.Lock()
+	run := s.run(source)
+	s.mu.Unlock()
+	id := run.txnID(t)
+	skip := 0
+	if snap == nil {
+		s.mu.Lock()
+		if p, ok := s.partial[source]; ok && p.txnID == id {
+			skip = p.published
+			delete(s.partial, source)
+		}
+		s.mu.Unlock()
+	}
+
+	msgs, rows, err := s.planAs(t, source, snap != nil)
 	if err != nil {
 		return err
 	}
 	if len(msgs) == 0 {
 		return nil // filtered out entirely: nothing to publish
 	}
-	s.mu.Lock()
-	run := s.run(source)
-	s.mu.Unlock()
 	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
+	if snap != nil {
+		m.snapshot = snap.flag
+	}
 	// Header values shared by the transaction's messages, computed once.
-	gtid, pos, commitTS := "", t.Pos.String(), t.Timestamp.UTC().Format(time.RFC3339Nano)
+	gtid, pos, commitTS := "", t.Pos.String(), run.commitTS(t.Timestamp)
 	if !t.GTID.IsZero() {
 		gtid = id
 	}
 	rowCount := strconv.Itoa(rows)
-	after := t.Executed.String()
+	run.text = t.Executed.AppendText(run.text[:0])
+	after := string(run.text)
 	// The checkpoint before t, carried by all but its last message.
-	beforeSet := sync.OnceValue(func() string {
-		b := t.Executed.Clone()
-		b.Remove(t.GTID)
-		b.Remove(t.PrepareGTID)
-		return b.String()
-	})
-	idPrefix := s.cfg.Pipeline + "|" + source + "|" + id + "|"
+	before := ""
+	beforeSet := func() string {
+		if before == "" {
+			b := t.Executed.Clone()
+			b.Remove(t.GTID)
+			b.Remove(t.PrepareGTID)
+			run.text = b.AppendText(run.text[:0])
+			before = string(run.text)
+		}
+		return before
+	}
+	run.text = append(append(append(append(append(run.text[:0], s.cfg.Pipeline...), '|'), source...), '|'), id...)
+	idPrefix := string(append(run.text, '|'))
+	if snap != nil {
+		idPrefix = snap.idPrefix
+	}
 	fence := s.fenceSeq()
 	common := func(h natsgo.Header, v *hdrVals) {
 		if fence != "" {
@@ -353,13 +386,16 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		}
 		v.set(h, HdrPos, pos)
 		v.set(h, HdrCommitTS, commitTS)
+		if snap != nil {
+			v.set(h, HdrSnapshot, snap.header)
+		}
 	}
 
 	var batch []*natsgo.Msg // atomic batch being gathered
 	// Several messages of one transaction commit as atomic batches when the
 	// stream allows them; a single message is atomic by itself and goes out
 	// asynchronously, pipelined with the next transactions.
-	useBatch := s.atomic && len(msgs) > 1
+	useBatch := s.atomic && len(msgs) > 1 && snap == nil
 	phys := 0 // physical messages so far
 	flushBatch := func() error {
 		if len(batch) == 0 {
@@ -404,10 +440,12 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 			if key != nil {
 				v.set(h, HdrKey, string(key))
 			}
-			if i == len(msgs)-1 && k == n-1 {
+			switch {
+			case snap != nil: // not a place to resume from
+			case i == len(msgs)-1 && k == n-1:
 				v.set(h, HdrCheckpoint, after)
 				v.set(h, HdrResumePos, pos)
-			} else {
+			default:
 				v.set(h, HdrCheckpoint, beforeSet())
 				v.set(h, HdrResumePos, t.StartPos.String())
 			}
@@ -433,7 +471,7 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 			if err := s.sameConn(source); err != nil {
 				return err
 			}
-			if _, err := s.js.PublishMsgAsync(msg); err != nil {
+			if _, err := s.js.PublishMsgAsync(msg, stallWait); err != nil {
 				return s.explainPublish(source, lm.subject, err)
 			}
 			return nil
@@ -443,6 +481,25 @@ func (s *Sink) publishTxn(ctx context.Context, source string, t *binlog.Txn) err
 		}
 	}
 	return flushBatch()
+}
+
+// txnID is t.ID(), formatted without fmt.
+func (r *sourceRun) txnID(t *binlog.Txn) string {
+	if t.GTID.IsZero() {
+		return t.ID()
+	}
+	r.text = t.GTID.AppendText(r.text[:0])
+	return string(r.text)
+}
+
+// commitTS is ts as the Sluice-Commit-Ts header, formatted once per
+// distinct time (binlog timestamps have whole seconds: consecutive
+// transactions share them).
+func (r *sourceRun) commitTS(ts time.Time) string {
+	if r.lastTSText == "" || !ts.Equal(r.lastTS) {
+		r.lastTS, r.lastTSText = ts, ts.UTC().Format(time.RFC3339Nano)
+	}
+	return r.lastTSText
 }
 
 // hdrVals gives a message's one-value headers their values from one
@@ -532,7 +589,7 @@ func (s *Sink) publishAtomic(ctx context.Context, source, txn string, upTo int, 
 		// The commit's acknowledgement comes back asynchronously, like any
 		// other publish: batches of consecutive transactions are pipelined.
 		msg.Header.Set(hdrBatchEnd, "1")
-		if _, err := s.js.PublishMsgAsync(msg); err != nil {
+		if _, err := s.js.PublishMsgAsync(msg, stallWait); err != nil {
 			return s.explainPublish(source, msg.Subject, err)
 		}
 	}
@@ -563,6 +620,11 @@ func (s *Sink) explainPublish(source, subject string, err error) error {
 
 // plan lists a transaction's messages and counts its rows.
 func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
+	return s.planAs(t, source, false)
+}
+
+// planAs is plan; a snapshot's rows get no Debezium transaction metadata.
+func (s *Sink) planAs(t *binlog.Txn, source string, snapshot bool) ([]logical, int, error) {
 	if t.DDL != nil && t.Len() == 0 {
 		db, table := ddlTable(t)
 		subj := s.subject(s.cfg.DDLSubject, db, table, "ddl", "", source)
@@ -579,12 +641,13 @@ func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
 		if run.txnSubject == "" {
 			run.txnSubject = s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", source)
 		}
-		return []logical{{subject: run.txnSubject, op: "transaction"}}, t.Len(), nil
+		run.plan1[0] = logical{subject: run.txnSubject, op: "transaction"}
+		return run.plan1[:], t.Len(), nil
 	}
 	var msgs []logical
 	rows := 0
 	dbz, isDbz := s.debezium()
-	txnMeta := isDbz && dbz.opt.TransactionMetadata && s.cfg.Mode == "row"
+	txnMeta := isDbz && dbz.opt.TransactionMetadata && s.cfg.Mode == "row" && !snapshot
 	var counts []collectionCount
 	var seen map[string]int
 	if txnMeta {
@@ -718,7 +781,12 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	}
 	// The whole transaction, unit by unit.
 	buf = s.enc.txnStart(buf, t, m)
-	r := newRuns(s.enc.maxRun(), nil)
+	r := run.bodyRuns
+	if r == nil || r.max != s.enc.maxRun() {
+		r = newRuns(s.enc.maxRun(), nil)
+		run.bodyRuns = r
+	}
+	r.reset()
 	add := func(u unit) error {
 		buf = s.enc.txnUnit(buf, t, u, m)
 		if len(buf) > 1<<20 {

@@ -73,8 +73,8 @@ func (s *Sink) scan(ctx context.Context, source string) (checkpoint.State, bool,
 			return checkpoint.State{}, false, fmt.Errorf("read message %d of stream %q: %w", seq, s.cfg.Stream, explainJS(err))
 		}
 		h := msg.Header
-		if h.Get(HdrPipeline) != s.cfg.Pipeline || h.Get(HdrSource) != source {
-			continue
+		if h.Get(HdrPipeline) != s.cfg.Pipeline || h.Get(HdrSource) != source || h.Get(HdrSnapshot) != "" {
+			continue // another pipeline's or source's, or the initial snapshot's (not a place to resume from)
 		}
 		st := checkpoint.State{Updated: msg.Time}
 		if st.GTID, err = binlog.ParseGTIDSet(h.Get(HdrCheckpoint)); err != nil {

@@ -145,6 +145,8 @@ type Sink struct {
 	// message is published conditioned on it being the lease subject's
 	// last (0: no lease, unfenced).
 	fence atomic.Uint64
+	// snap is the initial snapshot's state (snapshot.go).
+	snap snapState
 }
 
 // sourceRun is one source's state of its current run of publishes.
@@ -159,9 +161,14 @@ type sourceRun struct {
 	// checkedConn is the reconnect count at which the stream was last
 	// checked for this source's acknowledged messages.
 	checkedConn uint64
-	spool       *spool // the message body being built
-	enc         []byte // the encoder's buffer, reused
-	txnSubject  string // the source's transaction subject (mode transaction), once filled in
+	spool       *spool     // the message body being built
+	enc         []byte     // the encoder's buffer, reused
+	txnSubject  string     // the source's transaction subject (mode transaction), once filled in
+	text        []byte     // scratch for header values
+	plan1       [1]logical // plan's result in mode transaction, reused
+	bodyRuns    *runs      // body's unit splitter, reused
+	lastTS      time.Time  // the last commit time formatted (commitTS)
+	lastTSText  string
 	// msgs are the current run's messages; free, messages of earlier runs
 	// that JetStream acknowledged, to be reused (newMsg).
 	msgs, free []*pooledMsg
@@ -429,7 +436,8 @@ func DefaultSubjects(templates ...string) []string {
 func (s *Sink) openStream(ctx context.Context) error {
 	cfg := s.cfg
 	if len(cfg.StreamSubjects) == 0 {
-		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject, s.leaseSubject}
+		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject, s.leaseSubject,
+			subjectPrefix(cfg.Subject) + "_snapshot.{table}"}
 		for _, o := range cfg.Outbox {
 			tmpls = append(tmpls, o.SubjectPrefix)
 		}
