@@ -12,7 +12,12 @@ import "unsafe"
 // images into a chunk of Values. A chunk lives as long as any value in it
 // (at most a chunk's size kept alive by one value). An arena belongs to one
 // goroutine; a nil *arena allocates each value on its own.
+//
+// With alias set, the row data being decoded is never written again and
+// may be kept (FileSource's chunks, see chunkReader): text and bytes point
+// into it instead of being copied.
 type arena struct {
+	alias   bool
 	buf     []byte
 	vals    []Value
 	changes []Change
@@ -44,7 +49,7 @@ func (a *arena) bytes(b []byte) []byte {
 	return a.buf[start:len(a.buf):len(a.buf)]
 }
 
-// string returns b as a string.
+// string returns a copy of b as a string.
 func (a *arena) string(b []byte) string {
 	if a == nil || len(b) > arenaMaxText || len(b) == 0 {
 		return string(b)
@@ -53,12 +58,30 @@ func (a *arena) string(b []byte) string {
 	return unsafe.String(unsafe.SliceData(c), len(c))
 }
 
-// text boxes b as a string Value.
+// text boxes a copy of b as a string Value.
 func (a *arena) text(b []byte) Value {
 	if a == nil {
 		return string(b)
 	}
 	return a.strs.box(a.string(b))
+}
+
+// dataBytes is bytes for a slice of the row data: with alias, the data
+// itself.
+func (a *arena) dataBytes(b []byte) []byte {
+	if a != nil && a.alias && len(b) > 0 {
+		return b[:len(b):len(b)]
+	}
+	return a.bytes(b)
+}
+
+// dataText is text for a slice of the row data: with alias, a string
+// that points into the data.
+func (a *arena) dataText(b []byte) Value {
+	if a != nil && a.alias && len(b) > 0 {
+		return a.strs.box(unsafe.String(unsafe.SliceData(b), len(b)))
+	}
+	return a.text(b)
 }
 
 // decimal boxes b as a Decimal Value.

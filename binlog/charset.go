@@ -107,7 +107,7 @@ func textDecoderIn(cs string) func([]byte, *arena) Value {
 	case cs == "" || isUTF8(cs):
 		return func(b []byte, a *arena) Value {
 			if utf8.Valid(b) {
-				return a.text(b)
+				return a.dataText(b)
 			}
 			return raw(b, a)
 		}
@@ -116,7 +116,7 @@ func textDecoderIn(cs string) func([]byte, *arena) Value {
 		ascii := !notASCII[cs]
 		return func(b []byte, a *arena) Value {
 			if ascii && isASCII(b) {
-				return a.text(b)
+				return a.dataText(b)
 			}
 			out := make([]byte, 0, len(b)+len(b)/2)
 			for _, c := range b {
@@ -133,7 +133,7 @@ func textDecoderIn(cs string) func([]byte, *arena) Value {
 		ascii := !notASCII[cs]
 		return func(b []byte, a *arena) Value {
 			if ascii && isASCII(b) {
-				return a.text(b)
+				return a.dataText(b)
 			}
 			out, err := enc.NewDecoder().Bytes(b)
 			if err != nil || !utf8.Valid(out) || bytes.ContainsRune(out, utf8.RuneError) {
@@ -152,7 +152,7 @@ func textDecoderIn(cs string) func([]byte, *arena) Value {
 	// rest stays bytes.
 	return func(b []byte, a *arena) Value {
 		if isASCII(b) {
-			return a.text(b)
+			return a.dataText(b)
 		}
 		return raw(b, a)
 	}
