@@ -66,6 +66,43 @@ func (a *arena) text(b []byte) Value {
 	return a.strs.box(a.string(b))
 }
 
+// scratch returns an empty slice with room for n bytes (n at most
+// arenaMaxText) at the end of the arena's text chunk, for a value to be
+// formatted in place and kept with keepText.
+func (a *arena) scratch(n int) []byte {
+	if a == nil {
+		return make([]byte, 0, n)
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, arenaText)
+	}
+	return a.buf[len(a.buf):len(a.buf)]
+}
+
+// keepText boxes b, appended to what scratch returned, as a string Value.
+func (a *arena) keepText(b []byte) Value {
+	if a == nil {
+		return string(b)
+	}
+	if len(b) == 0 || unsafe.SliceData(b) != unsafe.SliceData(a.buf[len(a.buf):cap(a.buf)]) {
+		return a.text(b) // it outgrew its room (not expected): a copy
+	}
+	a.buf = a.buf[:len(a.buf)+len(b)]
+	return a.strs.box(unsafe.String(unsafe.SliceData(b), len(b)))
+}
+
+// keepDecimal is keepText for a Decimal.
+func (a *arena) keepDecimal(b []byte) Value {
+	if a == nil {
+		return Decimal(b)
+	}
+	if len(b) == 0 || unsafe.SliceData(b) != unsafe.SliceData(a.buf[len(a.buf):cap(a.buf)]) {
+		return a.decimal(b)
+	}
+	a.buf = a.buf[:len(a.buf)+len(b)]
+	return a.decs.box(Decimal(unsafe.String(unsafe.SliceData(b), len(b))))
+}
+
 // dataBytes is bytes for a slice of the row data: with alias, the data
 // itself.
 func (a *arena) dataBytes(b []byte) []byte {

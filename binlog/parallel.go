@@ -58,6 +58,7 @@ type rowsJob struct {
 
 	done chan struct{} // closed when out or err is set
 	out  []*Change
+	size int64 // of out, by changeSize
 	err  error
 }
 
@@ -92,6 +93,7 @@ func (j *rowsJob) decode(a *arena) {
 	}
 	for _, c := range out {
 		c.Query, c.NoFKChecks = j.query, j.noFK
+		j.size += changeSize(c)
 	}
 	j.out = out
 }
@@ -177,7 +179,7 @@ func (a *assembler) addDecoded(changes []*Change) error {
 		}
 		return nil
 	}
-	j := &rowsJob{out: changes, done: make(chan struct{})}
+	j := &rowsJob{out: changes, size: -1, done: make(chan struct{})}
 	close(j.done)
 	t.pending = append(t.pending, j)
 	return nil
@@ -193,6 +195,9 @@ func (t *Txn) settleOne() error {
 	t.pendingBytes -= int64(len(j.data))
 	if j.err != nil {
 		return j.err
+	}
+	if j.size >= 0 {
+		return t.changes.addAll(j.out, j.size)
 	}
 	for _, c := range j.out {
 		if err := t.changes.add(c); err != nil {

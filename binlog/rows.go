@@ -112,8 +112,7 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 				return nil, 0, errShort
 			}
 			v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
-			var buf [10]byte
-			return a.text(appendDate(buf[:0], int(v>>9), int(v>>5&15), int(v&31))), 3, nil
+			return a.keepText(appendDate(a.scratch(10), int(v>>9), int(v>>5&15), int(v&31))), 3, nil
 		}, nil
 	case mysql.MYSQL_TYPE_DATETIME:
 		return func(b []byte, a *arena) (Value, int, error) {
@@ -122,10 +121,9 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			}
 			v := binary.LittleEndian.Uint64(b)
 			d, t := v/1000000, v%1000000
-			var buf [19]byte
-			out := appendDate(buf[:0], int(d/10000), int(d%10000/100), int(d%100))
+			out := appendDate(a.scratch(19), int(d/10000), int(d%10000/100), int(d%100))
 			out = append(out, ' ')
-			return a.text(appendClock(out, int(t/10000), int(t%10000/100), int(t%100))), 8, nil
+			return a.keepText(appendClock(out, int(t/10000), int(t%10000/100), int(t%100))), 8, nil
 		}, nil
 	case mysql.MYSQL_TYPE_DATETIME2:
 		if meta > 6 {
@@ -303,8 +301,7 @@ func decodeDecimal(b []byte, prec, scale int, a *arena) (Value, int, error) {
 			d[i] = ^d[i]
 		}
 	}
-	var buf [80]byte
-	out := buf[:0]
+	out := a.scratch(prec + 3)
 	if neg {
 		out = append(out, '-')
 	}
@@ -345,9 +342,9 @@ func decodeDecimal(b []byte, prec, scale int, a *arena) (Value, int, error) {
 		}
 	}
 	if neg && isZeroDecimal(out[1:]) {
-		out = out[1:] // -0.00 prints as 0.00
+		return a.decimal(out[1:]), size, nil // -0.00 prints as 0.00
 	}
-	return a.decimal(out), size, nil
+	return a.keepDecimal(out), size, nil
 }
 
 func isZeroDecimal(s []byte) bool {
@@ -413,21 +410,20 @@ func fracMicros(b []byte, dec int) int64 {
 }
 
 func formatTimestamp(a *arena, sec, micros int64, dec int) Value {
-	var buf [26]byte
-	var out []byte
+	out := a.scratch(26)
 	if sec == 0 && micros == 0 {
 		// 0 is the zero timestamp; 1970-01-01 00:00:00.5 UTC is sec 0 with
 		// a fraction, a real time.
-		out = append(buf[:0], "0000-00-00 00:00:00"...)
+		out = append(out, "0000-00-00 00:00:00"...)
 	} else {
 		t := time.Unix(sec, 0).UTC()
 		y, mo, d := t.Date()
 		h, mi, s := t.Clock()
-		out = appendDate(buf[:0], y, int(mo), d)
+		out = appendDate(out, y, int(mo), d)
 		out = append(out, ' ')
 		out = appendClock(out, h, mi, s)
 	}
-	return a.text(appendFrac(out, micros, dec))
+	return a.keepText(appendFrac(out, micros, dec))
 }
 
 func datetime2Decoder(dec int) colDecoder {
@@ -443,11 +439,10 @@ func datetime2Decoder(dec int) colDecoder {
 		}
 		ymd, hms := ip>>17, ip%(1<<17)
 		ym := ymd >> 5
-		var buf [26]byte
-		out := appendDate(buf[:0], int(ym/13), int(ym%13), int(ymd%(1<<5)))
+		out := appendDate(a.scratch(26), int(ym/13), int(ym%13), int(ymd%(1<<5)))
 		out = append(out, ' ')
 		out = appendClock(out, int(hms>>12), int(hms>>6%(1<<6)), int(hms%(1<<6)))
-		return a.text(appendFrac(out, fracMicros(b[5:n], dec), dec)), n, nil
+		return a.keepText(appendFrac(out, fracMicros(b[5:n], dec), dec)), n, nil
 	}
 }
 
@@ -491,8 +486,7 @@ func time2Decoder(dec int) colDecoder {
 }
 
 func formatTime(a *arena, neg bool, h, m, s, micros int64, dec int) Value {
-	var buf [20]byte
-	out := buf[:0]
+	out := a.scratch(24)
 	if neg {
 		out = append(out, '-')
 	}
@@ -505,7 +499,7 @@ func formatTime(a *arena, neg bool, h, m, s, micros int64, dec int) Value {
 	out = append2(out, int(m))
 	out = append(out, ':')
 	out = append2(out, int(s))
-	return a.text(appendFrac(out, micros, dec))
+	return a.keepText(appendFrac(out, micros, dec))
 }
 
 // decodeImage decodes one row image: a NULL bitmap over the columns the
