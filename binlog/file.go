@@ -221,6 +221,11 @@ func (s *FileSource) Next(ctx context.Context) (*Txn, error) {
 		if s.closed {
 			return nil, io.EOF
 		}
+		if err := s.asm.asyncErr; err != nil {
+			// The transaction being read lost rows: nothing after the
+			// error is read.
+			return nil, err
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
