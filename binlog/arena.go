@@ -25,6 +25,8 @@ type arena struct {
 	decs    slab[Decimal]
 	ints    slab[int64]
 	uints   slab[uint64]
+	jsons   slab[JSON]
+	blobs   slab[[]byte]
 }
 
 const (
@@ -112,6 +114,22 @@ func (a *arena) dataBytes(b []byte) []byte {
 	return a.bytes(b)
 }
 
+// dataJSON boxes dataBytes(b) as a JSON Value.
+func (a *arena) dataJSON(b []byte) Value {
+	if a == nil {
+		return JSON(a.dataBytes(b))
+	}
+	return a.jsons.box(JSON(a.dataBytes(b)))
+}
+
+// dataBlob boxes dataBytes(b) as a []byte Value.
+func (a *arena) dataBlob(b []byte) Value {
+	if a == nil {
+		return a.dataBytes(b)
+	}
+	return a.blobs.box(a.dataBytes(b))
+}
+
 // dataText is text for a slice of the row data: with alias, a string
 // that points into the data.
 func (a *arena) dataText(b []byte) Value {
@@ -172,7 +190,7 @@ func (a *arena) change() *Change {
 // slot, as the runtime's own boxing points at a fresh allocation. T must
 // not be pointer-shaped (pointers, maps, channels, functions, and structs
 // or arrays of one of those), whose interfaces hold the pointer itself:
-// slab is only used with string, Decimal, int64 and uint64.
+// slab is only used with string, Decimal, int64, uint64, JSON and []byte.
 type slab[T any] struct {
 	buf []T
 	typ unsafe.Pointer // T's type word in an interface

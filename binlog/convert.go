@@ -81,7 +81,7 @@ func bytesValueIn(c *Column) func(b []byte, a *arena) (Value, error) {
 		// That text is kept as it is, not read as the document null: it is
 		// another value, which a keyless match of the row must find.
 		return func(b []byte, a *arena) (Value, error) {
-			return JSON(a.dataBytes(b)), nil
+			return a.dataJSON(b), nil
 		}
 	case c.Type == mysql.MYSQL_TYPE_STRING && c.BaseType == "uuid":
 		return func(b []byte, a *arena) (Value, error) {
@@ -115,7 +115,7 @@ func bytesValueIn(c *Column) func(b []byte, a *arena) (Value, error) {
 		c.Charset == "" && c.Type != mysql.MYSQL_TYPE_STRING && c.Type != mysql.MYSQL_TYPE_VARCHAR && c.Type != mysql.MYSQL_TYPE_VAR_STRING:
 		return func(b []byte, a *arena) (Value, error) {
 			if pad <= len(b) {
-				return a.dataBytes(b), nil
+				return a.dataBlob(b), nil
 			}
 			out := make([]byte, pad)
 			copy(out, b)
