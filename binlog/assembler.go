@@ -74,6 +74,9 @@ type DecodeOptions struct {
 	// events (Txn.Queries, Change.Query).
 	IncludeQuery bool
 	Logger       *slog.Logger
+	// Workers decodes row events in this many goroutines, keeping the
+	// order of transactions and changes (0: in the reader's). Files only.
+	Workers int
 }
 
 // assembler turns a stream of binlog events into committed transactions.
@@ -106,6 +109,14 @@ type assembler struct {
 	executed GTIDSet
 
 	out []*Txn // transactions completed by the last event
+
+	// pool decodes row events in other goroutines (nil: here); asyncErr
+	// is the first error it reported, path and start locate the event
+	// being read in it (FileSource sets them).
+	pool     *decodePool
+	asyncErr error
+	path     string
+	start    int64
 }
 
 type changeMark struct{ n int }
@@ -229,6 +240,11 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 		if e.Table == nil || !a.keep(string(e.Table.Schema), string(e.Table.Table)) {
 			return nil
 		}
+		if a.pool != nil {
+			if ok, err := a.submitRows(e, h.EventType); ok || err != nil {
+				return err
+			}
+		}
 		changes, err := a.dec.decodeRows(e, h.EventType)
 		if err != nil {
 			return err
@@ -237,10 +253,8 @@ func (a *assembler) event(ev *replication.BinlogEvent, endPos uint64) error {
 		for _, c := range changes {
 			c.Query = len(a.cur.Queries)
 			c.NoFKChecks = noFK
-			if err := a.cur.changes.add(c); err != nil {
-				return err
-			}
 		}
+		return a.addDecoded(changes)
 	case *replication.XIDEvent:
 		if a.cur == nil {
 			return nil
@@ -417,6 +431,10 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		return a.xa(q, h, endPos)
 	}
 	if m := reSavepoint.FindStringSubmatch(q); m != nil && a.cur != nil {
+		if err := a.cur.settle(); err != nil {
+			a.asyncErr = err
+			return nil
+		}
 		if a.savepoints == nil {
 			a.savepoints = map[string]changeMark{}
 		}
@@ -427,6 +445,10 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		mk, ok := a.savepoints[strings.ToLower(m[1])]
 		if !ok {
 			return fmt.Errorf("ROLLBACK TO SAVEPOINT %s without its SAVEPOINT", m[1])
+		}
+		if err := a.cur.settle(); err != nil {
+			a.asyncErr = err
+			return nil
 		}
 		return a.cur.changes.truncate(mk.n)
 	}
@@ -466,7 +488,7 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		// then the rows, then XID.
 		return nil
 	}
-	if a.maria&replication.BINLOG_MARIADB_FL_STANDALONE != 0 || a.maria == 0 && ddlTxn.Len() == 0 {
+	if a.maria&replication.BINLOG_MARIADB_FL_STANDALONE != 0 || a.maria == 0 && !ddlTxn.hasRows() {
 		return a.commit(h, endPos)
 	}
 	return nil // CREATE TABLE ... SELECT: rows and a commit follow
@@ -669,11 +691,11 @@ func (a *assembler) commit(h *replication.EventHeader, endPos uint64) error {
 	already := a.opts.StartSet.Contains(t.GTID) || (!a.opts.SkipUntil.IsZero() && t.Pos.Compare(a.opts.SkipUntil) <= 0)
 	a.recordExecuted(t.GTID, t.PrepareGTID)
 	t.Executed = a.executed.Clone()
-	if already || (t.Len() == 0 && t.DDL == nil && len(t.Statements) == 0 && !a.opts.EmitEmpty) {
+	if already || (!t.hasRows() && t.DDL == nil && len(t.Statements) == 0 && !a.opts.EmitEmpty) {
 		t.Close()
 		return nil
 	}
-	if t.DDL != nil && t.Len() == 0 && !a.ddlKept(t.DDL) {
+	if t.DDL != nil && !t.hasRows() && !a.ddlKept(t.DDL) {
 		if !a.opts.EmitEmpty {
 			t.Close()
 			return nil

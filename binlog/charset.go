@@ -95,60 +95,66 @@ func isUTF8(cs string) bool {
 // RawText otherwise. An empty cs (character set unknown) is treated as
 // UTF-8.
 func textDecoder(cs string) func([]byte) Value {
+	text := textDecoderIn(cs)
+	return func(b []byte) Value { return text(b, nil) }
+}
+
+// textDecoderIn is textDecoder with the value's memory taken from an arena.
+func textDecoderIn(cs string) func([]byte, *arena) Value {
 	cs = strings.ToLower(cs)
-	raw := func(b []byte) Value { return RawText{Bytes: bytes.Clone(b), Charset: cs} }
+	raw := func(b []byte, _ *arena) Value { return RawText{Bytes: bytes.Clone(b), Charset: cs} }
 	switch {
 	case cs == "" || isUTF8(cs):
-		return func(b []byte) Value {
+		return func(b []byte, a *arena) Value {
 			if utf8.Valid(b) {
-				return string(b)
+				return a.dataText(b)
 			}
-			return raw(b)
+			return raw(b, a)
 		}
 	case byteTables[cs] != nil:
 		bt := byteTables[cs]
 		ascii := !notASCII[cs]
-		return func(b []byte) Value {
+		return func(b []byte, a *arena) Value {
 			if ascii && isASCII(b) {
-				return string(b)
+				return a.dataText(b)
 			}
 			out := make([]byte, 0, len(b)+len(b)/2)
 			for _, c := range b {
 				r := bt.dec[c]
 				if r == utf8.RuneError {
-					return raw(b)
+					return raw(b, a)
 				}
 				out = utf8.AppendRune(out, r)
 			}
-			return string(out)
+			return a.text(out)
 		}
 	case multiByte[cs] != nil:
 		enc := multiByte[cs]
 		ascii := !notASCII[cs]
-		return func(b []byte) Value {
+		return func(b []byte, a *arena) Value {
 			if ascii && isASCII(b) {
-				return string(b)
+				return a.dataText(b)
 			}
 			out, err := enc.NewDecoder().Bytes(b)
 			if err != nil || !utf8.Valid(out) || bytes.ContainsRune(out, utf8.RuneError) {
-				return raw(b)
+				return raw(b, a)
 			}
 			back, err := enc.NewEncoder().Bytes(out)
 			if err != nil || !bytes.Equal(back, b) {
-				return raw(b)
+				return raw(b, a)
 			}
-			return string(out)
+			return a.text(out)
 		}
 	case notASCII[cs]:
 		return raw
 	}
 	// A character set sluice has no table for: ASCII text is text, the
 	// rest stays bytes.
-	return func(b []byte) Value {
+	return func(b []byte, a *arena) Value {
 		if isASCII(b) {
-			return string(b)
+			return a.dataText(b)
 		}
-		return raw(b)
+		return raw(b, a)
 	}
 }
 

@@ -51,13 +51,19 @@ func setValue(elems []string) func(bits uint64) Value {
 // length prefix removed) to the column's Value: text, bytes, JSON, a
 // vector or a MariaDB UUID/INET value. The result never aliases b.
 func bytesValue(c *Column) func(b []byte) (Value, error) {
+	conv := bytesValueIn(c)
+	return func(b []byte) (Value, error) { return conv(b, nil) }
+}
+
+// bytesValueIn is bytesValue with the value's memory taken from an arena.
+func bytesValueIn(c *Column) func(b []byte, a *arena) (Value, error) {
 	pad := 0
 	if c.Type == mysql.MYSQL_TYPE_STRING && c.Binary {
 		pad = c.Length // BINARY(n) loses its zero padding in the binlog
 	}
 	switch {
 	case c.Type == mysql.MYSQL_TYPE_VECTOR:
-		return func(b []byte) (Value, error) {
+		return func(b []byte, a *arena) (Value, error) {
 			if len(b)%4 != 0 {
 				return nil, fmt.Errorf("VECTOR value of %d bytes is not a list of float32", len(b))
 			}
@@ -74,11 +80,11 @@ func bytesValue(c *Column) func(b []byte) (Value, error) {
 		// NULL gives the existing rows (the check is not applied to them).
 		// That text is kept as it is, not read as the document null: it is
 		// another value, which a keyless match of the row must find.
-		return func(b []byte) (Value, error) {
-			return JSON(append([]byte{}, b...)), nil
+		return func(b []byte, a *arena) (Value, error) {
+			return a.dataJSON(b), nil
 		}
 	case c.Type == mysql.MYSQL_TYPE_STRING && c.BaseType == "uuid":
-		return func(b []byte) (Value, error) {
+		return func(b []byte, a *arena) (Value, error) {
 			var u UUID
 			if len(b) > len(u) {
 				return nil, fmt.Errorf("UUID value of %d bytes", len(b))
@@ -87,32 +93,35 @@ func bytesValue(c *Column) func(b []byte) (Value, error) {
 			return u, nil
 		}
 	case c.Type == mysql.MYSQL_TYPE_STRING && c.BaseType == "inet6":
-		return func(b []byte) (Value, error) {
-			var a Inet6
-			if len(b) > len(a) {
+		return func(b []byte, a *arena) (Value, error) {
+			var ip Inet6
+			if len(b) > len(ip) {
 				return nil, fmt.Errorf("INET6 value of %d bytes", len(b))
 			}
-			copy(a[:], b)
-			return a, nil
+			copy(ip[:], b)
+			return ip, nil
 		}
 	case c.Type == mysql.MYSQL_TYPE_STRING && c.BaseType == "inet4":
-		return func(b []byte) (Value, error) {
-			var a Inet4
-			if len(b) > len(a) {
+		return func(b []byte, a *arena) (Value, error) {
+			var ip Inet4
+			if len(b) > len(ip) {
 				return nil, fmt.Errorf("INET4 value of %d bytes", len(b))
 			}
-			copy(a[:], b)
-			return a, nil
+			copy(ip[:], b)
+			return ip, nil
 		}
 	case c.Binary || c.Type == mysql.MYSQL_TYPE_GEOMETRY,
 		// A BLOB or TEXT whose character set is unknown: keep the bytes.
 		c.Charset == "" && c.Type != mysql.MYSQL_TYPE_STRING && c.Type != mysql.MYSQL_TYPE_VARCHAR && c.Type != mysql.MYSQL_TYPE_VAR_STRING:
-		return func(b []byte) (Value, error) {
-			out := make([]byte, max(len(b), pad))
+		return func(b []byte, a *arena) (Value, error) {
+			if pad <= len(b) {
+				return a.dataBlob(b), nil
+			}
+			out := make([]byte, pad)
 			copy(out, b)
 			return out, nil
 		}
 	}
-	text := textDecoder(c.Charset)
-	return func(b []byte) (Value, error) { return text(b), nil }
+	text := textDecoderIn(c.Charset)
+	return func(b []byte, a *arena) (Value, error) { return text(b, a), nil }
 }

@@ -55,6 +55,8 @@ type decoder struct {
 	// goMySQLRows decodes every row with go-mysql, for the differential
 	// test of sluice's own row decoder.
 	goMySQLRows bool
+	// arena holds the values decoded in this goroutine.
+	arena arena
 }
 
 // tableDecoder is a Table with one value decoder per column.
@@ -403,7 +405,7 @@ func (d *decoder) decodeDeferredRows(td *tableDecoder, e *replication.RowsEvent,
 			return nil, true, fmt.Errorf("decompress row event: %w", err)
 		}
 	}
-	out, err := td.decodeDeferred(e, data, op)
+	out, err := td.decodeDeferred(e, data, op, &d.arena)
 	if err != nil || !td.goMySQL {
 		return out, true, err
 	}

@@ -1,7 +1,6 @@
 package binlog
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -40,10 +39,12 @@ type FileSource struct {
 
 	idx      int
 	f        *os.File
-	r        *countingReader
+	r        *chunkReader
 	checksum checksummer
 	size     int64 // of the current file
 	queue    []*Txn
+	queued   int64 // binlog bytes of the transactions in queue
+	err      error // to return once queue is empty
 	closed   bool
 }
 
@@ -59,6 +60,9 @@ func OpenFiles(paths []string, opts DecodeOptions) (*FileSource, error) {
 	}
 	s := &FileSource{paths: paths, asm: newAssembler(opts), idx: -1}
 	s.parser = newParser(opts)
+	if opts.Workers > 0 {
+		s.asm.pool = newDecodePool(opts.Workers)
+	}
 	return s, nil
 }
 
@@ -105,15 +109,47 @@ func rowsDecodeFunc(opts DecodeOptions) func(*replication.RowsEvent, []byte) err
 	}
 }
 
-type countingReader struct {
-	r *bufio.Reader
-	n int64
+// chunkReader reads a file in large chunks and hands out its events as
+// slices of them, without copying: a chunk is never written again once
+// read, so what is handed out may be kept (decoded values point into it;
+// see arena.alias). It lives as long as anything handed out from it.
+type chunkReader struct {
+	f   *os.File
+	buf []byte // buf[off:] has been read and not handed out
+	off int
+	n   int64 // file offset of buf[off]
+	eof bool
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
-	return n, err
+const readChunk = 128 << 10
+
+// peek returns the next n bytes without consuming them, or fewer at the
+// end of the file.
+func (r *chunkReader) peek(n int) ([]byte, error) {
+	for len(r.buf)-r.off < n && !r.eof {
+		if cap(r.buf)-r.off < n {
+			// A new chunk, with the bytes not handed out yet at its start.
+			nb := make([]byte, len(r.buf)-r.off, max(readChunk, n))
+			copy(nb, r.buf[r.off:])
+			r.buf, r.off = nb, 0
+		}
+		m, err := r.f.Read(r.buf[len(r.buf):cap(r.buf)])
+		r.buf = r.buf[:len(r.buf)+m]
+		if errors.Is(err, io.EOF) {
+			r.eof = true
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return r.buf[r.off:min(len(r.buf), r.off+n)], nil
+}
+
+// take consumes n bytes that peek returned, capacity n.
+func (r *chunkReader) take(n int) []byte {
+	b := r.buf[r.off : r.off+n : r.off+n]
+	r.off += n
+	r.n += int64(n)
+	return b
 }
 
 func (s *FileSource) openNext() error {
@@ -142,7 +178,7 @@ func (s *FileSource) openNext() error {
 	}
 	s.size = st.Size()
 	s.f = f
-	s.r = &countingReader{r: bufio.NewReaderSize(f, 1<<20), n: 4}
+	s.r = &chunkReader{f: f, n: 4}
 	s.asm.file = filepath.Base(path)
 	s.asm.lastPos = 4
 	s.parser.Reset()
@@ -150,16 +186,45 @@ func (s *FileSource) openNext() error {
 	return nil
 }
 
+// Read-ahead bounds: with a decoding pool, the reader goes on reading while
+// the oldest transaction's rows are decoded, up to this many transactions
+// or binlog bytes (a larger transaction is returned once it is decoded).
+const (
+	maxQueuedTxns  = 64
+	maxQueuedBytes = 16 << 20
+)
+
 // Next implements Source.
 func (s *FileSource) Next(ctx context.Context) (*Txn, error) {
 	for {
 		if len(s.queue) > 0 {
 			t := s.queue[0]
-			s.queue = s.queue[1:]
-			return t, nil
+			if t.settled() || s.closed || s.err != nil || !s.mayReadAhead() {
+				s.queue[0] = nil
+				s.queue = s.queue[1:]
+				s.queued -= t.Size
+				if err := t.settle(); err != nil {
+					t.Close()
+					return nil, err
+				}
+				if t.Len() == 0 && t.DDL == nil && len(t.Statements) == 0 && !s.asm.opts.EmitEmpty {
+					t.Close() // its row events held no rows after all
+					continue
+				}
+				return t, nil
+			}
+		} else if s.err != nil {
+			err := s.err
+			s.err = nil
+			return nil, err
 		}
 		if s.closed {
 			return nil, io.EOF
+		}
+		if err := s.asm.asyncErr; err != nil {
+			// The transaction being read lost rows: nothing after the
+			// error is read.
+			return nil, err
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -171,8 +236,10 @@ func (s *FileSource) Next(ctx context.Context) (*Txn, error) {
 					if s.asm.cur != nil {
 						s.asm.log.Warn("binlog ends inside a transaction; it was not committed", "gtid", s.asm.cur.GTID.String())
 					}
+					continue
 				}
-				return nil, err
+				s.err = err
+				continue
 			}
 		}
 		if err := s.readEvent(); err != nil {
@@ -181,10 +248,24 @@ func (s *FileSource) Next(ctx context.Context) (*Txn, error) {
 				s.f = nil
 				continue
 			}
-			return nil, err
+			s.err = err
+			continue
 		}
-		s.queue = append(s.queue, s.asm.take()...)
+		if s.asm.asyncErr != nil {
+			s.err = s.asm.asyncErr
+			continue
+		}
+		for _, t := range s.asm.take() {
+			s.queue = append(s.queue, t)
+			s.queued += t.Size
+		}
 	}
+}
+
+// mayReadAhead reports whether the reader may read on while the oldest
+// transaction is being decoded.
+func (s *FileSource) mayReadAhead() bool {
+	return s.asm.pool != nil && len(s.queue) < maxQueuedTxns && s.queued < maxQueuedBytes
 }
 
 // maxEventSize bounds one event: the server's limit is 1 GiB
@@ -199,9 +280,12 @@ func (s *FileSource) readEvent() (err error) {
 			err = fmt.Errorf("%s: corrupt event at offset %d: %s", path, start, describePanic(r))
 		}
 	}()
-	var hdr [replication.EventHeaderSize]byte
-	if _, err := io.ReadFull(s.r, hdr[:]); err != nil {
-		if errors.Is(err, io.EOF) {
+	hdr, err := s.r.peek(replication.EventHeaderSize)
+	if err != nil {
+		return fmt.Errorf("%s: read at offset %d: %w", path, start, err)
+	}
+	if len(hdr) < replication.EventHeaderSize {
+		if len(hdr) == 0 {
 			return io.EOF
 		}
 		return fmt.Errorf("%s: truncated event header at offset %d", path, start)
@@ -213,10 +297,18 @@ func (s *FileSource) readEvent() (err error) {
 	if size < replication.EventHeaderSize || size > maxEventSize {
 		return fmt.Errorf("%s: corrupt event at offset %d: event size %d", path, start, size)
 	}
-	raw := make([]byte, size)
-	copy(raw, hdr[:])
-	if _, err := io.ReadFull(s.r, raw[replication.EventHeaderSize:]); err != nil {
+	body, err := s.r.peek(int(size))
+	if err != nil {
+		return fmt.Errorf("%s: read at offset %d: %w", path, start, err)
+	}
+	if len(body) < int(size) {
 		return fmt.Errorf("%s: truncated event at offset %d: %d bytes announced, file ends first", path, start, size)
+	}
+	raw := s.r.take(int(size))
+	if !isRowsEvent(replication.EventType(raw[4])) {
+		// Kept by what it decodes to (a table map by its table's
+		// decoder): a copy of its own, not a reference to the chunk.
+		raw = bytes.Clone(raw)
 	}
 	if err := s.checksum.verify(raw); err != nil {
 		return fmt.Errorf("%s: event at offset %d: %w", path, start, err)
@@ -234,8 +326,9 @@ func (s *FileSource) readEvent() (err error) {
 		// is whatever comes next on the command line.
 		return nil
 	}
+	s.asm.path, s.asm.start = path, start
 	if err := s.asm.safeHandle(ev, end); err != nil {
-		return fmt.Errorf("%s: event at offset %d: %w", path, start, err)
+		return fileEventError(path, start, err)
 	}
 	return nil
 }
@@ -279,6 +372,20 @@ func describePanic(r any) string {
 	return fmt.Sprint(r)
 }
 
+// isRowsEvent reports whether events of type t are row events, whose data
+// is only kept until its rows are decoded.
+func isRowsEvent(t replication.EventType) bool {
+	switch t {
+	case replication.WRITE_ROWS_EVENTv0, replication.UPDATE_ROWS_EVENTv0, replication.DELETE_ROWS_EVENTv0,
+		replication.WRITE_ROWS_EVENTv1, replication.UPDATE_ROWS_EVENTv1, replication.DELETE_ROWS_EVENTv1,
+		replication.WRITE_ROWS_EVENTv2, replication.UPDATE_ROWS_EVENTv2, replication.DELETE_ROWS_EVENTv2,
+		replication.MARIADB_WRITE_ROWS_COMPRESSED_EVENT_V1, replication.MARIADB_UPDATE_ROWS_COMPRESSED_EVENT_V1,
+		replication.MARIADB_DELETE_ROWS_COMPRESSED_EVENT_V1:
+		return true
+	}
+	return false
+}
+
 // Catalog implements Source.
 func (s *FileSource) Catalog() *schema.Catalog { return s.asm.Catalog() }
 
@@ -289,6 +396,10 @@ func (s *FileSource) Close() error {
 		s.f = nil
 	}
 	s.asm.close()
+	if s.asm.pool != nil {
+		s.asm.pool.close()
+		s.asm.pool = nil
+	}
 	for _, t := range s.queue {
 		t.Close()
 	}

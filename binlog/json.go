@@ -25,7 +25,52 @@ import (
 // It is hand-written rather than built on encoding/json because it is the
 // hot path of `sluice dump` and of the NATS sink: it writes straight from
 // the column slices without building maps or reflecting.
-func AppendJSON(dst []byte, t *Txn) ([]byte, error) {
+func AppendJSON(dst []byte, t *Txn) ([]byte, error) { return appendJSON(dst, t, nil) }
+
+// JSONEncoder appends transactions exactly as AppendJSON does, with the
+// JSON form of each table's names (schema, table, key and column names)
+// made once per table rather than once per row. The tables of the changes
+// it encodes must not change afterwards (the decoder's never do). One
+// encoder is used by one goroutine.
+type JSONEncoder struct {
+	tables map[*Table]*tableJSON // its keys keep the tables alive: no address is reused
+	last   *Table
+	lastJS *tableJSON
+}
+
+// tableJSON is a table's names as AppendChangeJSON writes them.
+type tableJSON struct {
+	head [Delete + 1][]byte // {"schema":...,"pk":[...], by Op
+	keys [][]byte           // "name": by column
+}
+
+// AppendJSON is AppendJSON.
+func (e *JSONEncoder) AppendJSON(dst []byte, t *Txn) ([]byte, error) { return appendJSON(dst, t, e) }
+
+func (e *JSONEncoder) table(t *Table) *tableJSON {
+	if t == e.last {
+		return e.lastJS
+	}
+	if tj := e.tables[t]; tj != nil {
+		e.last, e.lastJS = t, tj
+		return tj
+	}
+	if e.tables == nil || len(e.tables) > 10000 {
+		e.tables = map[*Table]*tableJSON{}
+	}
+	tj := &tableJSON{keys: make([][]byte, len(t.Columns))}
+	for op := Insert; op <= Delete; op++ {
+		tj.head[op] = appendChangeHead(nil, t, op)
+	}
+	for i := range t.Columns {
+		tj.keys[i] = append(appendString(nil, t.Columns[i].Name), ':')
+	}
+	e.tables[t] = tj
+	e.last, e.lastJS = t, tj
+	return tj
+}
+
+func appendJSON(dst []byte, t *Txn, enc *JSONEncoder) ([]byte, error) {
 	dst = AppendTxnHeader(dst, t)
 	if t.DDL != nil {
 		dst = append(dst, `,"ddl":{"schema":`...)
@@ -54,7 +99,11 @@ func AppendJSON(dst []byte, t *Txn) ([]byte, error) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			dst = AppendChangeJSON(dst, c)
+			if enc != nil {
+				dst = enc.appendChange(dst, c)
+			} else {
+				dst = AppendChangeJSON(dst, c)
+			}
 			i++
 		}
 		dst = append(dst, ']')
@@ -95,20 +144,39 @@ func AppendTxnHeader(dst []byte, t *Txn) []byte {
 
 // AppendChangeJSON appends one change object.
 func AppendChangeJSON(dst []byte, c *Change) []byte {
+	return appendChangeRest(appendChangeHead(dst, c.Table, c.Op), c, nil)
+}
+
+func (e *JSONEncoder) appendChange(dst []byte, c *Change) []byte {
+	if c.Op < Insert || c.Op > Delete {
+		return AppendChangeJSON(dst, c)
+	}
+	tj := e.table(c.Table)
+	return appendChangeRest(append(dst, tj.head[c.Op]...), c, tj.keys)
+}
+
+// appendChangeHead appends a change object's opening: its table, type and
+// key names.
+func appendChangeHead(dst []byte, t *Table, op Op) []byte {
 	dst = append(dst, `{"schema":`...)
-	dst = appendString(dst, c.Table.Schema)
+	dst = appendString(dst, t.Schema)
 	dst = append(dst, `,"table":`...)
-	dst = appendString(dst, c.Table.Name)
+	dst = appendString(dst, t.Name)
 	dst = append(dst, `,"type":"`...)
-	dst = append(dst, c.Op.String()...)
+	dst = append(dst, op.String()...)
 	dst = append(dst, `","pk":[`...)
-	for i, k := range c.Table.PK {
+	for i, k := range t.PK {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, c.Table.Columns[k].Name)
+		dst = appendString(dst, t.Columns[k].Name)
 	}
-	dst = append(dst, ']')
+	return append(dst, ']')
+}
+
+// appendChangeRest appends the rest of a change object: keys, when not
+// nil, are its table's column names as JSON object keys.
+func appendChangeRest(dst []byte, c *Change, keys [][]byte) []byte {
 	if c.Query > 0 {
 		// The statement that made the change: an index into the
 		// transaction's "queries".
@@ -117,17 +185,21 @@ func AppendChangeJSON(dst []byte, c *Change) []byte {
 	}
 	if c.Before != nil {
 		dst = append(dst, `,"before":`...)
-		dst = AppendImageJSON(dst, c.Table, c.Before)
+		dst = appendImageJSON(dst, c.Table, c.Before, keys)
 	}
 	if c.After != nil {
 		dst = append(dst, `,"after":`...)
-		dst = AppendImageJSON(dst, c.Table, c.After)
+		dst = appendImageJSON(dst, c.Table, c.After, keys)
 	}
 	return append(dst, '}')
 }
 
 // AppendImageJSON appends a row image as an object keyed by column name.
 func AppendImageJSON(dst []byte, t *Table, img []Value) []byte {
+	return appendImageJSON(dst, t, img, nil)
+}
+
+func appendImageJSON(dst []byte, t *Table, img []Value, keys [][]byte) []byte {
 	dst = append(dst, '{')
 	first := true
 	for i, v := range img {
@@ -138,12 +210,16 @@ func AppendImageJSON(dst []byte, t *Table, img []Value) []byte {
 			dst = append(dst, ',')
 		}
 		first = false
-		if i < len(t.Columns) {
+		switch {
+		case i < len(keys):
+			dst = append(dst, keys[i]...)
+		case i < len(t.Columns):
 			dst = appendString(dst, t.Columns[i].Name)
-		} else {
+			dst = append(dst, ':')
+		default:
 			dst = appendString(dst, unknownColumnName(i))
+			dst = append(dst, ':')
 		}
-		dst = append(dst, ':')
 		dst = AppendValueJSON(dst, v)
 	}
 	return append(dst, '}')

@@ -43,8 +43,8 @@ var errShort = errors.New("row data ends inside a value")
 type binaryJSON struct{}
 
 // colDecoder decodes one non-NULL value from the start of b, returning it
-// and the bytes it used.
-type colDecoder func(b []byte) (Value, int, error)
+// and the bytes it used; the value's memory comes from a (see arena).
+type colDecoder func(b []byte, a *arena) (Value, int, error)
 
 // decoderFor builds the decoder of column i of a table map.
 func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, error) {
@@ -61,24 +61,24 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 	case mysql.MYSQL_TYPE_LONGLONG:
 		return intDecoder(8, c.Unsigned), nil
 	case mysql.MYSQL_TYPE_YEAR:
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < 1 {
 				return nil, 0, errShort
 			}
 			if b[0] == 0 {
 				return int64(0), 1, nil
 			}
-			return int64(b[0]) + 1900, 1, nil
+			return a.int(int64(b[0]) + 1900), 1, nil
 		}, nil
 	case mysql.MYSQL_TYPE_FLOAT:
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < 4 {
 				return nil, 0, errShort
 			}
 			return math.Float32frombits(binary.LittleEndian.Uint32(b)), 4, nil
 		}, nil
 	case mysql.MYSQL_TYPE_DOUBLE:
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < 8 {
 				return nil, 0, errShort
 			}
@@ -89,14 +89,14 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 		if prec == 0 || prec > 65 || scale > 30 || scale > prec {
 			return nil, fmt.Errorf("DECIMAL(%d,%d) metadata out of range", prec, scale)
 		}
-		return func(b []byte) (Value, int, error) { return decodeDecimal(b, prec, scale) }, nil
+		return func(b []byte, a *arena) (Value, int, error) { return decodeDecimal(b, prec, scale, a) }, nil
 	case mysql.MYSQL_TYPE_BIT:
 		nbits := int(meta>>8)*8 + int(meta&0xff)
 		n := (nbits + 7) / 8
 		if n > 8 {
 			return nil, fmt.Errorf("BIT(%d) metadata out of range", nbits)
 		}
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < n {
 				return nil, 0, errShort
 			}
@@ -104,28 +104,26 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			for _, x := range b[:n] {
 				v = v<<8 | uint64(x)
 			}
-			return v, n, nil
+			return a.uint(v), n, nil
 		}, nil
 	case mysql.MYSQL_TYPE_DATE, mysql.MYSQL_TYPE_NEWDATE:
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < 3 {
 				return nil, 0, errShort
 			}
 			v := uint32(b[0]) | uint32(b[1])<<8 | uint32(b[2])<<16
-			var buf [10]byte
-			return string(appendDate(buf[:0], int(v>>9), int(v>>5&15), int(v&31))), 3, nil
+			return a.keepText(appendDate(a.scratch(10), int(v>>9), int(v>>5&15), int(v&31))), 3, nil
 		}, nil
 	case mysql.MYSQL_TYPE_DATETIME:
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < 8 {
 				return nil, 0, errShort
 			}
 			v := binary.LittleEndian.Uint64(b)
 			d, t := v/1000000, v%1000000
-			var buf [19]byte
-			out := appendDate(buf[:0], int(d/10000), int(d%10000/100), int(d%100))
+			out := appendDate(a.scratch(19), int(d/10000), int(d%10000/100), int(d%100))
 			out = append(out, ' ')
-			return string(appendClock(out, int(t/10000), int(t%10000/100), int(t%100))), 8, nil
+			return a.keepText(appendClock(out, int(t/10000), int(t%10000/100), int(t%100))), 8, nil
 		}, nil
 	case mysql.MYSQL_TYPE_DATETIME2:
 		if meta > 6 {
@@ -133,11 +131,11 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 		}
 		return datetime2Decoder(int(meta)), nil
 	case mysql.MYSQL_TYPE_TIMESTAMP:
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < 4 {
 				return nil, 0, errShort
 			}
-			return formatTimestamp(int64(binary.LittleEndian.Uint32(b)), 0, 0), 4, nil
+			return formatTimestamp(a, int64(binary.LittleEndian.Uint32(b)), 0, 0), 4, nil
 		}, nil
 	case mysql.MYSQL_TYPE_TIMESTAMP2:
 		if meta > 6 {
@@ -145,15 +143,15 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 		}
 		dec := int(meta)
 		n := 4 + (dec+1)/2
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < n {
 				return nil, 0, errShort
 			}
 			sec := int64(binary.BigEndian.Uint32(b))
-			return formatTimestamp(sec, fracMicros(b[4:n], dec), dec), n, nil
+			return formatTimestamp(a, sec, fracMicros(b[4:n], dec), dec), n, nil
 		}, nil
 	case mysql.MYSQL_TYPE_TIME:
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < 3 {
 				return nil, 0, errShort
 			}
@@ -162,7 +160,7 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			if neg {
 				v = -v
 			}
-			return formatTime(neg, int64(v/10000), int64(v%10000/100), int64(v%100), 0, 0), 3, nil
+			return formatTime(a, neg, int64(v/10000), int64(v%10000/100), int64(v%100), 0, 0), 3, nil
 		}, nil
 	case mysql.MYSQL_TYPE_TIME2:
 		if meta > 6 {
@@ -175,13 +173,22 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			return nil, fmt.Errorf("ENUM pack length %d", size)
 		}
 		conv := enumValue(c.Elems)
-		return func(b []byte) (Value, int, error) {
+		// The members' Values, boxed once: an ENUM costs no allocation.
+		boxed := make([]Value, 0, len(c.Elems)+1)
+		for i := range len(c.Elems) + 1 {
+			v, _ := conv(uint64(i))
+			boxed = append(boxed, v)
+		}
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < size {
 				return nil, 0, errShort
 			}
 			idx := uint64(b[0])
 			if size == 2 {
 				idx = uint64(binary.LittleEndian.Uint16(b))
+			}
+			if idx < uint64(len(boxed)) {
+				return boxed[idx], size, nil
 			}
 			v, err := conv(idx)
 			return v, size, err
@@ -192,7 +199,7 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 			return nil, fmt.Errorf("SET pack length %d", size)
 		}
 		conv := setValue(c.Elems)
-		return func(b []byte) (Value, int, error) {
+		return func(b []byte, a *arena) (Value, int, error) {
 			if len(b) < size {
 				return nil, 0, errShort
 			}
@@ -228,13 +235,13 @@ func decoderFor(tm *replication.TableMapEvent, i int, c *Column) (colDecoder, er
 		if prefix < 1 || prefix > 4 {
 			return nil, fmt.Errorf("JSON pack length %d", prefix)
 		}
-		return prefixedDecoder(prefix, func([]byte) (Value, error) { return binaryJSON{}, nil }), nil
+		return prefixedDecoder(prefix, func([]byte, *arena) (Value, error) { return binaryJSON{}, nil }), nil
 	}
 	return nil, fmt.Errorf("column %s has binlog type %d, which sluice cannot decode", c.Name, c.Type)
 }
 
 func intDecoder(size int, unsigned bool) colDecoder {
-	return func(b []byte) (Value, int, error) {
+	return func(b []byte, a *arena) (Value, int, error) {
 		if len(b) < size {
 			return nil, 0, errShort
 		}
@@ -243,21 +250,21 @@ func intDecoder(size int, unsigned bool) colDecoder {
 			u = u<<8 | uint64(b[i])
 		}
 		if unsigned {
-			return u, size, nil
+			return a.uint(u), size, nil
 		}
 		shift := uint(64 - 8*size)
-		return int64(u<<shift) >> shift, size, nil
+		return a.int(int64(u<<shift) >> shift), size, nil
 	}
 }
 
 // stringDecoder reads a length-prefixed value and makes it text, bytes,
 // JSON or a vector according to the column.
-func stringDecoder(prefix int, c *Column) colDecoder { return prefixedDecoder(prefix, bytesValue(c)) }
+func stringDecoder(prefix int, c *Column) colDecoder { return prefixedDecoder(prefix, bytesValueIn(c)) }
 
 // prefixedDecoder reads a value of a little-endian length of prefix bytes
 // and that many bytes, which conv turns into a Value.
-func prefixedDecoder(prefix int, conv func([]byte) (Value, error)) colDecoder {
-	return func(b []byte) (Value, int, error) {
+func prefixedDecoder(prefix int, conv func([]byte, *arena) (Value, error)) colDecoder {
+	return func(b []byte, a *arena) (Value, int, error) {
 		if len(b) < prefix {
 			return nil, 0, errShort
 		}
@@ -268,7 +275,7 @@ func prefixedDecoder(prefix int, conv func([]byte) (Value, error)) colDecoder {
 		if n > len(b)-prefix {
 			return nil, 0, errShort
 		}
-		v, err := conv(b[prefix : prefix+n])
+		v, err := conv(b[prefix:prefix+n], a)
 		return v, prefix + n, err
 	}
 }
@@ -277,7 +284,7 @@ var decimalDigitBytes = [10]int{0, 1, 1, 2, 2, 3, 3, 4, 4, 4}
 
 // decodeDecimal decodes MySQL's packed DECIMAL into its exact text form,
 // e.g. "-12.340" for DECIMAL(5,3).
-func decodeDecimal(b []byte, prec, scale int) (Value, int, error) {
+func decodeDecimal(b []byte, prec, scale int, a *arena) (Value, int, error) {
 	intg := prec - scale
 	intFull, intRest := intg/9, intg%9
 	fracFull, fracRest := scale/9, scale%9
@@ -294,7 +301,7 @@ func decodeDecimal(b []byte, prec, scale int) (Value, int, error) {
 			d[i] = ^d[i]
 		}
 	}
-	out := make([]byte, 0, prec+3)
+	out := a.scratch(prec + 3)
 	if neg {
 		out = append(out, '-')
 	}
@@ -335,9 +342,9 @@ func decodeDecimal(b []byte, prec, scale int) (Value, int, error) {
 		}
 	}
 	if neg && isZeroDecimal(out[1:]) {
-		out = out[1:] // -0.00 prints as 0.00
+		return a.decimal(out[1:]), size, nil // -0.00 prints as 0.00
 	}
-	return Decimal(out), size, nil
+	return a.keepDecimal(out), size, nil
 }
 
 func isZeroDecimal(s []byte) bool {
@@ -402,27 +409,26 @@ func fracMicros(b []byte, dec int) int64 {
 	return 0
 }
 
-func formatTimestamp(sec, micros int64, dec int) string {
-	var buf [26]byte
-	var out []byte
+func formatTimestamp(a *arena, sec, micros int64, dec int) Value {
+	out := a.scratch(26)
 	if sec == 0 && micros == 0 {
 		// 0 is the zero timestamp; 1970-01-01 00:00:00.5 UTC is sec 0 with
 		// a fraction, a real time.
-		out = append(buf[:0], "0000-00-00 00:00:00"...)
+		out = append(out, "0000-00-00 00:00:00"...)
 	} else {
 		t := time.Unix(sec, 0).UTC()
 		y, mo, d := t.Date()
 		h, mi, s := t.Clock()
-		out = appendDate(buf[:0], y, int(mo), d)
+		out = appendDate(out, y, int(mo), d)
 		out = append(out, ' ')
 		out = appendClock(out, h, mi, s)
 	}
-	return string(appendFrac(out, micros, dec))
+	return a.keepText(appendFrac(out, micros, dec))
 }
 
 func datetime2Decoder(dec int) colDecoder {
 	n := 5 + (dec+1)/2
-	return func(b []byte) (Value, int, error) {
+	return func(b []byte, a *arena) (Value, int, error) {
 		if len(b) < n {
 			return nil, 0, errShort
 		}
@@ -433,11 +439,10 @@ func datetime2Decoder(dec int) colDecoder {
 		}
 		ymd, hms := ip>>17, ip%(1<<17)
 		ym := ymd >> 5
-		var buf [26]byte
-		out := appendDate(buf[:0], int(ym/13), int(ym%13), int(ymd%(1<<5)))
+		out := appendDate(a.scratch(26), int(ym/13), int(ym%13), int(ymd%(1<<5)))
 		out = append(out, ' ')
 		out = appendClock(out, int(hms>>12), int(hms>>6%(1<<6)), int(hms%(1<<6)))
-		return string(appendFrac(out, fracMicros(b[5:n], dec), dec)), n, nil
+		return a.keepText(appendFrac(out, fracMicros(b[5:n], dec), dec)), n, nil
 	}
 }
 
@@ -445,7 +450,7 @@ func datetime2Decoder(dec int) colDecoder {
 // and hours beyond 24, whose fractional part is stored complemented.
 func time2Decoder(dec int) colDecoder {
 	n := 3 + (dec+1)/2
-	return func(b []byte) (Value, int, error) {
+	return func(b []byte, a *arena) (Value, int, error) {
 		if len(b) < n {
 			return nil, 0, errShort
 		}
@@ -476,13 +481,12 @@ func time2Decoder(dec int) colDecoder {
 			packed = -packed
 		}
 		hms := packed >> 24
-		return formatTime(neg, hms>>12%(1<<10), hms>>6%(1<<6), hms%(1<<6), packed%(1<<24), dec), n, nil
+		return formatTime(a, neg, hms>>12%(1<<10), hms>>6%(1<<6), hms%(1<<6), packed%(1<<24), dec), n, nil
 	}
 }
 
-func formatTime(neg bool, h, m, s, micros int64, dec int) string {
-	var buf [20]byte
-	out := buf[:0]
+func formatTime(a *arena, neg bool, h, m, s, micros int64, dec int) Value {
+	out := a.scratch(24)
 	if neg {
 		out = append(out, '-')
 	}
@@ -495,12 +499,12 @@ func formatTime(neg bool, h, m, s, micros int64, dec int) string {
 	out = append2(out, int(m))
 	out = append(out, ':')
 	out = append2(out, int(s))
-	return string(appendFrac(out, micros, dec))
+	return a.keepText(appendFrac(out, micros, dec))
 }
 
 // decodeImage decodes one row image: a NULL bitmap over the columns the
 // image carries, then their values.
-func (td *tableDecoder) decodeImage(data []byte, present []byte) ([]Value, int, error) {
+func (td *tableDecoder) decodeImage(data []byte, present []byte, a *arena) ([]Value, int, error) {
 	n := len(td.dec)
 	count := 0
 	for i := 0; i < n; i++ {
@@ -514,7 +518,7 @@ func (td *tableDecoder) decodeImage(data []byte, present []byte) ([]Value, int, 
 	}
 	nulls := data[:nullLen]
 	pos := nullLen
-	row := make([]Value, n)
+	row := a.image(n)
 	k := 0
 	for i := 0; i < n; i++ {
 		if present[i>>3]&(1<<(uint(i)&7)) == 0 {
@@ -526,7 +530,7 @@ func (td *tableDecoder) decodeImage(data []byte, present []byte) ([]Value, int, 
 		if isNull {
 			continue
 		}
-		v, used, err := td.dec[i](data[pos:])
+		v, used, err := td.dec[i](data[pos:], a)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s column %s: %w", td.table.QualifiedName(), td.table.Columns[i].Name, err)
 		}
@@ -537,18 +541,19 @@ func (td *tableDecoder) decodeImage(data []byte, present []byte) ([]Value, int, 
 }
 
 // decodeDeferred decodes the rows of an event left by rowsDecodeFunc.
-func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op Op) ([]*Change, error) {
+func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op Op, a *arena) ([]*Change, error) {
 	if err := checkBitmaps(e, len(td.dec), len(data), op); err != nil {
 		return nil, err
 	}
 	var out []*Change
 	for len(data) > 0 {
-		img, n, err := td.decodeImage(data, e.ColumnBitmap1)
+		img, n, err := td.decodeImage(data, e.ColumnBitmap1, a)
 		if err != nil {
 			return nil, err
 		}
 		data = data[n:]
-		c := &Change{Table: td.table, Op: op}
+		c := a.change()
+		c.Table, c.Op = td.table, op
 		switch op {
 		case Insert:
 			c.After = img
@@ -556,7 +561,7 @@ func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op
 			c.Before = img
 		case Update:
 			c.Before = img
-			if c.After, n, err = td.decodeImage(data, e.ColumnBitmap2); err != nil {
+			if c.After, n, err = td.decodeImage(data, e.ColumnBitmap2, a); err != nil {
 				return nil, err
 			}
 			data = data[n:]

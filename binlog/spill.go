@@ -32,6 +32,7 @@ type changeBuffer struct {
 
 	tables  []*Table
 	tableIx map[*Table]int
+	last    *Table // the table of the last change added, in tableIx
 
 	file *os.File
 	w    *bufio.Writer
@@ -44,10 +45,7 @@ func newChangeBuffer(budget int64, dir string) *changeBuffer {
 
 func (b *changeBuffer) add(c *Change) error {
 	b.n++
-	if _, ok := b.tableIx[c.Table]; !ok {
-		b.tableIx[c.Table] = len(b.tables)
-		b.tables = append(b.tables, c.Table)
-	}
+	b.noteTable(c.Table)
 	if b.file == nil {
 		b.mem = append(b.mem, c)
 		b.bytes += changeSize(c)
@@ -74,6 +72,37 @@ func (b *changeBuffer) add(c *Change) error {
 		return nil
 	}
 	return b.write(c)
+}
+
+func (b *changeBuffer) noteTable(t *Table) {
+	if t == b.last {
+		return
+	}
+	if _, ok := b.tableIx[t]; !ok {
+		b.tableIx[t] = len(b.tables)
+		b.tables = append(b.tables, t)
+	}
+	b.last = t
+}
+
+// addAll adds changes whose changeSize adds up to size (computed where
+// they were decoded).
+func (b *changeBuffer) addAll(cs []*Change, size int64) error {
+	if b.file != nil || b.budget > 0 && b.bytes+size > b.budget {
+		for _, c := range cs {
+			if err := b.add(c); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, c := range cs {
+		b.noteTable(c.Table)
+	}
+	b.mem = append(b.mem, cs...)
+	b.bytes += size
+	b.n += len(cs)
+	return nil
 }
 
 func (b *changeBuffer) write(c *Change) error {

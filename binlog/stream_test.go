@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -66,13 +67,38 @@ func TestReconnect(t *testing.T) {
 
 // TestLargeTransactionBoundedMemory reads a transaction of 1,000,000 rows
 // and checks that the heap never holds them all: past the spill budget the
-// changes go to a temporary file and are read back one at a time.
+// changes go to a temporary file and are read back one at a time. It reads
+// it from the server, then from its binlog file with a pool of decoding
+// goroutines (as sluice dump does).
 func TestLargeTransactionBoundedMemory(t *testing.T) {
 	const rows = 1_000_000
 	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{Args: []string{"--max-binlog-cache-size=4G"}})
 	m.Exec(t, "CREATE DATABASE big", "USE big", "CREATE TABLE big.t (id INT PRIMARY KEY, v BIGINT, s VARCHAR(20))",
-		fmt.Sprintf("INSERT INTO big.t SELECT seq, seq * 3, CONCAT('row ', seq) FROM seq_1_to_%d", rows))
+		fmt.Sprintf("INSERT INTO big.t SELECT seq, seq * 3, CONCAT('row ', seq) FROM seq_1_to_%d", rows), "FLUSH BINARY LOGS")
+	f, _ := binlog.NewFilter([]string{"big.*"}, nil)
+	opts := binlog.DecodeOptions{Filter: f, SpillBytes: 8 << 20, SpillDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)}
 
+	t.Run("live", func(t *testing.T) {
+		d, _ := mysqlconn.ParseDSN(m.DSN())
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		defer cancel()
+		boundedRead(t, rows, func() (binlog.Source, error) {
+			return binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 8889, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
+				Decode: opts, Logger: slog.New(slog.DiscardHandler)})
+		})
+	})
+	t.Run("files", func(t *testing.T) {
+		files, _ := filepath.Glob(filepath.Join(m.Dir, "data", "bin.[0-9]*"))
+		o := opts
+		o.Workers = 2
+		boundedRead(t, rows, func() (binlog.Source, error) { return binlog.OpenFiles(files, o) })
+	})
+}
+
+// boundedRead reads the first transaction with rows of the source open
+// makes, a transaction of rows rows (id, id * 3, ...), iterates over it
+// twice, and fails if the heap grew by what holding it would take.
+func boundedRead(t *testing.T, rows int, open func() (binlog.Source, error)) {
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -95,12 +121,9 @@ func TestLargeTransactionBoundedMemory(t *testing.T) {
 	var base runtime.MemStats
 	runtime.ReadMemStats(&base)
 
-	d, _ := mysqlconn.ParseDSN(m.DSN())
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	f, _ := binlog.NewFilter([]string{"big.*"}, nil)
-	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 8889, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
-		Decode: binlog.DecodeOptions{Filter: f, SpillBytes: 8 << 20, SpillDir: t.TempDir()}, Logger: slog.New(slog.DiscardHandler)})
+	src, err := open()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,6 +136,8 @@ func TestLargeTransactionBoundedMemory(t *testing.T) {
 		}
 		if tx.Len() > 0 {
 			big = tx
+		} else {
+			tx.Close()
 		}
 	}
 	if big.Len() != rows {
@@ -129,7 +154,7 @@ func TestLargeTransactionBoundedMemory(t *testing.T) {
 			n++
 			sum += c.After[1].(int64)
 		}
-		if n != rows || sum != 3*rows*(rows+1)/2 {
+		if n != rows || sum != 3*int64(rows)*int64(rows+1)/2 {
 			t.Fatalf("pass %d: %d changes, sum %d", pass, n, sum)
 		}
 	}

@@ -210,6 +210,10 @@ type Txn struct {
 	keep   func(*Change) bool
 	fn     func(*Change) *Change
 	mapped int
+	// Row events still being decoded (see decodePool), oldest first, and
+	// their size.
+	pending      []*rowsJob
+	pendingBytes int64
 }
 
 // Len is the number of row changes.
