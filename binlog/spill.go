@@ -199,6 +199,10 @@ func (b *changeBuffer) close() error {
 	return err
 }
 
+// HeapBytes estimates the bytes c's images hold (a rendered statement's
+// literals are at most about twice that: hex or escaped text).
+func (c *Change) HeapBytes() int64 { return changeSize(c) }
+
 // changeSize estimates the heap bytes a change holds.
 func changeSize(c *Change) int64 {
 	n := int64(64)

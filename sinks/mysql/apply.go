@@ -125,6 +125,7 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, o sendOpts) er
 	var group []*binlog.Change // consecutive changes batched into one statement
 	var written []sent         // sent, to record in the writer log once they succeed
 	var groupSig string        // of a group of updates (update.go)
+	var groupBytes int64       // the group's images (binlog.Change.HeapBytes)
 	groupKeys := map[string]struct{}{}
 	sep := func() {
 		if len(a.buf) > 0 {
@@ -147,12 +148,12 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, o sendOpts) er
 		default:
 			a.buf = appendUpdates(a.buf, group, groupSig)
 			a.expect = append(a.expect, 2*int64(len(group))) // update.go
-			group = group[:0]
+			group, groupBytes = group[:0], 0
 			clear(groupKeys)
 			return
 		}
 		a.expect = append(a.expect, int64(len(group)))
-		group = group[:0]
+		group, groupBytes = group[:0], 0
 		clear(groupKeys)
 	}
 	send := func() error {
@@ -209,6 +210,7 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, o sendOpts) er
 			switch {
 			case upd:
 				group = append(group, c)
+				groupBytes += c.HeapBytes()
 				groupSig = sig
 				groupKeys[key] = struct{}{}
 				if len(group) >= maxInsertRows {
@@ -216,6 +218,7 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, o sendOpts) er
 				}
 			case c.Op == binlog.Insert || (c.Op == binlog.Delete && !a.s.cfg.CheckBeforeImage && !fk && deleteBatchable(c)):
 				group = append(group, c)
+				groupBytes += c.HeapBytes()
 				if len(group) >= maxInsertRows {
 					flushGroup()
 				}
@@ -226,7 +229,10 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, o sendOpts) er
 				a.buf = a.buf[:len(a.buf)-1] // the statement's own ';'
 				a.expect = append(a.expect, 1)
 			}
-			if len(a.buf) >= a.s.maxBatch {
+			// The group is not in buf yet: count it as rendered (at most
+			// about twice its images), so that buf stays under
+			// max_allowed_packet.
+			if len(a.buf)+2*int(groupBytes) >= a.s.maxBatch {
 				flushGroup()
 				if err := send(); err != nil {
 					return err
