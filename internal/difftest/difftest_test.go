@@ -292,7 +292,7 @@ func report(t *testing.T, found []finding, path, replay string) {
 // so a fix of the bug class it stands for can be confirmed alone, and its
 // return is caught.
 var focusedFeatures = []Feature{WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDLClock, UUIDInetZeros,
-	EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox, TimestampEpochFrac, OddIdentifiers}
+	EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox, TimestampEpochFrac, OddIdentifiers, Sequences}
 
 // TestDiffFocused runs two small rounds (seeds 1 and 2, or DIFFTEST_SEED
 // and the next) per feature with only that feature on.
@@ -308,7 +308,7 @@ func TestDiffFocused(t *testing.T) {
 	for _, f := range focusedFeatures {
 		t.Run(string(f), func(t *testing.T) {
 			fs := FeatureSet{f: true}
-			if f == DDLClock || f == OddIdentifiers {
+			if f == DDLClock || f == OddIdentifiers || f == Sequences {
 				fs[Types] = true // tables with rows and columns of the common types
 			}
 			for i := range uint64(2) {
