@@ -6,10 +6,10 @@ import "github.com/pingcap/tidb/pkg/parser/ast"
 // tables of one row with fixed columns. NEXTVAL and SETVAL log that row
 // whole, as one Write_rows event in a transaction of its own, whenever the
 // value they hand out leaves the cached range; ALTER SEQUENCE and DROP
-// SEQUENCE are logged as statements. Replayed as an INSERT, such a row
-// replaces the sequence's row, which is what MariaDB's own replica does
-// with it (ha_sequence::write_row), so NEXTVAL on the target continues
-// from where the source's next NEXTVAL would after a restart.
+// SEQUENCE are logged as statements. The MySQL sink applies such a row as
+// MariaDB's own replica does (sinks/mysql/sequence.go), so NEXTVAL on the
+// target continues from where the source's next NEXTVAL would after a
+// restart.
 
 // sequenceColumns are a sequence's columns, as information_schema shows
 // them.
