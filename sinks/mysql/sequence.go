@@ -1,6 +1,8 @@
 package mysql
 
 import (
+	"math"
+
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
@@ -14,9 +16,15 @@ import (
 // in a transaction MariaDB flags as DDL was written whole (INSERT INTO s
 // VALUES (…)) and is applied as an INSERT, which replaces every column.
 
-// setvalRow reports whether c, a change of t, is applied as SETVAL.
+// setvalRow reports whether c, a change of t, is applied as SETVAL. A
+// next value of -2^63 (a sequence run out downwards) is no literal
+// SETVAL's grammar takes: that row stays an INSERT.
 func setvalRow(c *binlog.Change, t *binlog.Txn) bool {
-	return c.Table.Sequence && c.Op == binlog.Insert && !t.MariaDBDDL
+	if !c.Table.Sequence || c.Op != binlog.Insert || t.MariaDBDDL {
+		return false
+	}
+	i := c.Table.ColumnIndex("next_not_cached_value")
+	return i < 0 || i >= len(c.After) || c.After[i] != binlog.Value(int64(math.MinInt64))
 }
 
 // appendSetval appends DO SETVAL(seq, next_not_cached_value, 0,
