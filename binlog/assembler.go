@@ -357,6 +357,7 @@ func (a *assembler) begin(h *replication.EventHeader) {
 	if a.hasPending && a.pendingAt != 0 {
 		t.StartPos.Pos = a.pendingAt
 	}
+	t.MariaDBDDL = a.hasPending && a.maria&replication.BINLOG_MARIADB_FL_DDL != 0
 	a.cur, a.curSize = t, int64(h.EventSize)
 	a.savepoints = nil
 }

@@ -146,6 +146,7 @@ func (d *decoder) buildTable(tm *replication.TableMapEvent, def *schema.Table) (
 	// Names from the server's own metadata (binlog_row_metadata=FULL) win.
 	names := tm.ColumnNameString()
 	useDef := def != nil && len(def.Columns) == n
+	t.Sequence = def != nil && def.Sequence
 	reason := ""
 	if useDef {
 		if i, ok := compatible(def, t); !ok {

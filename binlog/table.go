@@ -21,6 +21,9 @@ type Table struct {
 	// could name the columns; they are then called @1, @2, ... as
 	// mysqlbinlog does.
 	NamesKnown bool
+	// Sequence: a MariaDB sequence, whose one row NEXTVAL and SETVAL log
+	// whole (schema.Table.Sequence).
+	Sequence bool
 }
 
 // Column is one column of a Table.

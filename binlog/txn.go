@@ -186,6 +186,10 @@ type Txn struct {
 	// Statements holds statement-based DML (binlog_format=STATEMENT/MIXED).
 	// Only offline dumps of such logs see them; live sources must be ROW.
 	Statements []string
+	// MariaDBDDL: MariaDB flagged the transaction as DDL (FL_DDL). A
+	// sequence's row in it was written whole (INSERT INTO s VALUES (…));
+	// elsewhere it is NEXTVAL's or SETVAL's (Table.Sequence).
+	MariaDBDDL bool
 	// PrepareGTID is the GTID of XA PREPARE for XA transactions committed in
 	// two phases. Checkpoints must record it too.
 	PrepareGTID GTID

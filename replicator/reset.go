@@ -17,6 +17,16 @@ type ResetResult struct {
 	Source        string
 	Before, After checkpoint.State
 	HadBefore     bool
+	// SnapshotRows is how many of the source's sluice.snapshot rows the
+	// reset deleted.
+	SnapshotRows int64
+}
+
+// checkpointResetter is a sink that writes a reset's checkpoint together
+// with forgetting the snapshot progress streaming would otherwise skip by
+// (sinks/mysql).
+type checkpointResetter interface {
+	ResetCheckpoint(ctx context.Context, source string, t *binlog.Txn) (int64, error)
 }
 
 // Reset rewrites the checkpoint of a pipeline's sources (all when sources
@@ -27,8 +37,13 @@ type ResetResult struct {
 // process that still thinks it is. The sources' schema histories are
 // dropped: the next run loads the table definitions from
 // information_schema, which is right for "current" and, for an earlier
-// point, only if no DDL ran since.
+// point, only if no DDL ran since. So are the sources' snapshot progress
+// rows, in the checkpoint's transaction: streaming from the new checkpoint
+// must not drop the changes an earlier copy of a table held.
 func Reset(ctx context.Context, cfg *config.File, p *config.Pipeline, sources []string, start binlog.Start, log *slog.Logger) ([]ResetResult, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	for _, name := range sources {
 		if !slices.ContainsFunc(p.Sources, func(s *config.Source) bool { return s.Name == name }) {
 			return nil, fmt.Errorf("pipeline %s has no source %q", p.Name, name)
@@ -73,7 +88,14 @@ func Reset(ctx context.Context, cfg *config.File, p *config.Pipeline, sources []
 			point = src.StartPoint()
 			src.Close()
 		}
-		if err := sink.Apply(ctx, s.Name, point); err != nil {
+		if rs, ok := sink.(checkpointResetter); ok {
+			if r.SnapshotRows, err = rs.ResetCheckpoint(ctx, s.Name, point); err != nil {
+				return out, fmt.Errorf("source %s: %w", s.Name, err)
+			}
+			if r.SnapshotRows > 0 {
+				log.Info("snapshot progress cleared: streaming from the new checkpoint applies every change", "pipeline", p.Name, "source", s.Name, "tables", r.SnapshotRows)
+			}
+		} else if err := sink.Apply(ctx, s.Name, point); err != nil {
 			return out, fmt.Errorf("source %s: write the checkpoint: %w", s.Name, err)
 		}
 		if err := checkpoint.RemoveSchemaHistory(cfg.StateDir, p.Name, s.Name); err != nil {

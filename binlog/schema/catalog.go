@@ -55,6 +55,9 @@ type Table struct {
 	Columns []Column `json:"columns"`
 	Keys    []Key    `json:"keys,omitempty"` // primary key first, then unique keys in definition order
 	Charset string   `json:"charset,omitempty"`
+	// Sequence: a MariaDB sequence (sequence.go), whose rows are only
+	// ever written whole, one at a time, by INSERT.
+	Sequence bool `json:"sequence,omitempty"`
 }
 
 // ColumnIndex returns the index of the named column (case-insensitive, as

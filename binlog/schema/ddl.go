@@ -37,7 +37,10 @@ var schemaDDL = regexp.MustCompile(`(?is)^\s*(?:/\*.*?\*/\s*)*(` +
 	`rename\s+tables?|` +
 	`(?:create|alter|drop)\s+(?:database|schema)|` +
 	`create\s+(?:online\s+|offline\s+)?(?:or\s+replace\s+)?(?:unique\s+|fulltext\s+|spatial\s+)?index|` +
-	`drop\s+index)\b`)
+	`drop\s+index|` +
+	`create\s+(?:or\s+replace\s+)?(?:temporary\s+)?sequence|` +
+	`alter\s+sequence|` +
+	`drop\s+(?:temporary\s+)?sequence)\b`)
 
 // MismatchError reports a DDL that does not fit the tracked definition
 // (adding a column that exists, dropping one that does not): the snapshot
@@ -65,7 +68,7 @@ func (c *Catalog) Apply(defaultDB, sql string) ([]string, error) {
 // ApplyMode is Apply for a statement the server ran under sql_mode mode
 // (ANSI_QUOTES changes how it reads).
 func (c *Catalog) ApplyMode(defaultDB, sql string, mode SQLMode) ([]string, error) {
-	if !ChangesSchema(sql) {
+	if !ChangesSchema(sql) || temporarySequence(sql) {
 		return nil, nil
 	}
 	stmts, notes, err := parse(sql, mode)
@@ -140,8 +143,22 @@ func (a *applier) apply(st ast.StmtNode) error {
 		if a.notes.versioned {
 			addVersioningColumns(t)
 		}
+		t.Sequence, _ = sequenceOption(s.Options)
 		c.PutTable(t)
 		a.mark(db, name)
+	case *ast.CreateSequenceStmt:
+		db, name := a.name(s.Name)
+		if s.IfNotExists && c.Table(db, name) != nil {
+			return nil
+		}
+		c.PutTable(sequenceTable(db, name))
+		a.mark(db, name)
+	case *ast.DropSequenceStmt:
+		for _, tn := range s.Sequences {
+			db, name := a.name(tn)
+			c.dropTable(db, name)
+			a.mark(db, name)
+		}
 	case *ast.AlterTableStmt:
 		db, name := a.name(s.Table)
 		old := c.Table(db, name)
@@ -316,6 +333,9 @@ func (a *applier) alter(t *Table, spec *ast.AlterTableSpec) error {
 		db, name := a.name(spec.NewTable)
 		t.Schema, t.Name = db, name
 	case ast.AlterTableOption:
+		if seq, ok := sequenceOption(spec.Options); ok {
+			t.Sequence = seq
+		}
 		for _, o := range spec.Options {
 			cs := optionCharset(o)
 			if cs == "" {

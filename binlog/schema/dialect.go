@@ -15,7 +15,7 @@ import (
 
 // rewriteNotes records what dialectRewrite changed.
 type rewriteNotes struct {
-	orReplace bool              // CREATE OR REPLACE TABLE
+	orReplace bool              // CREATE OR REPLACE TABLE (or SEQUENCE)
 	types     map[string]string // lower-case column name -> original type ("point", "uuid", ...)
 	invisible map[string]bool   // lower-case column name -> INVISIBLE
 	// MariaDB system versioning: WITH SYSTEM VERSIONING on the table, ALTER
@@ -163,7 +163,7 @@ func dialectRewrite(sql string, mode SQLMode) (string, rewriteNotes) {
 	drop := func(k int) { toks[sig[k]].text = "" }
 
 	// Statement heads.
-	if word(0) == "create" && word(1) == "or" && word(2) == "replace" && word(3) == "table" {
+	if word(0) == "create" && word(1) == "or" && word(2) == "replace" && (word(3) == "table" || word(3) == "sequence") {
 		notes.orReplace = true
 		drop(1)
 		drop(2)

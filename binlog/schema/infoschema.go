@@ -77,25 +77,25 @@ func load(ctx context.Context, db *sql.DB, onlySchema, onlyTable string) (*Catal
 	rows.Close()
 
 	rows, err = db.QueryContext(ctx, `SELECT c.TABLE_SCHEMA, c.TABLE_NAME, c.COLUMN_NAME, c.DATA_TYPE, c.COLUMN_TYPE,
-		COALESCE(c.CHARACTER_SET_NAME, ''), c.IS_NULLABLE, c.EXTRA, COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0), COALESCE(t.TABLE_COLLATION, '')
+		COALESCE(c.CHARACTER_SET_NAME, ''), c.IS_NULLABLE, c.EXTRA, COALESCE(c.CHARACTER_MAXIMUM_LENGTH, 0), COALESCE(t.TABLE_COLLATION, ''), t.TABLE_TYPE
 		FROM information_schema.COLUMNS c JOIN information_schema.TABLES t
 		  ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME
-		WHERE t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED') AND c.TABLE_SCHEMA NOT IN `+notIn+only("c.TABLE_SCHEMA", "c.TABLE_NAME")+`
+		WHERE t.TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE') AND c.TABLE_SCHEMA NOT IN `+notIn+only("c.TABLE_SCHEMA", "c.TABLE_NAME")+`
 		ORDER BY c.TABLE_SCHEMA, c.TABLE_NAME, c.ORDINAL_POSITION`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read information_schema.COLUMNS: %w", err)
 	}
 	for rows.Next() {
-		var schemaName, tableName, colName, dataType, colType, cs, nullable, extra, collation string
+		var schemaName, tableName, colName, dataType, colType, cs, nullable, extra, collation, tableType string
 		var maxLen int64
-		if err := rows.Scan(&schemaName, &tableName, &colName, &dataType, &colType, &cs, &nullable, &extra, &maxLen, &collation); err != nil {
+		if err := rows.Scan(&schemaName, &tableName, &colName, &dataType, &colType, &cs, &nullable, &extra, &maxLen, &collation, &tableType); err != nil {
 			rows.Close()
 			return nil, err
 		}
 		t := c.Table(schemaName, tableName)
 		if t == nil {
 			tcs, _, _ := strings.Cut(strings.ToLower(collation), "_")
-			t = &Table{Schema: schemaName, Name: tableName, Charset: tcs}
+			t = &Table{Schema: schemaName, Name: tableName, Charset: tcs, Sequence: tableType == "SEQUENCE"}
 			c.PutTable(t)
 		}
 		dataType = strings.ToLower(dataType)

@@ -133,6 +133,17 @@ func Classify(defaultDB, sql string, mode SQLMode) Statement {
 		case *ast.CreateViewStmt:
 			st.Kind = TableStatement
 			ref(s.ViewName)
+		case *ast.CreateSequenceStmt:
+			st.Kind = TableStatement
+			ref(s.Name)
+		case *ast.AlterSequenceStmt:
+			st.Kind = TableStatement
+			ref(s.Name)
+		case *ast.DropSequenceStmt:
+			st.Kind = TableStatement
+			for _, t := range s.Sequences {
+				ref(t)
+			}
 		case *ast.CreateDatabaseStmt:
 			st.Kind, st.Database = DatabaseStatement, s.Name.O
 		case *ast.AlterDatabaseStmt:
@@ -165,7 +176,7 @@ func classifyHead(defaultDB, sql string) Statement {
 
 // tableHead extracts the first table a schema statement names, for
 // statements the parser cannot read.
-var tableHead = regexp.MustCompile("(?is)^\\s*(?:/\\*.*?\\*/\\s*)*(?:create|alter|drop|rename|truncate)\\s+(?:or\\s+replace\\s+|online\\s+|ignore\\s+|temporary\\s+)*(?:tables?|database|schema)\\s+(?:if\\s+(?:not\\s+)?exists\\s+)?(`(?:[^`]|``)+`|[\\w$]+)(?:\\s*\\.\\s*(`(?:[^`]|``)+`|[\\w$]+))?")
+var tableHead = regexp.MustCompile("(?is)^\\s*(?:/\\*.*?\\*/\\s*)*(?:create|alter|drop|rename|truncate)\\s+(?:or\\s+replace\\s+|online\\s+|ignore\\s+|temporary\\s+)*(?:tables?|database|schema|sequence)\\s+(?:if\\s+(?:not\\s+)?exists\\s+)?(`(?:[^`]|``)+`|[\\w$]+)(?:\\s*\\.\\s*(`(?:[^`]|``)+`|[\\w$]+))?")
 
 // TableOf returns the database and table a schema statement names first.
 // For database statements table is empty.
@@ -436,7 +447,7 @@ func RewriteTables(defaultDB, sql string, mode SQLMode, fn func(TableRef) (db, t
 		}
 		intro := false
 		switch strings.ToLower(text) {
-		case "table", "tables", "to", "on", "like", "exists", "rename", "view", "as":
+		case "table", "tables", "to", "on", "like", "exists", "rename", "view", "as", "sequence":
 			intro = toks[sig[k]].word
 		case ",":
 			intro = depth == 0

@@ -292,7 +292,7 @@ func report(t *testing.T, found []finding, path, replay string) {
 // so a fix of the bug class it stands for can be confirmed alone, and its
 // return is caught.
 var focusedFeatures = []Feature{WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDLClock, UUIDInetZeros,
-	EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox, TimestampEpochFrac, OddIdentifiers}
+	EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox, TimestampEpochFrac, OddIdentifiers, Sequences}
 
 // TestDiffFocused runs two small rounds (seeds 1 and 2, or DIFFTEST_SEED
 // and the next) per feature with only that feature on.
@@ -308,7 +308,7 @@ func TestDiffFocused(t *testing.T) {
 	for _, f := range focusedFeatures {
 		t.Run(string(f), func(t *testing.T) {
 			fs := FeatureSet{f: true}
-			if f == DDLClock || f == OddIdentifiers {
+			if f == DDLClock || f == OddIdentifiers || f == Sequences {
 				fs[Types] = true // tables with rows and columns of the common types
 			}
 			for i := range uint64(2) {
@@ -450,6 +450,23 @@ var cases = []struct {
 	{"table-name-with-schema", []string{
 		"CREATE TABLE t_schema (id INT PRIMARY KEY)",
 		"INSERT INTO t_schema VALUES (1)"}},
+	// A sequence's row after SETVAL below the minimum of a cycling
+	// sequence, in a later round, is no valid definition: applied as an
+	// INSERT the target refused it (soak seed 302043181).
+	{"sequence-setval-below-minimum", []string{
+		"CREATE SEQUENCE s MINVALUE 1 MAXVALUE 6 CYCLE CACHE 1",
+		"DO NEXTVAL(s)", "DO NEXTVAL(s)",
+		"DO SETVAL(s, -47, 1, 1)",
+		"DO NEXTVAL(s)",
+		"INSERT INTO s VALUES (4, 1, 10, 1, 3, 0, 1, 0)",
+		"DO NEXTVAL(s)"}},
+	// A descending sequence run out: its next value is -2^63, which no
+	// SETVAL literal can say (soak seed 592620324).
+	{"sequence-run-out-downwards", []string{
+		"CREATE SEQUENCE s INCREMENT BY -3",
+		"DO NEXTVAL(s)",
+		"DO SETVAL(s, -9223372036854775806)",
+		"DO NEXTVAL(s)"}},
 	{"ddl-default-expressions", []string{
 		"CREATE TABLE t (id INT PRIMARY KEY)",
 		"ALTER TABLE t ADD a VARCHAR(5) CHARACTER SET utf32 DEFAULT (CONVERT('x' USING utf32))",

@@ -80,6 +80,11 @@ const (
 	// OddIdentifiers: table and column names with keywords (t1_schema),
 	// spaces, backticks, dots, quotes and non-ASCII letters in them.
 	OddIdentifiers Feature = "odd-identifiers"
+	// Sequences: MariaDB sequences, made by CREATE SEQUENCE, CREATE TABLE …
+	// SEQUENCE=1 and CREATE TABLE … LIKE, moved by NEXTVAL (also inside
+	// transactions that roll back), SETVAL, INSERT of their row and ALTER
+	// SEQUENCE, renamed and dropped.
+	Sequences Feature = "sequences"
 	// Restart: the pipeline stops in the middle of a round and resumes from
 	// its checkpoint and schema history.
 	Restart Feature = "restart"
@@ -88,7 +93,7 @@ const (
 // Features lists every feature.
 var Features = []Feature{Types, AllCharsets, WideCharsets, Latin1C1, InvalidDates, ZeroDates, DDL, DDLExprDefault, DDLClock,
 	UUIDInetZeros, EnumIndex0, SetCollationEqual, InvalidBytes, KeylessDups, KeylessApprox,
-	TimestampEpochFrac, OddIdentifiers, Restart}
+	TimestampEpochFrac, OddIdentifiers, Sequences, Restart}
 
 // FeatureSet is a set of enabled features.
 type FeatureSet map[Feature]bool

@@ -44,8 +44,10 @@ type gen struct {
 	opts   Options
 	db     string
 	tables []*table
+	seqs   []*sequence
 	step   int
 	nTable int
+	nSeq   int
 }
 
 // New makes a generator for the database db.
@@ -101,6 +103,9 @@ func (g *Generator) Next() Batch {
 		return nil
 	}
 	g.step++
+	if g.opts.Features[Sequences] && (g.chance(0.06) || g.opts.Features.focused() && g.chance(0.4)) {
+		return g.seqBatch()
+	}
 	ddl := g.opts.Features[DDL] || g.opts.Features[DDLClock]
 	if ddl && g.chance(0.08) {
 		if b := g.ddlBatch(); b != nil {
@@ -161,6 +166,9 @@ func (g *gen) txnBatch() Batch {
 		sql, m := g.dml(t)
 		need |= m
 		body = append(body, Stmt{SQL: sql, Table: t.name})
+		if s, ok := g.nextvalIn(); ok {
+			body = append(body, s)
+		}
 	}
 	b := Batch{g.session(need)}
 	if auto {

@@ -170,6 +170,14 @@ func (g *gen) newColumn(t *table, f Feature, k kind) *column {
 	if f == WideCharsets || f == InvalidBytes || f == Types {
 		if css := g.charsets(f); len(css) > 0 {
 			cs := css[g.r.IntN(len(css))]
+			if f == InvalidBytes && g.chance(0.5) {
+				// The sets with the most bytes that are no character:
+				// ascii (0x80 and up) and cp1251 (0x98); most others
+				// lack only a few.
+				if i := slices.IndexFunc(css, func(c Charset) bool { return c.Name == g.pick("ascii", "cp1251") }); i >= 0 {
+					cs = css[i]
+				}
+			}
 			c.charset = cs.Name
 			if len(cs.Collations) > 1 && g.chance(0.3) {
 				c.charset += " COLLATE " + cs.Collations[g.r.IntN(len(cs.Collations))]
@@ -321,7 +329,7 @@ func (g *gen) newTable(name string) *table {
 		}
 	}
 	onlyShapes := len(shapes) > 0 && len(g.columnFeaturesStrict()) == 0
-	if len(shapes) > 0 && (onlyShapes || g.chance(0.15)) {
+	if len(shapes) > 0 && (onlyShapes || g.chance(0.22)) {
 		t.shape = shapes[g.r.IntN(len(shapes))]
 		t.key = keyNone
 		if t.shape == KeylessDups {

@@ -208,6 +208,11 @@ func (a *applier) sendRows(ctx context.Context, ts []*binlog.Txn, o sendOpts) er
 				flushGroup()
 			}
 			switch {
+			case setvalRow(c, t):
+				flushGroup()
+				sep()
+				a.buf = appendSetval(a.buf, c)
+				a.expect = append(a.expect, -1)
 			case upd:
 				group = append(group, c)
 				groupBytes += c.HeapBytes()
@@ -351,7 +356,14 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 		return a.explain(t, err)
 	}
 	stmt := string(sqltext.AppendChange(nil, c, false, a.s.cfg.CheckBeforeImage))
+	if setvalRow(c, t) {
+		stmt = string(appendSetval(nil, c))
+	}
 	affected, err := a.exec(ctx, stmt)
+	if err == nil && setvalRow(c, t) {
+		a.s.writers.record(c, a.source, t)
+		return nil
+	}
 	switch {
 	case err == nil && len(affected) == 1 && affected[0] == 1:
 		a.s.writers.record(c, a.source, t)
