@@ -80,12 +80,20 @@ func alterVerb(sql string) string {
 
 var intWidth = regexp.MustCompile(`^((?:tiny|small|medium|big)?int)\(\d+\)`)
 
+// typeAlias are DDL type names information_schema shows as another type:
+// MariaDB's JSON is LONGTEXT (with a json_valid CHECK), BOOL is
+// TINYINT(1).
+var typeAlias = map[string]string{"json": "longtext", "bool": "tinyint", "boolean": "tinyint"}
+
 // SameType reports whether two column types (as information_schema's
-// COLUMN_TYPE shows them) are the same, ignoring integer display widths,
-// which MySQL 8 no longer shows and MariaDB does.
+// COLUMN_TYPE shows them, or as a DDL names them) are the same, ignoring
+// integer display widths, which MySQL 8 no longer shows and MariaDB does.
 func SameType(a, b string) bool {
 	norm := func(s string) string {
 		s = strings.ToLower(strings.TrimSpace(s))
+		if t, ok := typeAlias[s]; ok {
+			s = t
+		}
 		return intWidth.ReplaceAllString(s, "$1")
 	}
 	return norm(a) == norm(b)

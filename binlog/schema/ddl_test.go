@@ -267,7 +267,8 @@ func TestAdditiveDDL(t *testing.T) {
 			t.Errorf("%s: columns %v, want %v", tt.sql, cols, tt.cols)
 		}
 	}
-	if !SameType("int(11)", "INT") || !SameType("bigint(20) unsigned", "bigint unsigned") || SameType("int(11)", "varchar(11)") {
+	if !SameType("int(11)", "INT") || !SameType("bigint(20) unsigned", "bigint unsigned") || SameType("int(11)", "varchar(11)") ||
+		!SameType("longtext", "JSON") || !SameType("tinyint(1)", "BOOLEAN") || SameType("text", "json") {
 		t.Error("SameType")
 	}
 }
