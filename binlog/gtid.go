@@ -37,19 +37,8 @@ type GTID struct {
 // IsZero reports whether g holds no GTID (an anonymous transaction).
 func (g GTID) IsZero() bool { return g.Seq == 0 }
 
-// String formats g the way the server does.
-func (g GTID) String() string {
-	if g.IsZero() {
-		return ""
-	}
-	if g.MariaDB {
-		return fmt.Sprintf("%d-%d-%d", g.Domain, g.Server, g.Seq)
-	}
-	if g.Tag != "" {
-		return g.UUID + ":" + g.Tag + ":" + strconv.FormatUint(g.Seq, 10)
-	}
-	return g.UUID + ":" + strconv.FormatUint(g.Seq, 10)
-}
+// String formats g the way the server does (AppendText).
+func (g GTID) String() string { return string(g.AppendText(nil)) }
 
 // ParseGTID parses one GTID in either flavor's text form.
 func ParseGTID(s string) (GTID, error) {
@@ -563,54 +552,7 @@ func (s GTIDSet) IsMariaDB() bool { return len(s.maria) > 0 }
 // String formats the set in the server's canonical form: MySQL sources
 // sorted by UUID, untagged intervals first then tags in order; MariaDB
 // domains sorted by id.
-func (s GTIDSet) String() string {
-	var parts []string
-	uuids := map[string][]string{} // uuid -> tags
-	for k, iv := range s.mysql {
-		if len(iv) == 0 {
-			continue
-		}
-		u, tag, _ := strings.Cut(k, ":")
-		uuids[u] = append(uuids[u], tag)
-	}
-	for _, u := range sortedKeys(uuids) {
-		var b strings.Builder
-		b.WriteString(u)
-		tags := uuids[u]
-		slices.Sort(tags) // "" sorts first: untagged before tagged, as MySQL prints
-		for _, tag := range tags {
-			if tag != "" {
-				b.WriteString(":" + tag)
-			}
-			for _, x := range s.mysql[mysqlKey(u, tag)] {
-				b.WriteString(":" + formatRange(x))
-			}
-		}
-		parts = append(parts, b.String())
-	}
-	doms := make([]uint32, 0, len(s.maria))
-	for d, dom := range s.maria {
-		if len(dom.iv) > 0 {
-			doms = append(doms, d)
-		}
-	}
-	slices.Sort(doms)
-	for _, d := range doms {
-		dom := s.maria[d]
-		iv := dom.iv
-		var base uint64
-		if iv[0].Lo == 1 {
-			base, iv = iv[0].Hi, iv[1:]
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "%d-%d-%d", d, dom.server, base)
-		for _, x := range iv {
-			b.WriteString("+" + formatRange(x))
-		}
-		parts = append(parts, b.String())
-	}
-	return strings.Join(parts, ",")
-}
+func (s GTIDSet) String() string { return string(s.AppendText(nil)) }
 
 // MariaDBPos returns the position to request from a MariaDB server for this
 // set ("domain-server-seq" per domain, the end of each domain's first
@@ -634,22 +576,6 @@ func (s GTIDSet) MariaDBPos() string {
 
 // MySQLString is the set in MySQL's text form without MariaDB domains.
 func (s GTIDSet) MySQLString() string { return GTIDSet{mysql: s.mysql}.String() }
-
-func formatRange(x Interval) string {
-	if x.Lo == x.Hi {
-		return strconv.FormatUint(x.Lo, 10)
-	}
-	return strconv.FormatUint(x.Lo, 10) + "-" + strconv.FormatUint(x.Hi, 10)
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
 
 // MarshalText implements encoding.TextMarshaler.
 func (s GTIDSet) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
