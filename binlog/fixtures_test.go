@@ -81,6 +81,35 @@ var knownBad = map[string]string{
 // TestFixturesDecode decodes every fixture binlog: each either decodes
 // completely or, for the known-bad ones, stops with its specific error.
 func TestFixturesDecode(t *testing.T) {
+	eachFixtureBinlog(t, func(t *testing.T, rel, path string) {
+		txns, err := decodeFile(t, path)
+		defer func() {
+			for _, tx := range txns {
+				tx.Close()
+			}
+		}()
+		if want, bad := knownBad[filepath.ToSlash(rel)]; bad {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("want an error containing %q, got %v", want, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tx := range txns {
+			if _, err := binlog.AppendJSON(nil, tx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// eachFixtureBinlog runs test as a subtest for every binlog file (by its
+// magic bytes) under the fixtures, named by its path relative to them, and
+// fails if fewer than 40 were found.
+func eachFixtureBinlog(t *testing.T, test func(t *testing.T, rel, path string)) {
+	t.Helper()
 	root := fixtureDir(t)
 	n := 0
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -99,28 +128,7 @@ func TestFixturesDecode(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(root, path)
 		n++
-		t.Run(rel, func(t *testing.T) {
-			txns, err := decodeFile(t, path)
-			defer func() {
-				for _, tx := range txns {
-					tx.Close()
-				}
-			}()
-			if want, bad := knownBad[filepath.ToSlash(rel)]; bad {
-				if err == nil || !strings.Contains(err.Error(), want) {
-					t.Fatalf("want an error containing %q, got %v", want, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, tx := range txns {
-				if _, err := binlog.AppendJSON(nil, tx); err != nil {
-					t.Fatal(err)
-				}
-			}
-		})
+		t.Run(rel, func(t *testing.T) { test(t, rel, path) })
 		return nil
 	})
 	if err != nil {

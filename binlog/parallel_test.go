@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -68,53 +65,27 @@ func decodeJSON(t *testing.T, path string, opts binlog.DecodeOptions) ([]string,
 // with one that spills every transaction: the transactions, their changes
 // in order and the errors are the same.
 func TestParallelDecodeSame(t *testing.T) {
-	root := fixtureDir(t)
 	f, _ := binlog.NewFilter([]string{"*"}, nil)
-	n := 0
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b := make([]byte, 4)
-		fh, err := os.Open(path)
-		if err != nil {
-			return err
-		}
-		_, _ = io.ReadFull(fh, b)
-		fh.Close()
-		if string(b) != "\xfebin" {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, path)
-		n++
-		t.Run(rel, func(t *testing.T) {
-			for _, spill := range []int64{0, 1} {
-				opts := binlog.DecodeOptions{Filter: f, AccountStatements: true, Logger: slog.New(slog.DiscardHandler),
-					SpillBytes: spill, SpillDir: t.TempDir()}
-				want, wantErr := decodeJSON(t, path, opts)
-				for _, workers := range []int{1, 3} {
-					opts.Workers = workers
-					got, gotErr := decodeJSON(t, path, opts)
-					if (wantErr == nil) != (gotErr == nil) || wantErr != nil && wantErr.Error() != gotErr.Error() {
-						t.Fatalf("workers %d, spill %d: error %v, want %v", workers, spill, gotErr, wantErr)
-					}
-					if len(got) != len(want) {
-						t.Fatalf("workers %d, spill %d: %d transactions, want %d", workers, spill, len(got), len(want))
-					}
-					for i := range want {
-						if got[i] != want[i] {
-							t.Fatalf("workers %d, spill %d: transaction %d:\n%s\nwant\n%s", workers, spill, i, got[i], want[i])
-						}
+	eachFixtureBinlog(t, func(t *testing.T, _, path string) {
+		for _, spill := range []int64{0, 1} {
+			opts := binlog.DecodeOptions{Filter: f, AccountStatements: true, Logger: slog.New(slog.DiscardHandler),
+				SpillBytes: spill, SpillDir: t.TempDir()}
+			want, wantErr := decodeJSON(t, path, opts)
+			for _, workers := range []int{1, 3} {
+				opts.Workers = workers
+				got, gotErr := decodeJSON(t, path, opts)
+				if (wantErr == nil) != (gotErr == nil) || wantErr != nil && wantErr.Error() != gotErr.Error() {
+					t.Fatalf("workers %d, spill %d: error %v, want %v", workers, spill, gotErr, wantErr)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("workers %d, spill %d: %d transactions, want %d", workers, spill, len(got), len(want))
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("workers %d, spill %d: transaction %d:\n%s\nwant\n%s", workers, spill, i, got[i], want[i])
 					}
 				}
 			}
-		})
-		return nil
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n < 40 {
-		t.Fatalf("only %d binlog fixtures found", n)
-	}
 }
