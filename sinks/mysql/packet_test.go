@@ -28,4 +28,8 @@ func TestGroupsFitMaxAllowedPacket(t *testing.T) {
 	if a, b := src.Checksums(t, "p.t"), dst.Checksums(t, "p.t"); a != b {
 		t.Fatalf("checksums differ:\nsource %s\ntarget %s", a, b)
 	}
+	const q = "SELECT id, MD5(b), MD5(s) FROM p.t ORDER BY id"
+	if a, b := rows(t, src, q), rows(t, dst, q); a != b || a == "" {
+		t.Fatalf("rows differ:\nsource %.300s\ntarget %.300s", a, b)
+	}
 }
