@@ -103,3 +103,49 @@ func TestSequences(t *testing.T) {
 		t.Errorf("app.routed on the target is a %q, want a SEQUENCE", typ)
 	}
 }
+
+// A NEXTVAL that fails on a sequence that has run out logs nothing, yet a
+// later ALTER SEQUENCE without RESTART writes the source's memory of it
+// (next_not_cached_value = the old maximum + 1). No binlog reader can know
+// that happened (MariaDB's own replica keeps the last logged value), so
+// the sink warns before such an ALTER runs against a run-out sequence, and
+// stays silent when the sequence has values left or the ALTER restarts it
+// (the random differential test, seed 573574520).
+func TestSequenceRunOutWarning(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	src.Exec(t,
+		"CREATE DATABASE app",
+		"USE app",
+		"CREATE SEQUENCE s INCREMENT BY 100",
+		"SELECT NEXTVAL(s)",
+		"ALTER SEQUENCE s MAXVALUE 126 INCREMENT BY 5", // has values left: no warning
+		"CREATE SEQUENCE ok",
+		"SELECT NEXTVAL(ok)",
+		"ALTER SEQUENCE ok INCREMENT BY 2",
+	)
+	if _, err := src.DB(t).Exec("SELECT NEXTVAL(app.s)"); err == nil || !strings.Contains(err.Error(), "4084") {
+		t.Fatalf("NEXTVAL of a run-out sequence: %v, want error 4084", err)
+	}
+	src.Exec(t,
+		"ALTER SEQUENCE app.s INCREMENT BY 1",          // warned
+		"ALTER SEQUENCE app.s RESTART WITH 7 CACHE 10", // restarts: no warning
+		"SELECT NEXTVAL(app.s)",
+	)
+	var logs logBuffer
+	if err := runCaptured(t, testenv.LoadConfig(t, pipelineYAML(src, dst, "", "")), &logs); err != nil {
+		t.Fatalf("%v\n%s", err, logs.String())
+	}
+	if n := strings.Count(logs.String(), "ALTER SEQUENCE without RESTART on a sequence that has run out"); n != 1 {
+		t.Errorf("%d run-out warnings, want 1 (for app.s's ALTER … INCREMENT BY 1):\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "sequence=app.s ") {
+		t.Errorf("the warning does not name app.s:\n%s", logs.String())
+	}
+	// After the RESTART both agree again.
+	for _, seq := range []string{"app.s", "app.ok"} {
+		if a, b := orderedRows(t, src, seq), orderedRows(t, dst, seq); a != b {
+			t.Errorf("%s differs:\nsource %s\ntarget %s", seq, a, b)
+		}
+	}
+}

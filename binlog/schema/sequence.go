@@ -52,3 +52,30 @@ func temporarySequence(sql string) bool {
 	}
 	return (w[0] == "create" || w[0] == "drop") && w[i] == "temporary" && w[i+1] == "sequence"
 }
+
+// AlterSequenceKeeping returns the sequence an ALTER SEQUENCE without
+// RESTART changes; ok is false for any other statement. Such an ALTER
+// writes the sequence's row from the server's memory: on a source where a
+// NEXTVAL failed because the sequence had run out (which logs nothing),
+// that row says maximum_value + 1, while a replica (MariaDB's own
+// included) keeps the last logged value.
+func AlterSequenceKeeping(defaultDB, sql string, mode SQLMode) (ref TableRef, ok bool) {
+	stmts, _, err := parse(sql, mode)
+	if err != nil || len(stmts) != 1 {
+		return TableRef{}, false
+	}
+	s, isAlter := stmts[0].(*ast.AlterSequenceStmt)
+	if !isAlter || s.Name == nil {
+		return TableRef{}, false
+	}
+	for _, o := range s.SeqOptions {
+		if o.Tp == ast.SequenceRestart || o.Tp == ast.SequenceRestartWith {
+			return TableRef{}, false
+		}
+	}
+	ref = TableRef{Schema: s.Name.Schema.O, Name: s.Name.Name.O, Qualified: s.Name.Schema.O != ""}
+	if ref.Schema == "" {
+		ref.Schema = defaultDB
+	}
+	return ref, true
+}

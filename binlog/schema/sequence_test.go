@@ -97,3 +97,26 @@ func TestSequenceStatements(t *testing.T) {
 		}
 	}
 }
+
+// Only an ALTER SEQUENCE without RESTART writes the row from the server's
+// memory (AlterSequenceKeeping).
+func TestAlterSequenceKeeping(t *testing.T) {
+	for _, tt := range []struct {
+		sql  string
+		want TableRef
+		ok   bool
+	}{
+		{"ALTER SEQUENCE s INCREMENT BY 5", TableRef{"d", "s", false}, true},
+		{"ALTER SEQUENCE IF EXISTS `e`.`s``q` NOCYCLE MAXVALUE 126", TableRef{"e", "s`q", true}, true},
+		{"ALTER SEQUENCE s RESTART", TableRef{}, false},
+		{"ALTER SEQUENCE s INCREMENT BY 2 RESTART WITH 9", TableRef{}, false},
+		{"ALTER SEQUENCE s RESTART = -44", TableRef{}, false},
+		{"ALTER TABLE s ADD c INT", TableRef{}, false},
+		{"CREATE SEQUENCE s", TableRef{}, false},
+	} {
+		got, ok := AlterSequenceKeeping("d", tt.sql, 0)
+		if ok != tt.ok || got != tt.want {
+			t.Errorf("AlterSequenceKeeping(%q) = %+v, %v; want %+v, %v", tt.sql, got, ok, tt.want, tt.ok)
+		}
+	}
+}

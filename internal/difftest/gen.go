@@ -27,6 +27,9 @@ type Stmt struct {
 	// apply updates the generator's model once the statement succeeded
 	// (DDL); a failed DDL leaves the model as it was.
 	apply func()
+	// rejected, when set, sees the server's error number when the
+	// statement failed, and its warnings' when it ran.
+	rejected func(code uint16)
 }
 
 // Batch is a unit of work: a transaction, an autocommitted statement or a

@@ -67,13 +67,42 @@ func Run(ctx context.Context, conn *sql.Conn, g *Generator, log *Log, n int) (bo
 					return false, fmt.Errorf("difftest: %s: %w", s.SQL, err)
 				}
 				e.Err = err.Error()
-			} else if s.apply != nil {
-				s.apply()
+				if s.rejected != nil {
+					s.rejected(me.Number)
+				}
+			} else {
+				if s.rejected != nil {
+					// DO turns a function's error into a warning.
+					if err := warnings(ctx, conn, s.rejected); err != nil {
+						return false, err
+					}
+				}
+				if s.apply != nil {
+					s.apply()
+				}
 			}
 			*log = append(*log, e)
 		}
 	}
 	return false, nil
+}
+
+// warnings hands the error numbers of the session's warnings to seen.
+func warnings(ctx context.Context, conn *sql.Conn, seen func(code uint16)) error {
+	rows, err := conn.QueryContext(ctx, "SHOW WARNINGS")
+	if err != nil {
+		return fmt.Errorf("difftest: SHOW WARNINGS: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var level, msg string
+		var code uint16
+		if err := rows.Scan(&level, &code, &msg); err != nil {
+			return fmt.Errorf("difftest: SHOW WARNINGS: %w", err)
+		}
+		seen(code)
+	}
+	return rows.Err()
 }
 
 // Errors counts the statements the server rejected.

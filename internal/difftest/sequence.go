@@ -8,7 +8,24 @@ import (
 )
 
 // sequence is a MariaDB sequence the round made (Sequences).
-type sequence struct{ name string }
+type sequence struct {
+	name string
+	// ranOut: a NEXTVAL failed because the sequence had run out. That
+	// logs nothing, but an ALTER SEQUENCE without RESTART then writes
+	// the source's memory of it (the old maximum + 1), which no replica
+	// can know: the sink warns (sinks/mysql/sequence.go), and the
+	// generator restarts such a sequence in every ALTER.
+	ranOut bool
+}
+
+// nextval is a statement of NEXTVAL calls on s.
+func (s *sequence) nextval(sql string) Stmt {
+	return Stmt{SQL: sql, Table: s.name, rejected: func(code uint16) {
+		if code == 4084 { // ER_SEQUENCE_RUN_OUT
+			s.ranOut = true
+		}
+	}}
+}
 
 // seqBatch is a statement on a sequence: CREATE SEQUENCE (or CREATE TABLE
 // … SEQUENCE=1, or CREATE TABLE … LIKE), NEXTVAL, SETVAL, an INSERT of its
@@ -28,7 +45,7 @@ func (g *gen) seqBatch() Batch {
 		for range 1 + g.r.IntN(3) {
 			calls = append(calls, "NEXTVAL("+name+")")
 		}
-		st.SQL = "DO " + strings.Join(calls, ", ")
+		st = s.nextval("DO " + strings.Join(calls, ", "))
 	case k < 11:
 		args := []string{name, g.seqNumber()}
 		switch g.r.IntN(4) {
@@ -45,7 +62,14 @@ func (g *gen) seqBatch() Batch {
 		st.SQL = fmt.Sprintf("INSERT INTO %s VALUES (%d, %d, %d, %d, %d, %d, %d, %d)", name,
 			lo+g.r.Int64N(hi-lo+1), lo, hi, lo, 1+g.r.Int64N(5), g.r.Int64N(4), g.r.Int64N(2), g.r.Int64N(3))
 	case k < 17:
-		st.SQL = "ALTER SEQUENCE " + name + " " + g.seqOptions(true)
+		opts := g.seqOptions(true)
+		if s.ranOut && !strings.Contains(opts, "RESTART") {
+			opts += " RESTART"
+		}
+		st.SQL = "ALTER SEQUENCE " + name + " " + opts
+		if strings.Contains(opts, "RESTART") {
+			st.apply = func() { s.ranOut = false }
+		}
 	case k < 18:
 		g.nSeq++
 		to := g.seqName(g.nSeq)
@@ -148,5 +172,5 @@ func (g *gen) nextvalIn() (Stmt, bool) {
 		return Stmt{}, false
 	}
 	s := g.seqs[g.r.IntN(len(g.seqs))]
-	return Stmt{SQL: "DO NEXTVAL(" + ident(s.name) + ")", Table: s.name}, true
+	return s.nextval("DO NEXTVAL(" + ident(s.name) + ")"), true
 }

@@ -115,6 +115,7 @@ func (a *applier) applyDDL(ctx context.Context, t *binlog.Txn) error {
 	if err != nil {
 		return err
 	}
+	a.warnRunOutSequence(ctx, ddl)
 	_, err = a.exec(ctx, ddl.SQL)
 	if rerr := restore(); rerr != nil && err == nil {
 		a.reset() // the session is not the sink's any more

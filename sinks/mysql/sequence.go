@@ -1,9 +1,11 @@
 package mysql
 
 import (
+	"context"
 	"math"
 
 	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
@@ -49,4 +51,33 @@ func appendSetval(dst []byte, c *binlog.Change) []byte {
 		dst = sqltext.AppendLiteral(dst, &c.Table.Columns[i], c.After[i])
 	}
 	return append(dst, ')')
+}
+
+// warnRunOutSequence warns before d, an ALTER SEQUENCE without RESTART,
+// runs against a target sequence that has run out (no CYCLE, its next
+// value past its limit). On the source, a NEXTVAL that failed on such a
+// sequence logs nothing but leaves next_not_cached_value = maximum_value + 1
+// in memory, and the ALTER writes that; the target (like MariaDB's own
+// replica) writes the last logged value. The two then hand out different
+// values once a later ALTER widens the range. Nothing in the binlog tells
+// which happened, so this is a warning, not a stop.
+func (a *applier) warnRunOutSequence(ctx context.Context, d *binlog.DDL) {
+	ref, ok := schema.AlterSequenceKeeping(d.Schema, d.SQL, ddlMode(d))
+	if !ok {
+		return
+	}
+	var next, lo, hi, inc int64
+	var cycle bool
+	q := "SELECT next_not_cached_value, minimum_value, maximum_value, increment, cycle_option FROM " +
+		sqltext.QuoteIdent(ref.Schema) + "." + sqltext.QuoteIdent(ref.Name)
+	if err := a.conn.QueryRowContext(ctx, q).Scan(&next, &lo, &hi, &inc, &cycle); err != nil {
+		return // the ALTER itself reports a missing sequence
+	}
+	if cycle || (inc >= 0 && next <= hi) || (inc < 0 && next >= lo) {
+		return
+	}
+	a.s.log.Warn("ALTER SEQUENCE without RESTART on a sequence that has run out: if a NEXTVAL failed on the source after it ran out, "+
+		"the source now holds next_not_cached_value at its old limit and this target keeps the last logged value (MariaDB's own replica does the same); "+
+		"compare the two and, where they differ, run ALTER SEQUENCE … RESTART WITH on the source",
+		"source", a.source, "sequence", ref.Schema+"."+ref.Name, "target_next_not_cached_value", next)
 }
