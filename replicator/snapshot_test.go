@@ -165,7 +165,27 @@ func TestSnapshotSequences(t *testing.T) {
 		"FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
 	files := src.BinlogFiles(t)
 	src.PurgeBinlogsTo(t, files[len(files)-1])
-	seqs := []string{"app.plain", "app.restarted", "app.cycling", "app.down", "app.tbl_seq"}
+	seqs := []string{"app.plain", "app.restarted", "app.cycling", "app.down", "app.tbl_seq", "app.busy"}
+	// app.busy moves while it is copied: its row is read after the
+	// snapshot's position, and the rows streamed after that position only
+	// move it forward.
+	src.Exec(t, "CREATE SEQUENCE app.busy CACHE 0")
+	busy := src.DB(t)
+	stop, stopped := make(chan struct{}), make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				stopped <- nil
+				return
+			default:
+			}
+			if _, err := busy.Exec("DO NEXTVAL(app.busy)"); err != nil {
+				stopped <- err
+				return
+			}
+		}
+	}()
 	rows := func(m *testenv.MariaDB) string {
 		var b strings.Builder
 		for _, s := range seqs {
@@ -176,6 +196,14 @@ func TestSnapshotSequences(t *testing.T) {
 	}
 
 	cfg := testenv.LoadConfig(t, pipelineYAML(src, dst, "", "")+"    snapshot: initial\n")
+	err := testenv.RunToEnd(t, cfg)
+	close(stop)
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := testenv.RunToEnd(t, cfg); err != nil {
 		t.Fatal(err)
 	}
