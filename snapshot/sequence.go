@@ -63,16 +63,8 @@ func copySequence(ctx context.Context, cfg Config, r *reader, name string, inPro
 	if err := r.end(ctx); err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
-	exists, _, err := cfg.Target.TargetTable(ctx, dst.Schema, dst.Name)
-	if err != nil {
-		return err
-	}
-	if exists && !inProgress {
-		return fmt.Errorf("sequence %s already exists on the target: a snapshot creates the sequences it copies (drop it, or leave %s out with exclude, then run again)",
-			dst.QualifiedName(), name)
-	}
 	ts := checkpoint.TableSnapshot{Schema: src.Schema, Table: src.Name, At: at}
-	if err := cfg.Target.SeedSequence(ctx, cfg.SourceName, ts, createDB, createSeq, exists, row); err != nil {
+	if err := cfg.Target.SeedSequence(ctx, cfg.SourceName, ts, createDB, createSeq, inProgress, row); err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
 	log.Info("sequence copied", "sequence", name, "target", dst.QualifiedName(), "at", at.GTID.String())

@@ -29,14 +29,13 @@ type Target interface {
 	WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change) error
 	// FinishSnapshotTable records that ts is copied.
 	FinishSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot) error
-	// SeedSequence records that the sequence ts is being copied, creates
-	// its target sequence with createSequence (dropping the one an
-	// interrupted copy made, with replace; creating the database with
-	// createDatabase when it is missing), moves it to the source's row
-	// (row, an insert into the routed sequence) as the applier applies a
-	// sequence's row, checks that the target's row then equals row, and
-	// records the copy done.
-	SeedSequence(ctx context.Context, source string, ts checkpoint.TableSnapshot, createDatabase, createSequence string, replace bool, row *binlog.Change) error
+	// SeedSequence copies the sequence ts, whose earlier copy was
+	// interrupted when interrupted: it records ts as being copied,
+	// creates the target sequence with createSequence (creating the
+	// database with createDatabase when it is missing), moves it to the
+	// source's row (row, an insert into the routed sequence) as the
+	// applier applies a sequence's row, and records the copy done.
+	SeedSequence(ctx context.Context, source string, ts checkpoint.TableSnapshot, createDatabase, createSequence string, interrupted bool, row *binlog.Change) error
 }
 
 // renameCreate points the source's SHOW CREATE TABLE (or SHOW CREATE

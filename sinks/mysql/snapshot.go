@@ -319,14 +319,25 @@ func (a *applier) appendProgress(dst []byte, ts checkpoint.TableSnapshot, begin 
 
 // SeedSequence copies a sequence from a snapshot: it records ts as being
 // copied, creates the target sequence with createSequence (first dropping
-// the one an interrupted copy created, with replace), moves it to row as
+// the one an interrupted copy created; one it did not create is refused),
+// moves it to row as
 // the applier applies a sequence's row of the stream (SETVAL), and
 // records the copy done. A fresh sequence stands at its start value in
 // round 0, and SETVAL ignores a value behind it (the source restarted
 // the sequence below its start): then it is restarted at the row's value
 // first. A target row that still differs from row (the sequence's
 // definition changed on the source while it was read) is an error.
-func (s *Sink) SeedSequence(ctx context.Context, source string, ts checkpoint.TableSnapshot, createDatabase, createSequence string, replace bool, row *binlog.Change) error {
+func (s *Sink) SeedSequence(ctx context.Context, source string, ts checkpoint.TableSnapshot, createDatabase, createSequence string, interrupted bool, row *binlog.Change) error {
+	t := row.Table
+	name := sqltext.QualifiedName(t.Schema, t.Name)
+	exists, _, err := s.TargetTable(ctx, t.Schema, t.Name)
+	if err != nil {
+		return err
+	}
+	if exists && !interrupted {
+		return fmt.Errorf("sequence %s already exists on the target: a snapshot creates the sequences it copies (drop it, or leave %s.%s out with exclude, then run again)",
+			t.QualifiedName(), ts.Schema, ts.Table)
+	}
 	if err := s.ensureSnapshotTable(ctx); err != nil {
 		return err
 	}
@@ -339,12 +350,10 @@ func (s *Sink) SeedSequence(ctx context.Context, source string, ts checkpoint.Ta
 	if err := a.commitSnapshot(ctx, a.appendProgress(nil, ts, true)); err != nil {
 		return err
 	}
-	t := row.Table
-	name := sqltext.QualifiedName(t.Schema, t.Name)
 	if err := a.checkLease(ctx); err != nil {
 		return err
 	}
-	if replace {
+	if exists {
 		if _, err := a.exec(ctx, "DROP SEQUENCE IF EXISTS "+name); err != nil {
 			return fmt.Errorf("drop the sequence %s an interrupted copy created: %w", t.QualifiedName(), err)
 		}
