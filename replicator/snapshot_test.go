@@ -196,7 +196,14 @@ func TestSnapshotSequences(t *testing.T) {
 	}
 
 	cfg := testenv.LoadConfig(t, pipelineYAML(src, dst, "", "")+"    snapshot: initial\n")
+	// A target sequence the snapshot did not create stops it.
+	dst.Exec(t, "CREATE DATABASE app", "CREATE SEQUENCE app.restarted")
 	err := testenv.RunToEnd(t, cfg)
+	if want := "sequence app.restarted already exists on the target"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want an error saying %q", err, want)
+	}
+	dst.Exec(t, "DROP SEQUENCE app.restarted")
+	err = testenv.RunToEnd(t, cfg)
 	close(stop)
 	if err := <-stopped; err != nil {
 		t.Fatal(err)
