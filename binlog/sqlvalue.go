@@ -24,7 +24,7 @@ import (
 // TableFromSchema is the Table a tracked definition describes, with the
 // binlog type codes its columns would have in a TABLE_MAP event.
 func TableFromSchema(def *schema.Table) *Table {
-	t := &Table{Schema: def.Schema, Name: def.Name, Columns: make([]Column, len(def.Columns)), NamesKnown: true}
+	t := &Table{Schema: def.Schema, Name: def.Name, Columns: make([]Column, len(def.Columns)), NamesKnown: true, Sequence: def.Sequence}
 	for i, c := range def.Columns {
 		col := &t.Columns[i]
 		col.Name, col.SQLType, col.BaseType, col.Unsigned, col.Nullable = c.Name, c.SQLType, c.Type, c.Unsigned, c.Nullable

@@ -21,13 +21,16 @@ import (
 // source.snapshot "true", "last" on each table's last row; Canal INSERT
 // with isDdl false; sluice's "snapshot": true) carry the same row images
 // as the same rows inserted through the binlog (a pipeline streaming the
-// source from its oldest binlog); then exactly the changes made after
-// the snapshot follow, none of them a read event.
+// source from its oldest binlog), a sequence's row one read event; then
+// exactly the changes made after the snapshot follow, none of them a read
+// event.
 func TestNATSSnapshotFormats(t *testing.T) {
 	src := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	n := testenv.StartNATS(t)
 	src.Exec(t, snapshotSchema("app", 60)...)
-	want := map[string]int{"app.wide": 60, "app.ukey": 30, "app.nokey": 30, "app.empty": 0}
+	// A sequence is published as a table of one row.
+	src.Exec(t, "CREATE SEQUENCE app.seq CACHE 0", "DO NEXTVAL(app.seq), NEXTVAL(app.seq)")
+	want := map[string]int{"app.wide": 60, "app.ukey": 30, "app.nokey": 30, "app.empty": 0, "app.seq": 1}
 
 	formats := []struct{ name, format, mode string }{
 		{"sluicerow", "sluice", "row"}, {"sluicetxn", "sluice", "transaction"}, {"debezium", "debezium", "row"}, {"canal", "canal", "row"},

@@ -11,7 +11,8 @@
 // (Skip): each table then equals the source at every position after its
 // own P_T, with no lock and no gap. A table whose copy was interrupted is
 // copied again whole (its target table emptied first); a finished one is
-// never read again.
+// never read again. A MariaDB sequence is created from its definition and
+// set to its row (sequence.go).
 package snapshot
 
 import (
@@ -125,21 +126,26 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		return Result{}, fmt.Errorf("the source is MySQL %s: sluice's snapshot reads the position of a consistent snapshot, which only MariaDB reports (binlog_snapshot_file); MySQL would need a brief global read lock, which sluice does not take yet. "+
 			"Load the target by hand (mysqldump --single-transaction --source-data) and set start: {gtid: ...}", flavor)
 	}
-	all, estimates, others, err := listTables(ctx, cfg.Source, cfg.Filter)
+	tables, estimates, sequences, others, err := listTables(ctx, cfg.Source, cfg.Filter)
 	if err != nil {
 		return Result{}, err
 	}
 	for _, o := range others {
-		log.Warn("not copied by the snapshot (only base tables are): create and fill it on the target by hand", "table", o)
+		log.Warn("not copied by the snapshot (only base tables and sequences are): create and fill it on the target by hand", "table", o)
 	}
-	selected := all
+	all := slices.Concat(tables, sequences)
+	selected, selectedSeqs := tables, sequences
 	if len(cfg.Tables) > 0 {
-		selected = nil
+		selected, selectedSeqs = nil, nil
 		for _, name := range cfg.Tables {
-			if !slices.Contains(all, name) {
-				return Result{}, fmt.Errorf("table %s: no such base table on the source, or the pipeline's include/exclude leave it out", name)
+			switch {
+			case slices.Contains(tables, name):
+				selected = append(selected, name)
+			case slices.Contains(sequences, name):
+				selectedSeqs = append(selectedSeqs, name)
+			default:
+				return Result{}, fmt.Errorf("table %s: no such base table or sequence on the source, or the pipeline's include/exclude leave it out", name)
 			}
-			selected = append(selected, name)
 		}
 	}
 	have, err := cfg.Target.SnapshotTables(ctx, cfg.SourceName)
@@ -149,6 +155,28 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	progressOf := map[string]checkpoint.TableSnapshot{}
 	for _, t := range have {
 		progressOf[t.Name()] = t
+	}
+
+	// Sequences first, one at a time: each is one row.
+	var seqReader *reader
+	defer func() {
+		if seqReader != nil {
+			seqReader.close()
+		}
+	}()
+	for _, name := range selectedSeqs {
+		p, ok := progressOf[name]
+		if ok && p.Done {
+			continue
+		}
+		if seqReader == nil {
+			if seqReader, err = newReader(ctx, cfg.Source); err != nil {
+				return Result{}, err
+			}
+		}
+		if err := copySequence(ctx, cfg, seqReader, name, ok, log); err != nil {
+			return Result{}, err
+		}
 	}
 
 	// The tables to copy, their target tables created (one at a time,
@@ -187,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 
 	prog := newProgress(log, len(jobs), estimate)
 	if len(jobs) > 0 {
-		log.Info("snapshot starting", "tables", len(jobs), "tables_done_before", len(selected)-len(jobs), "rows_estimate", estimate,
+		log.Info("snapshot starting", "tables", len(jobs), "tables_done_before", len(selected)-len(jobs), "sequences", len(selectedSeqs), "rows_estimate", estimate,
 			"readers", cfg.Readers, "writers", cfg.Writers)
 		if err := copyAll(ctx, cfg, jobs, prog, log); err != nil {
 			return Result{}, err
@@ -404,14 +432,14 @@ func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks c
 type estimate struct{ rows, bytes uint64 }
 
 // listTables lists the source's base tables the filter passes, as
-// schema.table, with their size estimates, and the other tables it passes
-// that a snapshot does not copy (system-versioned tables, sequences), as
-// "schema.table (type)". Views hold no rows of their own.
-func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) (names []string, est map[string]estimate, others []string, err error) {
+// schema.table, with their size estimates, its sequences, and the other
+// tables it passes that a snapshot does not copy (system-versioned
+// tables), as "schema.table (type)". Views hold no rows of their own.
+func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) (names []string, est map[string]estimate, sequences, others []string, err error) {
 	rows, err := db.QueryContext(ctx, "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE, COALESCE(TABLE_ROWS, 0), COALESCE(DATA_LENGTH, 0) FROM information_schema.TABLES "+
 		"WHERE TABLE_TYPE <> 'VIEW' ORDER BY TABLE_SCHEMA, TABLE_NAME")
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("list the source's tables: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("list the source's tables: %w", err)
 	}
 	defer rows.Close()
 	est = map[string]estimate{}
@@ -419,10 +447,12 @@ func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) (names []stri
 		var s, t, typ string
 		var e estimate
 		if err := rows.Scan(&s, &t, &typ, &e.rows, &e.bytes); err != nil {
-			return nil, nil, nil, err
+			return nil, nil, nil, nil, err
 		}
 		switch {
 		case schema.IsSystemSchema(s) || !f.Match(s, t):
+		case typ == "SEQUENCE":
+			sequences = append(sequences, s+"."+t)
 		case typ != "BASE TABLE":
 			others = append(others, s+"."+t+" ("+strings.ToLower(typ)+")")
 		default:
@@ -430,7 +460,7 @@ func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) (names []stri
 			est[s+"."+t] = e
 		}
 	}
-	return names, est, others, rows.Err()
+	return names, est, sequences, others, rows.Err()
 }
 
 // Skip is, per source table, the position its snapshot was taken at:

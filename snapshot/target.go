@@ -29,6 +29,13 @@ type Target interface {
 	WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change) error
 	// FinishSnapshotTable records that ts is copied.
 	FinishSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot) error
+	// SeedSequence copies the sequence ts, whose earlier copy was
+	// interrupted when interrupted: it records ts as being copied,
+	// creates the target sequence with createSequence (creating the
+	// database with createDatabase when it is missing), moves it to the
+	// source's row (row, an insert into the routed sequence) as the
+	// applier applies a sequence's row, and records the copy done.
+	SeedSequence(ctx context.Context, source string, ts checkpoint.TableSnapshot, createDatabase, createSequence string, interrupted bool, row *binlog.Change) error
 }
 
 // renameCreate points the source's SHOW CREATE TABLE (or SHOW CREATE
@@ -70,11 +77,16 @@ func renameCreate(stmt, keyword, newName string) (string, error) {
 // createStatements reads the source's definition of a table and its
 // database, named for the target table.
 func createStatements(ctx context.Context, q queryer, src, dst *binlog.Table) (createDB, createTable string, err error) {
+	return createStatementsOf(ctx, q, "TABLE", src, dst)
+}
+
+// createStatementsOf is createStatements for a TABLE or a SEQUENCE.
+func createStatementsOf(ctx context.Context, q queryer, keyword string, src, dst *binlog.Table) (createDB, createTable string, err error) {
 	var name, stmt string
-	if err := q.QueryRowContext(ctx, "SHOW CREATE TABLE "+sqltext.QualifiedName(src.Schema, src.Name)).Scan(&name, &stmt); err != nil {
-		return "", "", fmt.Errorf("SHOW CREATE TABLE %s: %w", src.QualifiedName(), err)
+	if err := q.QueryRowContext(ctx, "SHOW CREATE "+keyword+" "+sqltext.QualifiedName(src.Schema, src.Name)).Scan(&name, &stmt); err != nil {
+		return "", "", fmt.Errorf("SHOW CREATE %s %s: %w", keyword, src.QualifiedName(), err)
 	}
-	if createTable, err = renameCreate(stmt, "TABLE", sqltext.QualifiedName(dst.Schema, dst.Name)); err != nil {
+	if createTable, err = renameCreate(stmt, keyword, sqltext.QualifiedName(dst.Schema, dst.Name)); err != nil {
 		return "", "", err
 	}
 	if err := q.QueryRowContext(ctx, "SHOW CREATE DATABASE "+sqltext.QuoteIdent(src.Schema)).Scan(&name, &stmt); err != nil {

@@ -32,6 +32,9 @@ type Table struct {
 	// (e.g. "`src` = ?"), with TargetArgs as its arguments.
 	TargetWhere string
 	TargetArgs  []any
+	// Sequence: the source table is a MariaDB sequence, compared by its
+	// row (its definition and state) with a sequence on the target.
+	Sequence bool
 }
 
 // Options tunes Compare. The zero value is usable.
@@ -72,15 +75,15 @@ type TableResult struct {
 // servers and are never replicated as data.
 var systemSchemas = []string{"mysql", "sys", "information_schema", "performance_schema"}
 
-// Tables lists the base tables of the source that pass match (schema,
-// table), excluding the servers' own schemas (mysql, sys,
+// Tables lists the base tables and sequences of the source that pass
+// match (schema, table), excluding the servers' own schemas (mysql, sys,
 // information_schema, performance_schema), sorted by schema and table.
 // A nil match selects every table.
 func Tables(ctx context.Context, src *sql.DB, match func(schema, table string) bool) ([]Table, error) {
 	// MariaDB reports system-versioned tables with their own type; they hold
 	// data like any base table.
-	rows, err := src.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES
-		WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED')
+	rows, err := src.QueryContext(ctx, `SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_TYPE = 'SEQUENCE' FROM information_schema.TABLES
+		WHERE TABLE_TYPE IN ('BASE TABLE', 'SYSTEM VERSIONED', 'SEQUENCE')
 		AND TABLE_SCHEMA NOT IN ('mysql', 'sys', 'information_schema', 'performance_schema')`)
 	if err != nil {
 		return nil, fmt.Errorf("list source tables: %w", err)
@@ -89,7 +92,8 @@ func Tables(ctx context.Context, src *sql.DB, match func(schema, table string) b
 	var out []Table
 	for rows.Next() {
 		var schema, table string
-		if err := rows.Scan(&schema, &table); err != nil {
+		var seq bool
+		if err := rows.Scan(&schema, &table, &seq); err != nil {
 			return nil, fmt.Errorf("list source tables: %w", err)
 		}
 		// The NOT IN above compares with the server's collation; this keeps
@@ -100,7 +104,7 @@ func Tables(ctx context.Context, src *sql.DB, match func(schema, table string) b
 		if match != nil && !match(schema, table) {
 			continue
 		}
-		out = append(out, Table{SourceSchema: schema, SourceTable: table, TargetSchema: schema, TargetTable: table})
+		out = append(out, Table{SourceSchema: schema, SourceTable: table, TargetSchema: schema, TargetTable: table, Sequence: seq})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list source tables: %w", err)
@@ -236,6 +240,9 @@ type comparison struct {
 }
 
 func (c *comparison) run(ctx context.Context) error {
+	if c.t.Sequence {
+		return c.sequence(ctx)
+	}
 	cols, key, keyIndex, err := sourceShape(ctx, c.src, c.t.SourceSchema, c.t.SourceTable)
 	if err != nil {
 		return err

@@ -584,8 +584,11 @@ func TestTables(t *testing.T) {
 			t.Errorf("target of %+v", tb)
 		}
 		names = append(names, tb.SourceSchema+"."+tb.SourceTable)
+		if tb.Sequence != (tb.SourceTable == "seq") {
+			t.Errorf("%s.%s: Sequence %v", tb.SourceSchema, tb.SourceTable, tb.Sequence)
+		}
 	}
-	if want := "tl_a.X tl_a.h tl_a.y tl_b.z"; strings.Join(names, " ") != want {
+	if want := "tl_a.X tl_a.h tl_a.seq tl_a.y tl_b.z"; strings.Join(names, " ") != want {
 		t.Errorf("got %v, want %s", names, want)
 	}
 
@@ -597,6 +600,51 @@ func TestTables(t *testing.T) {
 		if s := strings.ToLower(tb.SourceSchema); s == "mysql" || s == "sys" || s == "information_schema" || s == "performance_schema" {
 			t.Errorf("system table %s.%s listed", tb.SourceSchema, tb.SourceTable)
 		}
+	}
+}
+
+// TestSequences compares sequences by their row: equal ones match; one
+// whose state (a NEXTVAL past the cache) or definition differs, or whose
+// target is missing or an ordinary table, does not.
+func TestSequences(t *testing.T) {
+	t.Parallel()
+	src, dst := servers(t)
+	both(t, "CREATE OR REPLACE DATABASE sq",
+		"CREATE SEQUENCE sq.same START WITH 100 INCREMENT BY 5 CACHE 10 CYCLE MAXVALUE 1000",
+		"CREATE SEQUENCE sq.moved CACHE 0", "CREATE SEQUENCE sq.inc", "CREATE SEQUENCE sq.round MAXVALUE 3 CYCLE CACHE 0")
+	both(t, "DO NEXTVAL(sq.same), NEXTVAL(sq.same), NEXTVAL(sq.moved)")
+	src.Exec(t, "DO NEXTVAL(sq.moved)", "CREATE SEQUENCE sq.plain", "CREATE SEQUENCE sq.gone",
+		"DO SETVAL(sq.round, 2, 0, 1)")
+	dst.Exec(t, "ALTER SEQUENCE sq.inc INCREMENT BY 2", "CREATE TABLE sq.plain (next_not_cached_value BIGINT)",
+		"DO SETVAL(sq.round, 2, 0, 0)")
+	seq := func(name string) Table {
+		tb := same("sq", name)
+		tb.Sequence = true
+		return tb
+	}
+	res, err := Compare(context.Background(), srcDB, dstDB,
+		[]Table{seq("same"), seq("moved"), seq("inc"), seq("round"), seq("plain"), seq("gone")}, noRetry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		match bool
+		diff  string
+	}{
+		{true, ""},
+		{false, "sequence next_not_cached_value: source 3, target 2"},
+		{false, "sequence increment: source 1, target 2"},
+		{false, "sequence cycle_count: source 1, target 0"},
+		{false, "not a sequence on the target (base table)"},
+		{false, "missing on target"},
+	}
+	for i, w := range want {
+		if r := res[i]; r.Match != w.match || r.Err != nil || r.FirstDiff != w.diff {
+			t.Errorf("%s: got %+v, want match %v diff %q", r.Source, r, w.match, w.diff)
+		}
+	}
+	if res[0].Rows != 1 {
+		t.Errorf("rows %d, want 1", res[0].Rows)
 	}
 }
 

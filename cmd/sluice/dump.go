@@ -354,7 +354,7 @@ func appendTxnSQL(dst []byte, t *binlog.Txn, reverse bool) ([]byte, error) {
 			if err != nil {
 				return dst, err
 			}
-			dst = sqltext.AppendChange(dst, c, false, false)
+			dst = mysqlsink.AppendChangeSQL(dst, t, c)
 			dst = append(dst, '\n')
 		}
 	} else {
@@ -369,6 +369,10 @@ func appendTxnSQL(dst []byte, t *binlog.Txn, reverse bool) ([]byte, error) {
 			changes = append(changes, c)
 		}
 		for i := len(changes) - 1; i >= 0; i-- {
+			if changes[i].Table.Sequence {
+				dst = fmt.Appendf(dst, "-- the row of sequence %s cannot be reversed: set it by hand (SETVAL)\n", sqltext.QualifiedName(changes[i].Table.Schema, changes[i].Table.Name))
+				continue
+			}
 			dst = sqltext.AppendChange(dst, changes[i], true, false)
 			dst = append(dst, '\n')
 		}

@@ -131,6 +131,51 @@ func TestDumpSQLReplays(t *testing.T) {
 	}
 }
 
+// TestDumpSQLSequences: a sequence's rows are printed as the applier runs
+// them (SETVAL), so the SQL dump replays onto an empty server where an
+// INSERT of the row is refused (a SETVAL below a cycling sequence's
+// minimum); the reverse output says the rows cannot be undone.
+func TestDumpSQLSequences(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	src.Exec(t,
+		"CREATE DATABASE app",
+		"CREATE SEQUENCE app.s START WITH 5 MINVALUE 5 MAXVALUE 10 CYCLE CACHE 0",
+		"CREATE SEQUENCE app.d START WITH -1 MINVALUE -100 MAXVALUE -1 INCREMENT BY -3 CACHE 2",
+		"DO NEXTVAL(app.s), NEXTVAL(app.s), NEXTVAL(app.d), NEXTVAL(app.d), NEXTVAL(app.d)",
+		"DO SETVAL(app.s, 2, 0, 1)",
+	)
+	out, errOut, code := run(t, "dump", "--source", src.DSN(), "--from-start", "--stop-at-end", "--include", "app.*", "--format", "sql")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, "DO SETVAL(`app`.`s`,2,0,1);") {
+		t.Errorf("the SETVAL row is not printed as SETVAL:\n%s", out)
+	}
+	if err := dst.ExecErr(out); err != nil {
+		t.Fatalf("replaying the SQL dump: %v\n%s", err, out)
+	}
+	for _, s := range []string{"app.s", "app.d"} {
+		q := "SELECT CONCAT_WS(',', next_not_cached_value, minimum_value, maximum_value, start_value, increment, cache_size, cycle_option, cycle_count) FROM " + s
+		if a, b := src.QueryString(t, q), dst.QueryString(t, q); a != b {
+			t.Errorf("%s: source %s, replayed %s\n%s", s, a, b, out)
+		}
+	}
+
+	gtid := src.QueryString(t, "SELECT @@gtid_binlog_pos")
+	src.Exec(t, "DO NEXTVAL(app.d), NEXTVAL(app.d)")
+	rev, errOut, code := run(t, "dump", "--source", src.DSN(), "--start-gtid", gtid, "--stop-at-end", "--format", "sql", "--reverse")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	if !strings.Contains(rev, "-- the row of sequence `app`.`d` cannot be reversed") {
+		t.Errorf("the reverse of a sequence's row does not say it cannot be undone:\n%s", rev)
+	}
+	if err := src.ExecErr(rev); err != nil {
+		t.Fatalf("applying the flashback SQL: %v\n%s", err, rev)
+	}
+}
+
 func TestDumpErrors(t *testing.T) {
 	tests := []struct {
 		args []string

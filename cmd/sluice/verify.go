@@ -17,7 +17,8 @@ import (
 const verifyUsage = `usage: sluice verify -c FILE [--pipeline NAME] [--chunk N]
 
 Compares each source table of the pipelines (MySQL sinks) with the target,
-in primary-key chunks with checksums, honouring include/exclude and routes
+in primary-key chunks with checksums (a MariaDB sequence by its row: its
+definition and state), honouring include/exclude and routes
 (a routed table is compared with the rows of the target table that its
 route's source_column, schema_column and table_column attribute to it). Prints one
 line per table, MATCH or MISMATCH with the first differing key range, and

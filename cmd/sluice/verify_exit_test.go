@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sluice-cdc/sluice/internal/testenv"
 )
 
 // TestVerifyExitCodes: verify exits 2 with a message when it is asked for
@@ -42,5 +45,40 @@ pipelines:
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, errOut, exitUsage, tt.want)
 			}
 		})
+	}
+}
+
+// TestVerifySequences: verify compares a sequence by its row, and exits 1
+// when the target's has not moved with the source's.
+func TestVerifySequences(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	for _, m := range servers {
+		m.Exec(t, "CREATE DATABASE app", "CREATE SEQUENCE app.s CACHE 0", "CREATE SEQUENCE app.same", "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	}
+	src.Exec(t, "DO NEXTVAL(app.s)")
+	path := filepath.Join(t.TempDir(), "p.yml")
+	if err := os.WriteFile(path, []byte(fmt.Sprintf(`
+http: {listen: "off"}
+pipelines:
+  - name: p
+    sources:
+      - {name: a, dsn: %q, include: ["app.*"]}
+    sink: {type: mysql, dsn: %q}
+`, src.DSN(), dst.DSN())), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, code := run(t, "verify", "-c", path, "-q")
+	for _, want := range []string{
+		"MISMATCH  p/a app.s -> app.s: sequence next_not_cached_value: source 2, target 1\n",
+		"MATCH     p/a app.same (1 rows, 1 chunks)\n",
+		"3 table(s) compared, 1 differ\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1; stderr %s", code, errOut)
 	}
 }

@@ -316,3 +316,81 @@ func (a *applier) appendProgress(dst []byte, ts checkpoint.TableSnapshot, begin 
 	}
 	return append(dst, " ON DUPLICATE KEY UPDATE rows_copied=rows_copied+VALUES(rows_copied), done=VALUES(done), updated_at=VALUES(updated_at)"...)
 }
+
+// SeedSequence copies a sequence from a snapshot: it records ts as being
+// copied, creates the target sequence with createSequence (first dropping
+// the one an interrupted copy created; one it did not create is refused),
+// moves it to row as
+// the applier applies a sequence's row of the stream (SETVAL), and
+// records the copy done. A fresh sequence stands at its start value in
+// round 0, and SETVAL ignores a value behind it (the source restarted
+// the sequence below its start): then it is restarted at the row's value
+// first. A target row that still differs from row (the sequence's
+// definition changed on the source while it was read) is an error.
+func (s *Sink) SeedSequence(ctx context.Context, source string, ts checkpoint.TableSnapshot, createDatabase, createSequence string, interrupted bool, row *binlog.Change) error {
+	t := row.Table
+	name := sqltext.QualifiedName(t.Schema, t.Name)
+	exists, _, err := s.TargetTable(ctx, t.Schema, t.Name)
+	if err != nil {
+		return err
+	}
+	if exists && !interrupted {
+		return fmt.Errorf("sequence %s already exists on the target: a snapshot creates the sequences it copies (drop it, or leave %s.%s out with exclude, then run again)",
+			t.QualifiedName(), ts.Schema, ts.Table)
+	}
+	if err := s.ensureSnapshotTable(ctx); err != nil {
+		return err
+	}
+	a, done, err := s.snapshotApplier(ctx, source)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ts.Rows, ts.Done = 0, false
+	if err := a.commitSnapshot(ctx, a.appendProgress(nil, ts, true)); err != nil {
+		return err
+	}
+	if err := a.checkLease(ctx); err != nil {
+		return err
+	}
+	if exists {
+		if _, err := a.exec(ctx, "DROP SEQUENCE IF EXISTS "+name); err != nil {
+			return fmt.Errorf("drop the sequence %s an interrupted copy created: %w", t.QualifiedName(), err)
+		}
+	}
+	var n int
+	if err := a.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", t.Schema).Scan(&n); err != nil {
+		return err
+	}
+	if n == 0 {
+		if _, err := a.exec(ctx, createDatabase); err != nil {
+			return fmt.Errorf("create database %s on the target: %w", t.Schema, err)
+		}
+	}
+	if _, err := a.exec(ctx, createSequence); err != nil {
+		return fmt.Errorf("create sequence on the target: %w; statement %q", err, schema.Shorten(createSequence, 300))
+	}
+	seed := string(AppendChangeSQL(nil, &binlog.Txn{}, row))
+	same := "SELECT COUNT(*) FROM " + name + string(sqltext.AppendWhere(nil, t, row.After, true))
+	for try := 0; ; try++ {
+		if _, err := a.exec(ctx, seed); err != nil {
+			return fmt.Errorf("set sequence %s to the source's row: %w", t.QualifiedName(), err)
+		}
+		if err := a.conn.QueryRowContext(ctx, same).Scan(&n); err != nil {
+			return fmt.Errorf("read sequence %s back: %w", t.QualifiedName(), err)
+		}
+		if n == 1 {
+			break
+		}
+		i := t.ColumnIndex("next_not_cached_value")
+		if try > 0 || i < 0 {
+			return fmt.Errorf("sequence %s does not equal the source's after the copy: its definition changed on the source while it was read (run again)", t.QualifiedName())
+		}
+		restart := append([]byte("ALTER SEQUENCE "+name+" RESTART WITH "), sqltext.AppendLiteral(nil, &t.Columns[i], row.After[i])...)
+		if _, err := a.exec(ctx, string(restart)); err != nil {
+			return fmt.Errorf("restart sequence %s at the source's value: %w", t.QualifiedName(), err)
+		}
+	}
+	ts.Rows, ts.Done = 1, true
+	return a.commitSnapshot(ctx, a.appendProgress(nil, ts, false))
+}

@@ -33,3 +33,14 @@ func AppendDDLSQL(dst []byte, d *binlog.DDL) []byte {
 	dst = append(dst, d.SQL...)
 	return append(dst, ';')
 }
+
+// AppendChangeSQL appends the statement the applier runs for c, a change
+// of t, with its ';': a sequence's row as SETVAL or INSERT (sequence.go),
+// any other row as sqltext.AppendChange writes it. sluice dump --format
+// sql prints it.
+func AppendChangeSQL(dst []byte, t *binlog.Txn, c *binlog.Change) []byte {
+	if setvalRow(c, t) {
+		return append(appendSetval(dst, c), ';')
+	}
+	return sqltext.AppendChange(dst, c, false, false)
+}

@@ -302,3 +302,19 @@ func (s *Sink) progress(ctx context.Context, source string, ts checkpoint.TableS
 	}
 	return ack.Sequence, nil
 }
+
+// SeedSequence publishes a sequence's row as the read event of a table of
+// one row (a stream has no sequence to create).
+func (s *Sink) SeedSequence(ctx context.Context, source string, ts checkpoint.TableSnapshot, _, _ string, interrupted bool, row *binlog.Change) error {
+	_, hasRows, err := s.TargetTable(ctx, row.Table.Schema, row.Table.Name)
+	if err != nil {
+		return err
+	}
+	if err := s.BeginSnapshotTable(ctx, source, ts, row.Table, interrupted && hasRows); err != nil {
+		return err
+	}
+	if err := s.WriteSnapshotRows(ctx, source, ts, []*binlog.Change{row}); err != nil {
+		return err
+	}
+	return s.FinishSnapshotTable(ctx, source, ts)
+}
