@@ -1,7 +1,6 @@
 package snapshot_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -120,26 +119,6 @@ func shellJoin(args []string) string {
 	return s
 }
 
-// serverCPU is the CPU time a server has used so far (user + system, from
-// /proc/PID/stat): where a tool's work lands on the servers.
-func serverCPU(t testing.TB, m *testenv.MariaDB) time.Duration {
-	t.Helper()
-	pid, err := os.ReadFile(filepath.Join(m.Dir, "mariadbd.pid"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The fields after the command's closing parenthesis; utime and stime
-	// are the 14th and 15th of the line, in clock ticks (100 a second).
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	u, _ := strconv.ParseInt(f[11], 10, 64)
-	k, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(u+k) * 10 * time.Millisecond
-}
-
 // selfCPU is this process's CPU time so far.
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -158,11 +137,11 @@ func (c cpuTimes) String() string {
 // measure runs f and returns its time and CPU times; f returns the tool's
 // own CPU time.
 func measure(t testing.TB, src, dst *testenv.MariaDB, f func() time.Duration) (time.Duration, cpuTimes) {
-	s0, d0 := serverCPU(t, src), serverCPU(t, dst)
+	s0, d0 := src.CPU(t), dst.CPU(t)
 	start := time.Now()
 	tool := f()
 	took := time.Since(start)
-	return took, cpuTimes{serverCPU(t, src) - s0, serverCPU(t, dst) - d0, tool}
+	return took, cpuTimes{src.CPU(t) - s0, dst.CPU(t) - d0, tool}
 }
 
 func median(d []time.Duration) time.Duration {
