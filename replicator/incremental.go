@@ -177,6 +177,28 @@ func (in *incremental) prepare(ctx context.Context, from checkpoint.State) error
 	return nil
 }
 
+// snapshotWindows marks the target tables of initial snapshots resumed in
+// a new snapshot (snapshot.Windows) as seeded until the stream has applied
+// their last part's position: their changes since the first part's are
+// applied as upserts, which brings every row to that position.
+func (in *incremental) snapshotWindows(windows []checkpoint.TableSnapshot) error {
+	if len(windows) == 0 {
+		return nil
+	}
+	if in == nil {
+		return fmt.Errorf("table %s was copied in two parts (a resumed snapshot), which only a MySQL/MariaDB sink can catch up", windows[0].Name())
+	}
+	rt := newRouter(in.r.pipeline, in.r.cfg, nil, in.log)
+	for _, t := range windows {
+		dst := targetTableOf(rt, &binlog.Table{Schema: t.Schema, Name: t.Table})
+		in.target.SetSeeding(in.r.cfg.Name, dst.Schema, dst.Name, true)
+		in.tolerate = append(in.tolerate, tolerance{dst.Schema, dst.Name, t.At.GTID})
+		in.log.Info("the snapshot of this table resumed at a later position: its changes until then are applied as upserts",
+			"table", t.Name(), "from", t.Start().GTID.String(), "until", t.At.GTID.String())
+	}
+	return nil
+}
+
 // targetTableOf is t's target table.
 func targetTableOf(rt *router, t *binlog.Table) *binlog.Table {
 	return rt.rename(&binlog.Change{Table: t, Op: binlog.Insert, After: make([]binlog.Value, len(t.Columns))}).Table

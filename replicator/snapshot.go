@@ -99,18 +99,20 @@ func (r *sourceRunner) initialSnapshot(ctx context.Context) (binlog.Start, error
 }
 
 // snapshotSkip is what streaming from from must drop because the tables'
-// copies have it (nil when the sink keeps no snapshot). It does not depend
-// on snapshot: initial: sluice snapshot may have seeded the target.
-func (r *sourceRunner) snapshotSkip(ctx context.Context, from binlog.GTIDSet) (snapshot.Skip, error) {
+// copies have it (nil when the sink keeps no snapshot), and the tables
+// copied in parts whose changes between their parts' positions streaming
+// applies as upserts (snapshot.Windows). It does not depend on snapshot:
+// initial: sluice snapshot may have seeded the target.
+func (r *sourceRunner) snapshotSkip(ctx context.Context, from binlog.GTIDSet) (snapshot.Skip, []checkpoint.TableSnapshot, error) {
 	target, ok := r.sink.(snapshotTarget)
 	if !ok {
-		return nil, nil
+		return nil, nil, nil
 	}
 	tables, err := target.SnapshotTables(ctx, r.cfg.Name)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return snapshot.NewSkip(tables, from), nil
+	return snapshot.NewSkip(tables, from), snapshot.Windows(tables, from), nil
 }
 
 // Snapshot runs the initial snapshot of the selected pipelines' sources

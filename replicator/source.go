@@ -231,12 +231,15 @@ func (r *sourceRunner) stream(ctx context.Context) error {
 	} else {
 		r.log.Info("no checkpoint: starting from the configured start", "start", describeStart(start))
 	}
-	skip, err := r.snapshotSkip(ctx, start.GTID)
+	skip, windows, err := r.snapshotSkip(ctx, start.GTID)
 	if err != nil {
 		return err
 	}
 	incr := newIncremental(r) // incremental snapshots (incremental.go)
 	if err := incr.prepare(ctx, state); err != nil {
+		return err
+	}
+	if err := incr.snapshotWindows(windows); err != nil {
 		return err
 	}
 	src, err := binlog.Connect(ctx, binlog.LiveConfig{DSN: r.cfg.Conn, ServerID: r.cfg.ServerID, Start: start, StopAtEnd: r.stopAtEnd,

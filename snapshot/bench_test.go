@@ -9,7 +9,9 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -95,12 +97,15 @@ func runSnapshot(t testing.TB, src, dst *testenv.MariaDB, db, pipeline string, r
 	return took, peak.Load()
 }
 
-func run(t testing.TB, name string, args ...string) {
+// run runs a shell command line and returns the CPU time it and its
+// children used.
+func run(t testing.TB, name string, args ...string) time.Duration {
 	t.Helper()
 	cmd := exec.Command("sh", "-c", name+" "+shellJoin(args))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%s: %v\n%s", cmd.Args, err, out)
 	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 }
 
 func shellJoin(args []string) string {
@@ -112,6 +117,31 @@ func shellJoin(args []string) string {
 		s += a
 	}
 	return s
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuTimes are the CPU seconds one run of a tool cost: the source server,
+// the target server and the tool's own processes.
+type cpuTimes struct{ src, dst, tool time.Duration }
+
+func (c cpuTimes) String() string {
+	return fmt.Sprintf("CPU source %.1fs, target %.1fs, tool %.1fs", c.src.Seconds(), c.dst.Seconds(), c.tool.Seconds())
+}
+
+// measure runs f and returns its time and CPU times; f returns the tool's
+// own CPU time.
+func measure(t testing.TB, src, dst *testenv.MariaDB, f func() time.Duration) (time.Duration, cpuTimes) {
+	s0, d0 := src.CPU(t), dst.CPU(t)
+	start := time.Now()
+	tool := f()
+	took := time.Since(start)
+	return took, cpuTimes{src.CPU(t) - s0, dst.CPU(t) - d0, tool}
 }
 
 func median(d []time.Duration) time.Duration {
@@ -142,33 +172,43 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 	var peak uint64
 	for i := range b.N * rounds {
 		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
-		took, heap := runSnapshot(b, src, dst, "bench", fmt.Sprintf("bench-%d", i), envInt("SNAPSHOT_BENCH_READERS", 4), envInt("SNAPSHOT_BENCH_WRITERS", 4))
+		var heap uint64
+		took, cs := measure(b, src, dst, func() time.Duration {
+			c0 := selfCPU()
+			_, heap = runSnapshot(b, src, dst, "bench", fmt.Sprintf("bench-%d", i), envInt("SNAPSHOT_BENCH_READERS", 4), envInt("SNAPSHOT_BENCH_WRITERS", 4))
+			return selfCPU() - c0
+		})
 		sluice = append(sluice, took)
 		peak = max(peak, heap)
 
 		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
-		start := time.Now()
-		run(b, "mariadb-dump", conn(src), "--single-transaction --databases bench |", "mariadb", conn(dst))
-		dump = append(dump, time.Since(start))
+		took, cd := measure(b, src, dst, func() time.Duration {
+			return run(b, "mariadb-dump", conn(src), "--single-transaction --databases bench |", "mariadb", conn(dst))
+		})
+		dump = append(dump, took)
 
 		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
 		dir := filepath.Join(b.TempDir(), strconv.Itoa(i))
-		start = time.Now()
-		run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir)
-		run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o")
-		mydumper = append(mydumper, time.Since(start))
+		took, cm := measure(b, src, dst, func() time.Duration {
+			return run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir) + run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o")
+		})
+		mydumper = append(mydumper, took)
 
 		// myloader writes nothing to the target's binlog unless asked
 		// (--enable-binlog); sluice and mariadb do, as a replica's
 		// replicas need it.
 		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
 		dir += "b"
-		start = time.Now()
-		run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir)
-		run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o --enable-binlog")
-		mydumperBinlog = append(mydumperBinlog, time.Since(start))
-		b.Logf("round %d: sluice %s, mariadb-dump|mariadb %s, mydumper+myloader %s, with --enable-binlog %s", i+1, took.Round(time.Millisecond),
-			dump[len(dump)-1].Round(time.Millisecond), mydumper[len(mydumper)-1].Round(time.Millisecond), mydumperBinlog[len(mydumperBinlog)-1].Round(time.Millisecond))
+		took, cb := measure(b, src, dst, func() time.Duration {
+			return run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir) + run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o --enable-binlog")
+		})
+		mydumperBinlog = append(mydumperBinlog, took)
+		b.Logf("round %d: sluice %s (%s), mariadb-dump|mariadb %s (%s), mydumper+myloader %s (%s), with --enable-binlog %s (%s)", i+1,
+			sluice[len(sluice)-1].Round(time.Millisecond), cs, dump[len(dump)-1].Round(time.Millisecond), cd,
+			mydumper[len(mydumper)-1].Round(time.Millisecond), cm, mydumperBinlog[len(mydumperBinlog)-1].Round(time.Millisecond), cb)
+	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		b.Logf("load average: %s", strings.TrimSpace(string(load)))
 	}
 	if a, c := src.Checksums(b, "bench.sbtest1", "bench.sbtest4"), dst.Checksums(b, "bench.sbtest1", "bench.sbtest4"); a != c {
 		b.Fatalf("checksums differ: %s / %s", a, c)

@@ -22,8 +22,10 @@ const (
 
 // chunk is rows of one table on their way to the target.
 type chunk struct {
-	job  *tableJob
-	rows []*binlog.Change
+	job   *tableJob
+	seq   uint64 // the chunk's place in its table's copy (from 0 in each run)
+	rows  []*binlog.Change
+	after []byte // selects the rows after this chunk (nil: a table without a key)
 }
 
 // copier reads one table, inside the reader's snapshot, in chunks: by its
@@ -54,26 +56,25 @@ func newCopier(conn *sql.Conn, t *binlog.Table, route func(*binlog.Change) *binl
 	return c
 }
 
-// copy sends the table's rows to emit, chunk by chunk, and returns how
-// many it read.
-func (c *copier) copy(ctx context.Context, emit func([]*binlog.Change) error) (uint64, error) {
+// copy sends the table's rows matching after (every row when nil) to
+// emit, chunk by chunk, each with the condition selecting the rows after
+// it (nil for a table without a key), and returns how many it read.
+func (c *copier) copy(ctx context.Context, after []byte, emit func(rows []*binlog.Change, after []byte) error) (uint64, error) {
 	if len(c.table.PK) == 0 {
-		return c.stream(ctx, emit)
+		return c.stream(ctx, func(rows []*binlog.Change) error { return emit(rows, nil) })
 	}
 	var total uint64
-	var last []binlog.Value
 	for {
-		q := c.query(last)
-		rows, bytes, err := c.read(ctx, q, 0, nil)
+		rows, bytes, err := c.read(ctx, c.queryAfter(after), 0, nil)
 		if err != nil {
 			return total, err
 		}
 		total += uint64(len(rows))
 		full := len(rows) == c.size
 		if len(rows) > 0 {
-			last = rows[len(rows)-1].After
+			after = appendAfter(nil, c.table, rows[len(rows)-1].After)
 			c.adapt(len(rows), bytes)
-			if err := emit(c.routed(rows)); err != nil {
+			if err := emit(c.routed(rows), after); err != nil {
 				return total, err
 			}
 		}
@@ -81,15 +82,6 @@ func (c *copier) copy(ctx context.Context, emit func([]*binlog.Change) error) (u
 			return total, nil
 		}
 	}
-}
-
-// query is the next chunk's SELECT: rows after last in key order.
-func (c *copier) query(last []binlog.Value) string {
-	var after []byte
-	if last != nil {
-		after = appendAfter(nil, c.table, last)
-	}
-	return c.queryAfter(after)
 }
 
 // queryAfter is the next chunk's SELECT: rows matching after (every row

@@ -42,7 +42,7 @@ func copySequence(ctx context.Context, cfg Config, r *reader, name string, inPro
 	}
 	src := binlog.TableFromSchema(def)
 	var rows []*binlog.Change
-	if _, err := newCopier(r.conn, src, cfg.Route).copy(ctx, func(c []*binlog.Change) error {
+	if _, err := newCopier(r.conn, src, cfg.Route).copy(ctx, nil, func(c []*binlog.Change, _ []byte) error {
 		rows = append(rows, c...)
 		return nil
 	}); err != nil {

@@ -104,3 +104,36 @@ func TestEarliest(t *testing.T) {
 		}
 	}
 }
+
+// TestResumedSkip: a table copied in two parts (P at 0-1-10, the rest at
+// 0-1-25 after a resume) starts the stream at P, drops only what P has,
+// and is a window (changes applied as upserts) until the stream is at its
+// last part's position.
+func TestResumedSkip(t *testing.T) {
+	tables := []checkpoint.TableSnapshot{
+		{Schema: "app", Table: "a", Done: true},
+		{Schema: "app", Table: "b", Done: true},
+	}
+	tables[0].From.GTID, tables[0].At.GTID = gtidSet(t, "0-1-10"), gtidSet(t, "0-1-25")
+	tables[1].At.GTID = gtidSet(t, "0-1-20")
+	from, ok := checkpoint.Earliest(tables)
+	if !ok || from.GTID.String() != "0-1-10" {
+		t.Fatalf("earliest %v, want the resumed table's first part", from.GTID)
+	}
+	// Streaming from 0-1-10 reads nothing a's first part has.
+	if s := NewSkip(tables, from.GTID); len(s) != 1 || s["app.b"].String() != "0-1-20" {
+		t.Fatalf("skip %v", s)
+	}
+	if s := NewSkip(tables, gtidSet(t, "0-1-5")); s["app.a"].String() != "0-1-10" {
+		t.Fatalf("from 0-1-5: skip %v, want app.a's first part", s)
+	}
+	for _, tc := range []struct {
+		from string
+		want int
+	}{{"0-1-10", 1}, {"0-1-24", 1}, {"0-1-25", 0}, {"0-1-30", 0}} {
+		w := Windows(tables, gtidSet(t, tc.from))
+		if len(w) != tc.want || len(w) == 1 && w[0].Name() != "app.a" {
+			t.Errorf("from %s: windows %v, want %d", tc.from, w, tc.want)
+		}
+	}
+}

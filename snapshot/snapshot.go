@@ -2,23 +2,30 @@
 // snapshots, so that streaming can start from exactly the point the copy
 // corresponds to (sluice run with snapshot: initial, and sluice snapshot).
 //
-// Each table is copied entirely inside one consistent snapshot of the
-// source (reader.go), at its own position P_T, in key-ordered chunks
-// (copier.go) written on several target connections, each chunk one
-// target transaction with the table's progress (Target, sinks/mysql). Once
-// every table is done, streaming starts at the earliest P_T, and a change
-// to table T in a transaction P_T contains is dropped, as T's copy has it
-// (Skip): each table then equals the source at every position after its
-// own P_T, with no lock and no gap. A table whose copy was interrupted is
-// copied again whole (its target table emptied first); a finished one is
-// never read again. A MariaDB sequence is created from its definition and
-// set to its row (sequence.go).
+// Each table is copied inside one consistent snapshot of the source
+// (reader.go), at its own position P_T, in key-ordered chunks (copier.go)
+// written on several target connections, each chunk one target
+// transaction with the table's progress (Target, sinks/mysql), its end key
+// included; a table's chunks commit in key order. Once every table is
+// done, streaming starts at the earliest P_T, and a change to table T in a
+// transaction P_T contains is dropped, as T's copy has it (Skip): each
+// table then equals the source at every position after its own P_T, with
+// no lock and no gap. A finished table is never read again. A table whose
+// copy was interrupted resumes after its last committed chunk, in a new
+// snapshot at a new position Q_T: its rows are then the source's at P_T
+// (the part copied before) and at Q_T (the rest), and streaming applies
+// T's changes between P_T and Q_T as upserts (Windows), which brings every
+// row to Q_T, as Vitess's copy catch-up does. A MariaDB sequence is
+// created from its definition and set to its row (sequence.go).
 package snapshot
 
 import (
 	"cmp"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,20 +82,72 @@ type tableJob struct {
 	src      *binlog.Table // source definition
 	dst      *binlog.Table // its target table (routed)
 	truncate bool          // the target table holds rows of an interrupted copy
-	ts       checkpoint.TableSnapshot
-	size     uint64 // estimated bytes, for ordering
-	rows     uint64 // estimated rows, for progress
+	// resume is the progress of an interrupted copy to resume after its
+	// last chunk; nil copies the table from its first row.
+	resume *checkpoint.TableSnapshot
+	ts     checkpoint.TableSnapshot
+	size   uint64 // estimated bytes, for ordering
+	rows   uint64 // estimated rows, for progress
 
 	pending sync.WaitGroup // chunks not yet written
 	mu      sync.Mutex
 	err     error
+	next    uint64        // the chunk whose turn it is to commit
+	changed chan struct{} // closed when next or err changes
 }
 
 func (j *tableJob) fail(err error) {
 	j.mu.Lock()
 	if j.err == nil {
 		j.err = err
+		j.wake()
 	}
+	j.mu.Unlock()
+}
+
+// wake tells the chunks waiting for their turn that it may have come
+// (j.mu held).
+func (j *tableJob) wake() {
+	if j.changed != nil {
+		close(j.changed)
+	}
+	j.changed = make(chan struct{})
+}
+
+// turn returns once the chunks before seq are committed (or the copy
+// failed): a table's chunks commit in key order, so that its progress's
+// After is always the end of everything committed.
+func (j *tableJob) turn(seq uint64) func(context.Context) error {
+	return func(ctx context.Context) error {
+		for {
+			j.mu.Lock()
+			if j.err != nil {
+				j.mu.Unlock()
+				return j.err
+			}
+			if j.next == seq {
+				j.mu.Unlock()
+				return nil
+			}
+			if j.changed == nil {
+				j.changed = make(chan struct{})
+			}
+			c := j.changed
+			j.mu.Unlock()
+			select {
+			case <-c:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
+	}
+}
+
+// committed records that chunk seq is committed.
+func (j *tableJob) committed(seq uint64) {
+	j.mu.Lock()
+	j.next = seq + 1
+	j.wake()
 	j.mu.Unlock()
 }
 
@@ -201,7 +260,11 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		if cfg.Route != nil {
 			j.dst = cfg.Route(&binlog.Change{Table: j.src, Op: binlog.Insert, After: make([]binlog.Value, len(j.src.Columns))}).Table
 		}
-		if err := prepareTarget(ctx, cfg, j, ok, log); err != nil {
+		var interrupted *checkpoint.TableSnapshot
+		if ok {
+			interrupted = &p
+		}
+		if err := prepareTarget(ctx, cfg, j, interrupted, log); err != nil {
 			return Result{}, err
 		}
 		if len(j.src.PK) == 0 {
@@ -266,14 +329,25 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 }
 
 // prepareTarget creates a missing target table, and decides whether an
-// existing one must be emptied (an interrupted copy) or refused (rows the
-// snapshot did not write).
-func prepareTarget(ctx context.Context, cfg Config, j *tableJob, inProgress bool, log *slog.Logger) error {
+// interrupted copy (p, nil when none began) resumes after its last chunk,
+// or an existing target table must be emptied (an interrupted copy that
+// cannot resume) or refused (rows the snapshot did not write).
+func prepareTarget(ctx context.Context, cfg Config, j *tableJob, p *checkpoint.TableSnapshot, log *slog.Logger) error {
 	name := j.src.QualifiedName()
 	merged := cfg.Merged(j.src.Schema, j.src.Name)
 	exists, hasRows, err := cfg.Target.TargetTable(ctx, j.dst.Schema, j.dst.Name)
 	if err != nil {
 		return err
+	}
+	inProgress := p != nil
+	if inProgress && exists && p.Definition != "" && p.Definition != fingerprint(j.def) {
+		return fmt.Errorf("table %s changed on the source (DDL) since its interrupted copy into %s began: drop the target table (or, merged by a route, delete "+
+			"the rows this source and table copied there), then run again", name, j.dst.QualifiedName())
+	}
+	if inProgress && exists && hasRows && p.After != nil && len(j.src.PK) > 0 {
+		j.resume = p
+		log.Info("resuming the interrupted copy after its last chunk", "table", name, "chunks_done", p.Chunks, "rows_done", p.Rows)
+		return nil
 	}
 	switch {
 	case !exists && len(j.dst.Columns) != len(j.src.Columns):
@@ -287,6 +361,8 @@ func prepareTarget(ctx context.Context, cfg Config, j *tableJob, inProgress bool
 			return err
 		}
 		log.Info("created the target table from the source's definition", "table", name, "target", j.dst.QualifiedName())
+	case merged && inProgress && p.Rows == 0:
+		// No chunk committed: none of the rows there are this copy's.
 	case merged && inProgress:
 		return fmt.Errorf("the copy of %s into %s, a table merged by a route, was interrupted: delete the rows it copied there (those of this source and table), "+
 			"then run again", name, j.dst.QualifiedName())
@@ -326,10 +402,13 @@ func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, 
 			defer writers.Done()
 			for ch := range chunks {
 				if ch.job.failed() == nil && ctx.Err() == nil {
-					if err := cfg.Target.WriteSnapshotRows(ctx, cfg.SourceName, ch.job.ts, ch.rows); err != nil {
+					ts := ch.job.ts
+					ts.After = ch.after
+					if err := cfg.Target.WriteSnapshotRows(ctx, cfg.SourceName, ts, ch.rows, ch.job.turn(ch.seq)); err != nil {
 						ch.job.fail(fmt.Errorf("write %s: %w", ch.job.src.QualifiedName(), err))
 						cancel(ch.job.failed())
 					} else {
+						ch.job.committed(ch.seq)
 						prog.add(ch.job.src.QualifiedName(), len(ch.rows))
 					}
 				}
@@ -390,20 +469,27 @@ func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks c
 	if now == nil || !reflect.DeepEqual(now, j.def) {
 		return fmt.Errorf("copy %s: the table's definition changed on the source (DDL) after the snapshot read it: drop the target table and run again", name)
 	}
-	j.ts = checkpoint.TableSnapshot{Schema: j.src.Schema, Table: j.src.Name, At: at}
+	j.ts = checkpoint.TableSnapshot{Schema: j.src.Schema, Table: j.src.Name, At: at, From: at, Definition: fingerprint(j.def)}
+	if j.resume != nil {
+		// The rows after the last chunk committed are read at a new
+		// position; those before stay the source's at From.
+		j.ts.From, j.ts.After, j.ts.Chunks, j.ts.Rows = j.resume.Start(), j.resume.After, j.resume.Chunks, j.resume.Rows
+	}
 	if err := cfg.Target.BeginSnapshotTable(ctx, cfg.SourceName, j.ts, j.dst, j.truncate); err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
 	prog.start(name, j.rows)
 	started := time.Now()
-	log.Debug("copying", "table", name, "at", at.GTID.String(), "pos", at.Pos.String())
-	rows, err := newCopier(r.conn, j.src, cfg.Route).copy(ctx, func(rows []*binlog.Change) error {
+	log.Debug("copying", "table", name, "at", at.GTID.String(), "pos", at.Pos.String(), "resumed", j.resume != nil)
+	var seq uint64
+	rows, err := newCopier(r.conn, j.src, cfg.Route).copy(ctx, j.ts.After, func(rows []*binlog.Change, after []byte) error {
 		if err := j.failed(); err != nil {
 			return err
 		}
 		j.pending.Add(1)
 		select {
-		case chunks <- chunk{job: j, rows: rows}:
+		case chunks <- chunk{job: j, seq: seq, rows: rows, after: after}:
+			seq++
 			return nil
 		case <-ctx.Done():
 			j.pending.Done()
@@ -420,7 +506,7 @@ func copyTable(ctx context.Context, cfg Config, r *reader, j *tableJob, chunks c
 	if err := r.end(ctx); err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
-	j.ts.Rows = rows
+	j.ts.Rows += rows
 	if err := cfg.Target.FinishSnapshotTable(ctx, cfg.SourceName, j.ts); err != nil {
 		return fmt.Errorf("copy %s: %w", name, err)
 	}
@@ -463,9 +549,10 @@ func listTables(ctx context.Context, db *sql.DB, f *binlog.Filter) (names []stri
 	return names, est, sequences, others, rows.Err()
 }
 
-// Skip is, per source table, the position its snapshot was taken at:
-// streaming drops a change to the table in a transaction that position
-// contains, because the table's copy has it.
+// Skip is, per source table, the position its snapshot was taken at (of
+// its first part, for a copy resumed in a new snapshot): streaming drops a
+// change to the table in a transaction that position contains, because
+// every part of the table's copy has it.
 type Skip map[string]binlog.GTIDSet
 
 // NewSkip is the Skip of the finished tables whose position from is
@@ -473,11 +560,39 @@ type Skip map[string]binlog.GTIDSet
 func NewSkip(tables []checkpoint.TableSnapshot, from binlog.GTIDSet) Skip {
 	s := Skip{}
 	for _, t := range tables {
-		if t.Done && !t.At.GTID.IsEmpty() && !from.ContainsSet(t.At.GTID) {
-			s[t.Name()] = t.At.GTID
+		if at := t.Start().GTID; t.Done && !at.IsEmpty() && !from.ContainsSet(at) {
+			s[t.Name()] = at
 		}
 	}
 	return s
+}
+
+// Windows are the finished tables copied in parts at several positions
+// (resumed after an interruption) whose last part's position (At) from is
+// not past. Streaming applies their changes between the first part's
+// position and At as upserts: a change there is in some of the table's
+// rows already (those copied after it), not in others, and applying each
+// change as "the row is now this image" (or "gone") brings every row to
+// its state at At, whatever it started from.
+func Windows(tables []checkpoint.TableSnapshot, from binlog.GTIDSet) []checkpoint.TableSnapshot {
+	var out []checkpoint.TableSnapshot
+	for _, t := range tables {
+		if t.Done && !t.At.GTID.IsEmpty() && !t.Start().GTID.ContainsSet(t.At.GTID) && !from.ContainsSet(t.At.GTID) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// fingerprint identifies a table's definition, so that a copy resumes
+// only into a target table made from the same one.
+func fingerprint(def *schema.Table) string {
+	b, err := json.Marshal(def)
+	if err != nil {
+		return ""
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
 }
 
 // Filter returns t without the changes its tables' copies already have

@@ -22,11 +22,14 @@ type Target interface {
 	// creating the database with createDatabase when it is missing.
 	CreateTable(ctx context.Context, db, createDatabase, createTable string) error
 	// BeginSnapshotTable records that ts is being copied into target,
-	// emptying target first with truncate.
+	// emptying target first with truncate (ts as it is: a resumed copy's
+	// From, After, Chunks and Rows are kept).
 	BeginSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot, target *binlog.Table, truncate bool) error
-	// WriteSnapshotRows inserts rows and counts them in ts's progress, in
-	// one transaction.
-	WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change) error
+	// WriteSnapshotRows inserts rows and counts them in ts's progress,
+	// with ts.After (the chunk's end) for a resume, in one transaction;
+	// before committing it waits for turn (not nil), which returns once
+	// the table's earlier chunks are committed.
+	WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change, turn func(context.Context) error) error
 	// FinishSnapshotTable records that ts is copied.
 	FinishSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot) error
 	// SeedSequence copies the sequence ts, whose earlier copy was

@@ -258,21 +258,21 @@ func BenchmarkCatchUp(b *testing.B) {
 			end := src.QueryString(b, "SELECT @@gtid_binlog_pos")
 			n := gtidSeq(b, src) - from
 
-			start, nativeCPU := time.Now(), serverCPU(b, native)
+			start, nativeCPU := time.Now(), native.CPU(b)
 			native.Exec(b, "START SLAVE")
 			waitNative(b, native, end)
 			nat := time.Since(start)
-			nativeCPU = serverCPU(b, native) - nativeCPU
+			nativeCPU = native.CPU(b) - nativeCPU
 			native.Exec(b, "STOP SLAVE")
 
 			var sl run
-			targetCPU := serverCPU(b, target)
+			targetCPU := target.CPU(b)
 			if p := os.Getenv("BENCH_CPUPROFILE"); p != "" && i == 0 {
 				sl = runSluiceProfiled(b, cfgPath, p)
 			} else {
 				sl = runSluice(b, cfgPath)
 			}
-			targetCPU = serverCPU(b, target) - targetCPU
+			targetCPU = target.CPU(b) - targetCPU
 			if a, c, d := src.Checksums(b, tableNames...), native.Checksums(b, tableNames...), target.Checksums(b, tableNames...); a != c || a != d {
 				b.Fatalf("the replicas differ from the source:\nsource %s\nnative %s\nsluice %s", a, c, d)
 			}
@@ -292,28 +292,6 @@ func BenchmarkCatchUp(b *testing.B) {
 	b.ReportMetric(median(ratios), "ratio")
 	report(b, "CATCH-UP (%d tables x %d rows, %d txns, %d threads, median of %d): native %.0f txn/s, sluice %.0f txn/s, ratio sluice/native %.2f",
 		tables, rows, txns, threads, runs, median(nativeRates), median(sluiceRates), median(ratios))
-}
-
-// serverCPU is the CPU time (user + system) m's mariadbd has used so far,
-// read from /proc: what a replica's apply costs the server, whatever else
-// runs on the machine.
-func serverCPU(b *testing.B, m *testenv.MariaDB) time.Duration {
-	b.Helper()
-	pid, err := os.ReadFile(filepath.Join(m.Dir, "mariadbd.pid"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
-	if err != nil {
-		b.Fatal(err)
-	}
-	// The fields after the command name, which is in parentheses:
-	// utime and stime are the 12th and 13th of them, in clock ticks
-	// (100 a second on Linux).
-	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
 
 // gtidSeq is the sequence number of the source's last GTID (domain 0).

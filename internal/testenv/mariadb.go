@@ -319,6 +319,28 @@ func (m *MariaDB) LogTail(n int) string {
 	return string(bytes.Join(lines, []byte("\n")))
 }
 
+// CPU is the CPU time (user + system) the running mariadbd has used so
+// far, read from /proc: what a tool's work costs the server, whatever else
+// runs on the machine.
+func (m *MariaDB) CPU(t testing.TB) time.Duration {
+	t.Helper()
+	pid, err := os.ReadFile(filepath.Join(m.Dir, "mariadbd.pid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stat, err := os.ReadFile("/proc/" + strings.TrimSpace(string(pid)) + "/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 12th and 13th of them, in clock ticks (100 a
+	// second on Linux).
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
 // DB opens a database/sql handle as root with multi-statements enabled. The
 // handle is closed with the instance.
 func (m *MariaDB) DB(t testing.TB) *sql.DB {

@@ -90,6 +90,9 @@ type Sink struct {
 	// seeding: source + "\x00" + schema.table of the target tables an
 	// incremental snapshot is seeding (incremental.go).
 	seeding sync.Map
+
+	// snapshotColumns: sluice.snapshot has the resume columns (snapshot.go).
+	snapshotColumns atomic.Bool
 }
 
 const (

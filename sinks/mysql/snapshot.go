@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/sluice-cdc/sluice/binlog"
@@ -16,12 +17,15 @@ import (
 
 // A snapshot (package snapshot) writes the rows it copies here, in chunks.
 // Each chunk is one target transaction that also adds its rows to the
-// source table's row in sluice.snapshot, fenced by the pipeline's lease
-// epoch like the checkpoint row: a process that lost the lease commits no
-// chunk. The row records the position of the table's consistent snapshot
-// and, once every chunk is committed, that the table is done; it stays
-// after the snapshot, so that streaming (which starts at the earliest
-// table's position) can drop the changes each table's copy already has.
+// source table's row in sluice.snapshot, with the chunk's end (after_key),
+// fenced by the pipeline's lease epoch like the checkpoint row: a process
+// that lost the lease commits no chunk. A table's chunks commit in key
+// order, so after_key is where an interrupted copy resumes. The row
+// records the positions of the table's consistent snapshots (from_*: the
+// first part's, gtid_set/binlog_*: the last part's) and, once every chunk
+// is committed, that the table is done; it stays after the snapshot, so
+// that streaming (which starts at the earliest table's position) can drop
+// the changes each table's copy already has.
 
 const snapshotName = "snapshot"
 
@@ -38,8 +42,18 @@ const createSnapshotTable = `CREATE TABLE IF NOT EXISTS ` + snapshotTable + ` (
 	rows_copied BIGINT UNSIGNED NOT NULL,
 	done TINYINT NOT NULL,
 	updated_at DATETIME(6) NOT NULL,
+	` + snapshotResumeColumns + `,
 	PRIMARY KEY (pipeline, source, table_schema, table_name)
 ) ENGINE=InnoDB`
+
+// snapshotResumeColumns are the columns of a chunk-level resume, added to
+// a sluice.snapshot made before them.
+const snapshotResumeColumns = `from_gtid_set LONGTEXT NULL,
+	from_binlog_file VARCHAR(255) NULL,
+	from_binlog_pos BIGINT UNSIGNED NULL,
+	after_key LONGBLOB NULL,
+	chunks BIGINT UNSIGNED NOT NULL DEFAULT 0,
+	definition VARCHAR(64) NOT NULL DEFAULT ''`
 
 // haveSnapshotTable reports whether the target has sluice.snapshot.
 func (s *Sink) haveSnapshotTable(ctx context.Context) (bool, error) {
@@ -54,12 +68,36 @@ func (s *Sink) haveSnapshotTable(ctx context.Context) (bool, error) {
 // ensureSnapshotTable creates sluice.snapshot when missing (only then:
 // even CREATE ... IF NOT EXISTS is written to the target's binlog).
 func (s *Sink) ensureSnapshotTable(ctx context.Context) error {
-	if have, err := s.haveSnapshotTable(ctx); err != nil || have {
+	if have, err := s.haveSnapshotTable(ctx); err != nil {
 		return err
+	} else if have {
+		return s.ensureSnapshotColumns(ctx)
 	}
 	if _, err := s.db.ExecContext(ctx, createSnapshotTable); err != nil {
 		return fmt.Errorf("%s: create sluice's snapshot table: %w", s.cfg.DSN, err)
 	}
+	s.snapshotColumns.Store(true)
+	return nil
+}
+
+// ensureSnapshotColumns adds the resume columns to a sluice.snapshot made
+// before them.
+func (s *Sink) ensureSnapshotColumns(ctx context.Context) error {
+	if s.snapshotColumns.Load() {
+		return nil
+	}
+	var n int
+	if err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND COLUMN_NAME = 'after_key'",
+		markSchema, snapshotName).Scan(&n); err != nil {
+		return fmt.Errorf("%s: %w", s.cfg.DSN, err)
+	}
+	if n == 0 {
+		q := "ALTER TABLE " + snapshotTable + " ADD COLUMN " + strings.ReplaceAll(snapshotResumeColumns, ",\n\t", ", ADD COLUMN ")
+		if _, err := s.db.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("%s: add the resume columns to sluice's snapshot table: %w", s.cfg.DSN, err)
+		}
+	}
+	s.snapshotColumns.Store(true)
 	return nil
 }
 
@@ -69,7 +107,11 @@ func (s *Sink) SnapshotTables(ctx context.Context, source string) ([]checkpoint.
 	if have, err := s.haveSnapshotTable(ctx); err != nil || !have {
 		return nil, err
 	}
-	rows, err := s.db.QueryContext(ctx, "SELECT table_schema, table_name, gtid_set, binlog_file, binlog_pos, rows_copied, done, updated_at FROM "+
+	if err := s.ensureSnapshotColumns(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, "SELECT table_schema, table_name, gtid_set, binlog_file, binlog_pos, rows_copied, done, updated_at, "+
+		"COALESCE(from_gtid_set, ''), COALESCE(from_binlog_file, ''), COALESCE(from_binlog_pos, 0), after_key, chunks, definition FROM "+
 		snapshotTable+" WHERE pipeline = ? AND source = ? ORDER BY table_schema, table_name", s.cfg.Pipeline, source)
 	if err != nil {
 		return nil, fmt.Errorf("%s: read snapshot progress: %w", s.cfg.DSN, err)
@@ -78,11 +120,15 @@ func (s *Sink) SnapshotTables(ctx context.Context, source string) ([]checkpoint.
 	var out []checkpoint.TableSnapshot
 	for rows.Next() {
 		var t checkpoint.TableSnapshot
-		var gtid string
-		if err := rows.Scan(&t.Schema, &t.Table, &gtid, &t.At.Pos.File, &t.At.Pos.Pos, &t.Rows, &t.Done, (*timeScanner)(&t.At.Updated)); err != nil {
+		var gtid, from string
+		if err := rows.Scan(&t.Schema, &t.Table, &gtid, &t.At.Pos.File, &t.At.Pos.Pos, &t.Rows, &t.Done, (*timeScanner)(&t.At.Updated),
+			&from, &t.From.Pos.File, &t.From.Pos.Pos, &t.After, &t.Chunks, &t.Definition); err != nil {
 			return nil, fmt.Errorf("%s: read snapshot progress: %w", s.cfg.DSN, err)
 		}
 		if t.At.GTID, err = binlog.ParseGTIDSet(gtid); err != nil {
+			return nil, fmt.Errorf("%s: snapshot progress of %s/%s %s: %w", s.cfg.DSN, s.cfg.Pipeline, source, t.Name(), err)
+		}
+		if t.From.GTID, err = binlog.ParseGTIDSet(from); err != nil {
 			return nil, fmt.Errorf("%s: snapshot progress of %s/%s %s: %w", s.cfg.DSN, s.cfg.Pipeline, source, t.Name(), err)
 		}
 		out = append(out, t)
@@ -138,7 +184,9 @@ func (s *Sink) CreateTable(ctx context.Context, db, createDatabase, createTable 
 
 // BeginSnapshotTable records that a source table is being copied from a
 // snapshot at ts.At into the target table target, which an earlier attempt
-// may have filled in part: with truncate it is emptied first.
+// may have filled in part: with truncate it is emptied first. ts is
+// recorded as it is (a resumed copy keeps its From, After, Chunks and
+// Rows).
 func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot, target *binlog.Table, truncate bool) error {
 	if err := s.ensureSnapshotTable(ctx); err != nil {
 		return err
@@ -156,15 +204,17 @@ func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpo
 			return fmt.Errorf("empty %s on the target before copying it again: %w", target.QualifiedName(), err)
 		}
 	}
-	ts.Rows, ts.Done = 0, false
+	ts.Done = false
 	return a.commitSnapshot(ctx, a.appendProgress(nil, ts, true))
 }
 
 // WriteSnapshotRows inserts rows (inserts into one target table, every
-// column present) and adds them to the source table's progress, as one
-// target transaction fenced by the lease. A duplicate key is an error: the
-// target table had rows the snapshot did not write.
-func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change) error {
+// column present) and adds them to the source table's progress (ts.After:
+// the chunk's end), as one target transaction fenced by the lease. Before
+// the progress is written it waits for turn (the table's earlier chunks
+// committed), so that chunks commit in order. A duplicate key is an error:
+// the target table had rows the snapshot did not write.
+func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change, turn func(context.Context) error) error {
 	a, done, err := s.snapshotApplier(ctx, source)
 	if err != nil {
 		return err
@@ -220,6 +270,18 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 		}
 	}
 	ts.Rows = uint64(len(rows))
+	if turn != nil {
+		if len(buf) > 0 {
+			if err := send(); err != nil {
+				a.rollback(ctx)
+				return err
+			}
+		}
+		if err := turn(ctx); err != nil {
+			a.rollback(ctx)
+			return err
+		}
+	}
 	if len(buf) > 0 {
 		buf = append(buf, ';')
 	}
@@ -281,12 +343,13 @@ func (a *applier) commitSnapshot(ctx context.Context, progress []byte) error {
 }
 
 // appendProgress appends the statement writing a source table's progress:
-// with begin its position and no rows, otherwise ts.Rows more rows and
-// ts.Done. Under a lease it is an INSERT … SELECT from the lease row with
-// our epoch (see appendCheckpoint).
+// with begin ts as it is, otherwise ts.Rows more rows, one more chunk,
+// ts.After and ts.Done. Under a lease it is an INSERT … SELECT from the
+// lease row with our epoch (see appendCheckpoint).
 func (a *applier) appendProgress(dst []byte, ts checkpoint.TableSnapshot, begin bool) []byte {
 	epoch := a.s.epoch.Load()
-	dst = append(dst, "INSERT INTO "+snapshotTable+" (pipeline, source, table_schema, table_name, gtid_set, binlog_file, binlog_pos, rows_copied, done, updated_at) "...)
+	dst = append(dst, "INSERT INTO "+snapshotTable+" (pipeline, source, table_schema, table_name, gtid_set, binlog_file, binlog_pos, rows_copied, done, updated_at, "+
+		"from_gtid_set, from_binlog_file, from_binlog_pos, after_key, chunks, definition) "...)
 	if epoch > 0 {
 		dst = append(dst, "SELECT "...)
 	} else {
@@ -305,6 +368,23 @@ func (a *applier) appendProgress(dst []byte, ts checkpoint.TableSnapshot, begin 
 		dst = append(dst, ",0"...)
 	}
 	dst = append(dst, ",UTC_TIMESTAMP(6)"...)
+	from := ts.Start()
+	for _, s := range []string{from.GTID.String(), from.Pos.File} {
+		dst = append(dst, ',')
+		dst = sqltext.AppendString(dst, s)
+	}
+	dst = append(dst, ',')
+	dst = strconv.AppendUint(dst, from.Pos.Pos, 10)
+	dst = append(dst, ',')
+	if ts.After == nil {
+		dst = append(dst, "NULL"...)
+	} else {
+		dst = sqltext.AppendCharsetBytes(dst, "binary", ts.After)
+	}
+	dst = append(dst, ',')
+	dst = strconv.AppendUint(dst, ts.Chunks, 10)
+	dst = append(dst, ',')
+	dst = sqltext.AppendString(dst, ts.Definition)
 	if epoch > 0 {
 		dst = a.appendFence(dst, epoch)
 	} else {
@@ -312,9 +392,13 @@ func (a *applier) appendProgress(dst []byte, ts checkpoint.TableSnapshot, begin 
 	}
 	if begin {
 		return append(dst, " ON DUPLICATE KEY UPDATE gtid_set=VALUES(gtid_set), binlog_file=VALUES(binlog_file), binlog_pos=VALUES(binlog_pos), "+
-			"rows_copied=0, done=0, updated_at=VALUES(updated_at)"...)
+			"rows_copied=VALUES(rows_copied), done=0, updated_at=VALUES(updated_at), from_gtid_set=VALUES(from_gtid_set), from_binlog_file=VALUES(from_binlog_file), "+
+			"from_binlog_pos=VALUES(from_binlog_pos), after_key=VALUES(after_key), chunks=VALUES(chunks), definition=VALUES(definition)"...)
 	}
-	return append(dst, " ON DUPLICATE KEY UPDATE rows_copied=rows_copied+VALUES(rows_copied), done=VALUES(done), updated_at=VALUES(updated_at)"...)
+	if ts.Done {
+		return append(dst, " ON DUPLICATE KEY UPDATE done=1, updated_at=VALUES(updated_at)"...)
+	}
+	return append(dst, " ON DUPLICATE KEY UPDATE rows_copied=rows_copied+VALUES(rows_copied), chunks=chunks+1, after_key=VALUES(after_key), updated_at=VALUES(updated_at)"...)
 }
 
 // SeedSequence copies a sequence from a snapshot: it records ts as being

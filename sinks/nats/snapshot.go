@@ -191,8 +191,14 @@ func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpo
 
 // WriteSnapshotRows publishes rows as read events and waits for their
 // acknowledgement; the chunk's last row waits for the next chunk or the
-// table's end.
-func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change) error {
+// table's end. It first waits for turn (the table's earlier chunks
+// published), so that a table's rows go out in key order.
+func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change, turn func(context.Context) error) error {
+	if turn != nil {
+		if err := turn(ctx); err != nil {
+			return err
+		}
+	}
 	if len(rows) == 0 {
 		return nil
 	}
@@ -313,7 +319,7 @@ func (s *Sink) SeedSequence(ctx context.Context, source string, ts checkpoint.Ta
 	if err := s.BeginSnapshotTable(ctx, source, ts, row.Table, interrupted && hasRows); err != nil {
 		return err
 	}
-	if err := s.WriteSnapshotRows(ctx, source, ts, []*binlog.Change{row}); err != nil {
+	if err := s.WriteSnapshotRows(ctx, source, ts, []*binlog.Change{row}, nil); err != nil {
 		return err
 	}
 	return s.FinishSnapshotTable(ctx, source, ts)

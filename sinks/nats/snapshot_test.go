@@ -53,7 +53,7 @@ func TestSnapshotTargetResume(t *testing.T) {
 	if err := s.BeginSnapshotTable(ctx, "primary", ts, tb, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.WriteSnapshotRows(ctx, "primary", ts, rows(1, 4)); err != nil {
+	if err := s.WriteSnapshotRows(ctx, "primary", ts, rows(1, 4), nil); err != nil {
 		t.Fatal(err)
 	}
 	s.Close() // killed during the copy
@@ -74,7 +74,7 @@ func TestSnapshotTargetResume(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, chunk := range [][2]int{{1, 3}, {3, 6}} {
-		if err := s.WriteSnapshotRows(ctx, "primary", ts, rows(chunk[0], chunk[1])); err != nil {
+		if err := s.WriteSnapshotRows(ctx, "primary", ts, rows(chunk[0], chunk[1]), nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,7 +116,7 @@ func TestSnapshotTargetResume(t *testing.T) {
 		if err := s.BeginSnapshotTable(ctx, "primary", ts, tb, true); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.WriteSnapshotRows(ctx, "primary", ts, rows(1, 3)); err != nil {
+		if err := s.WriteSnapshotRows(ctx, "primary", ts, rows(1, 3), nil); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.FinishSnapshotTable(ctx, "primary", ts); err != nil {

@@ -1,0 +1,83 @@
+package mysql_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/internal/testenv"
+)
+
+// TestSnapshotProgressResume: a sluice.snapshot made before chunk-level
+// resume gets its columns when read (its rows keep their position, with no
+// resume key); a chunk's transaction then records its end key and count,
+// a resumed copy's begin keeps them with its first part's position, and
+// the table's Start is that first position.
+func TestSnapshotProgressResume(t *testing.T) {
+	dst := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	dst.Exec(t, "CREATE DATABASE sluice", `CREATE TABLE sluice.snapshot (pipeline VARCHAR(190) NOT NULL, source VARCHAR(190) NOT NULL,
+		table_schema VARCHAR(64) NOT NULL, table_name VARCHAR(64) NOT NULL, gtid_set LONGTEXT NOT NULL, binlog_file VARCHAR(255) NOT NULL,
+		binlog_pos BIGINT UNSIGNED NOT NULL, rows_copied BIGINT UNSIGNED NOT NULL, done TINYINT NOT NULL, updated_at DATETIME(6) NOT NULL,
+		PRIMARY KEY (pipeline, source, table_schema, table_name)) ENGINE=InnoDB`,
+		"INSERT INTO sluice.snapshot VALUES ('t', 'src', 'app', 'old', '0-1-5', 'bin.000001', 4, 7, 1, NOW(6))",
+		"CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY)")
+	s := openSink(t, dst, "", "")
+	ctx := context.Background()
+	have, err := s.SnapshotTables(ctx, "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(have) != 1 || have[0].Start().GTID.String() != "0-1-5" || have[0].After != nil || !have[0].Done || have[0].Rows != 7 {
+		t.Fatalf("old progress read as %+v", have)
+	}
+
+	tbl := &binlog.Table{Schema: "app", Name: "t", Columns: []binlog.Column{{Name: "id", Type: 3}}, PK: []int{0}}
+	p1, _ := binlog.ParseGTIDSet("0-1-10")
+	ts := checkpoint.TableSnapshot{Schema: "app", Table: "t", At: checkpoint.State{GTID: p1}, From: checkpoint.State{GTID: p1}, Definition: "d1"}
+	if err := s.BeginSnapshotTable(ctx, "src", ts, tbl, false); err != nil {
+		t.Fatal(err)
+	}
+	for i, after := range []string{"(`id`>2)", "(`id`>4)"} {
+		c := ts
+		c.After = []byte(after)
+		rows := []*binlog.Change{{Table: tbl, Op: binlog.Insert, After: []binlog.Value{int64(2*i + 1)}}, {Table: tbl, Op: binlog.Insert, After: []binlog.Value{int64(2*i + 2)}}}
+		if err := s.WriteSnapshotRows(ctx, "src", c, rows, func(context.Context) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := progressOf(t, s, "app.t")
+	if string(got.After) != "(`id`>4)" || got.Chunks != 2 || got.Rows != 4 || got.Done || got.Definition != "d1" {
+		t.Fatalf("after two chunks: %+v", got)
+	}
+	// The resume: a new position, the rest read after After.
+	p2, _ := binlog.ParseGTIDSet("0-1-20")
+	got.At = checkpoint.State{GTID: p2}
+	if err := s.BeginSnapshotTable(ctx, "src", got, tbl, false); err != nil {
+		t.Fatal(err)
+	}
+	got = progressOf(t, s, "app.t")
+	if got.Start().GTID.String() != "0-1-10" || got.At.GTID.String() != "0-1-20" || string(got.After) != "(`id`>4)" || got.Chunks != 2 || got.Rows != 4 {
+		t.Fatalf("resumed: %+v", got)
+	}
+	if r := rows(t, dst, "SELECT COUNT(*) FROM app.t"); r != "4" {
+		t.Fatalf("target rows %s", r)
+	}
+}
+
+func progressOf(t *testing.T, s interface {
+	SnapshotTables(context.Context, string) ([]checkpoint.TableSnapshot, error)
+}, name string) checkpoint.TableSnapshot {
+	t.Helper()
+	have, err := s.SnapshotTables(context.Background(), "src")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ts := range have {
+		if ts.Name() == name {
+			return ts
+		}
+	}
+	t.Fatalf("no progress for %s in %+v", name, have)
+	return checkpoint.TableSnapshot{}
+}
