@@ -21,15 +21,31 @@ type decodePool struct {
 	jobs chan *rowsJob
 }
 
-func newDecodePool(workers int) *decodePool {
+func newDecodePool(workers int, render bool) *decodePool {
 	p := &decodePool{jobs: make(chan *rowsJob, 4*workers)}
 	for range workers {
 		go func() {
 			// The row data comes from FileSource's chunks, which are
 			// never written again: values may point into them.
 			a := arena{alias: true}
+			var enc JSONEncoder
+			var buf []byte
 			for j := range p.jobs {
 				j.decode(&a)
+				if render && j.err == nil {
+					// The changes as JSON (see rendered.go); their values
+					// are not kept, and their memory is reused.
+					buf = buf[:0]
+					for i, c := range j.out {
+						if i > 0 {
+							buf = append(buf, ',')
+						}
+						buf = enc.appendChange(buf, c)
+					}
+					j.json, j.n, j.out = append(make([]byte, 0, len(buf)), buf...), len(j.out), nil
+					j.size = int64(len(j.json))
+					a.reset()
+				}
 				close(j.done)
 			}
 		}()
@@ -60,6 +76,9 @@ type rowsJob struct {
 	out  []*Change
 	size int64 // of out, by changeSize
 	err  error
+	// With RenderJSON: the n changes as JSON, out nil.
+	json []byte
+	n    int
 }
 
 func (j *rowsJob) ready() bool {
@@ -172,6 +191,9 @@ func (a *assembler) submitRows(e *replication.RowsEvent, eventType replication.E
 func (a *assembler) addDecoded(changes []*Change) error {
 	t := a.cur
 	if len(t.pending) == 0 {
+		if t.rendered != nil {
+			return t.rendered.addChanges(changes)
+		}
 		for _, c := range changes {
 			if err := t.changes.add(c); err != nil {
 				return err
@@ -195,6 +217,12 @@ func (t *Txn) settleOne() error {
 	t.pendingBytes -= int64(len(j.data))
 	if j.err != nil {
 		return j.err
+	}
+	if t.rendered != nil {
+		if j.json != nil {
+			return t.rendered.add(j.json, j.n)
+		}
+		return t.rendered.addChanges(j.out)
 	}
 	if j.size >= 0 {
 		return t.changes.addAll(j.out, j.size)
