@@ -121,9 +121,9 @@ type assembler struct {
 	pool     *decodePool
 	asyncErr error
 	// jsonEnc renders the changes decoded here, with RenderJSON.
-	jsonEnc  JSONEncoder
-	path     string
-	start    int64
+	jsonEnc JSONEncoder
+	path    string
+	start   int64
 }
 
 type changeMark struct {
