@@ -29,20 +29,25 @@ func newDecodePool(workers int, render bool) *decodePool {
 			// never written again: values may point into them.
 			a := arena{alias: true}
 			var enc JSONEncoder
-			var buf []byte
+			var out []byte // the tail of the chunk the JSON goes to
 			for j := range p.jobs {
 				j.decode(&a)
 				if render && j.err == nil {
-					// The changes as JSON (see rendered.go); their values
-					// are not kept, and their memory is reused.
-					buf = buf[:0]
+					// The changes as JSON (see rendered.go), appended to a
+					// chunk of their own that is never written again below
+					// its length; their values are not kept, and their
+					// memory is reused.
+					if need := 2*len(j.data) + 1024; cap(out)-len(out) < need {
+						out = make([]byte, 0, max(renderChunk, need))
+					}
+					start := len(out)
 					for i, c := range j.out {
 						if i > 0 {
-							buf = append(buf, ',')
+							out = append(out, ',')
 						}
-						buf = enc.appendChange(buf, c)
+						out = enc.appendChange(out, c)
 					}
-					j.json, j.n, j.out = append(make([]byte, 0, len(buf)), buf...), len(j.out), nil
+					j.json, j.n, j.out = out[start:len(out):len(out)], len(j.out), nil
 					j.size = int64(len(j.json))
 					a.reset()
 				}
@@ -52,6 +57,10 @@ func newDecodePool(workers int, render bool) *decodePool {
 	}
 	return p
 }
+
+// renderChunk is the size of the chunks the workers render JSON into
+// (DecodeOptions.RenderJSON).
+const renderChunk = 256 << 10
 
 // close stops the workers once the jobs sent so far are done. No job may
 // be sent after it.
