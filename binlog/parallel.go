@@ -31,7 +31,7 @@ func newDecodePool(workers int, render bool) *decodePool {
 			var enc JSONEncoder
 			var out []byte // the tail of the chunk the JSON goes to
 			for j := range p.jobs {
-				j.decode(&a)
+				j.decode(&a, render)
 				if render && j.err == nil {
 					// The changes as JSON (see rendered.go), appended to a
 					// chunk of their own that is never written again below
@@ -99,7 +99,9 @@ func (j *rowsJob) ready() bool {
 	}
 }
 
-func (j *rowsJob) decode(a *arena) {
+// decode decodes the job's rows, and sizes them unless they are to be
+// rendered as JSON.
+func (j *rowsJob) decode(a *arena, rendered bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			j.out = nil
@@ -121,7 +123,9 @@ func (j *rowsJob) decode(a *arena) {
 	}
 	for _, c := range out {
 		c.Query, c.NoFKChecks = j.query, j.noFK
-		j.size += changeSize(c)
+		if !rendered {
+			j.size += changeSize(c)
+		}
 	}
 	j.out = out
 }
