@@ -58,12 +58,11 @@ func (r *renderedChanges) add(part []byte, n int) error {
 		if r.budget <= 0 || r.length <= r.budget {
 			return nil
 		}
-		f, err := os.CreateTemp(r.dir, "sluice-txn-*.spill")
+		f, w, err := createSpillFile(r.dir)
 		if err != nil {
-			return fmt.Errorf("spill large transaction to disk: %w", err)
+			return err
 		}
-		_ = os.Remove(f.Name()) // gone with the process, as changeBuffer's
-		r.file, r.w = f, bufio.NewWriterSize(f, 256<<10)
+		r.file, r.w = f, w
 		parts := r.parts
 		r.parts = nil
 		for i, p := range parts {
