@@ -185,6 +185,24 @@ func (a *arena) change() *Change {
 	return &a.changes[len(a.changes)-1]
 }
 
+// reset makes the memory of everything handed out so far available
+// again: nothing it handed out may be used afterwards. The current chunks
+// are kept, cleared where a zero value is relied on (NULL in an image, the
+// fields of a Change).
+func (a *arena) reset() {
+	a.buf = a.buf[:0]
+	clear(a.vals)
+	a.vals = a.vals[:0]
+	clear(a.changes)
+	a.changes = a.changes[:0]
+	a.strs.reset()
+	a.decs.reset()
+	a.ints.reset()
+	a.uints.reset()
+	a.jsons.reset()
+	a.blobs.reset()
+}
+
 // slab boxes values of type T into a Value without an allocation each: the
 // value is stored in a slot of a chunk and the interface points at the
 // slot, as the runtime's own boxing points at a fresh allocation. T must
@@ -216,3 +234,5 @@ func (s *slab[T]) box(v T) Value {
 	e.typ, e.data = s.typ, unsafe.Pointer(&s.buf[len(s.buf)-1])
 	return out
 }
+
+func (s *slab[T]) reset() { s.buf = s.buf[:0] }

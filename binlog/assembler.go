@@ -77,6 +77,11 @@ type DecodeOptions struct {
 	// Workers decodes row events in this many goroutines, keeping the
 	// order of transactions and changes (0: in the reader's). Files only.
 	Workers int
+	// RenderJSON keeps each transaction's changes only as the JSON text
+	// AppendJSON writes for them, rendered as they are decoded (by the
+	// Workers when there are some): Txn.Changes yields an error. For
+	// `sluice dump --format json`, which needs nothing else.
+	RenderJSON bool
 }
 
 // assembler turns a stream of binlog events into committed transactions.
@@ -115,11 +120,16 @@ type assembler struct {
 	// being read in it (FileSource sets them).
 	pool     *decodePool
 	asyncErr error
-	path     string
-	start    int64
+	// jsonEnc renders the changes decoded here, with RenderJSON.
+	jsonEnc JSONEncoder
+	path    string
+	start   int64
 }
 
-type changeMark struct{ n int }
+type changeMark struct {
+	n        int
+	rendered renderedMark // with RenderJSON
+}
 
 func newAssembler(opts DecodeOptions) *assembler {
 	log := opts.Logger
@@ -349,7 +359,12 @@ func (a *assembler) begin(h *replication.EventHeader) {
 	if a.cur != nil {
 		return
 	}
-	t := &Txn{changes: newChangeBuffer(a.opts.SpillBytes, a.opts.SpillDir), ServerID: h.ServerID, Timestamp: time.Unix(int64(h.Timestamp), 0)}
+	t := &Txn{ServerID: h.ServerID, Timestamp: time.Unix(int64(h.Timestamp), 0)}
+	if a.opts.RenderJSON {
+		t.rendered = newRenderedChanges(a.opts.SpillBytes, a.opts.SpillDir, &a.jsonEnc)
+	} else {
+		t.changes = newChangeBuffer(a.opts.SpillBytes, a.opts.SpillDir)
+	}
 	if a.hasPending {
 		t.GTID, t.Timestamp, t.ServerID = a.pending, a.pendingTS, a.pendingSrv
 	}
@@ -439,7 +454,11 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		if a.savepoints == nil {
 			a.savepoints = map[string]changeMark{}
 		}
-		a.savepoints[strings.ToLower(m[1])] = changeMark{n: a.cur.changes.n}
+		mk := changeMark{n: a.cur.Len()}
+		if a.cur.rendered != nil {
+			mk.rendered = a.cur.rendered.mark()
+		}
+		a.savepoints[strings.ToLower(m[1])] = mk
 		return nil
 	}
 	if m := reRollbackTo.FindStringSubmatch(q); m != nil && a.cur != nil {
@@ -450,6 +469,9 @@ func (a *assembler) query(e *replication.QueryEvent, h *replication.EventHeader,
 		if err := a.cur.settle(); err != nil {
 			a.asyncErr = err
 			return nil
+		}
+		if a.cur.rendered != nil {
+			return a.cur.rendered.truncate(mk.rendered, mk.n)
 		}
 		return a.cur.changes.truncate(mk.n)
 	}

@@ -61,7 +61,7 @@ func OpenFiles(paths []string, opts DecodeOptions) (*FileSource, error) {
 	s := &FileSource{paths: paths, asm: newAssembler(opts), idx: -1}
 	s.parser = newParser(opts)
 	if opts.Workers > 0 {
-		s.asm.pool = newDecodePool(opts.Workers)
+		s.asm.pool = newDecodePool(opts.Workers, opts.RenderJSON)
 	}
 	return s, nil
 }

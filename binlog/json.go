@@ -91,6 +91,13 @@ func appendJSON(dst []byte, t *Txn, enc *JSONEncoder) ([]byte, error) {
 	}
 	if t.Len() > 0 || t.DDL == nil {
 		dst = append(dst, `,"changes":[`...)
+		if t.parent == nil && t.rendered != nil {
+			dst, err := t.rendered.appendTo(dst)
+			if err != nil {
+				return dst, err
+			}
+			return append(dst, "]}"...), nil
+		}
 		i := 0
 		for c, err := range t.Changes() {
 			if err != nil {

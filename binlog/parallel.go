@@ -21,21 +21,46 @@ type decodePool struct {
 	jobs chan *rowsJob
 }
 
-func newDecodePool(workers int) *decodePool {
+func newDecodePool(workers int, render bool) *decodePool {
 	p := &decodePool{jobs: make(chan *rowsJob, 4*workers)}
 	for range workers {
 		go func() {
 			// The row data comes from FileSource's chunks, which are
 			// never written again: values may point into them.
 			a := arena{alias: true}
+			var enc JSONEncoder
+			var out []byte // the tail of the chunk the JSON goes to
 			for j := range p.jobs {
-				j.decode(&a)
+				j.decode(&a, render)
+				if render && j.err == nil {
+					// The changes as JSON (see rendered.go), appended to a
+					// chunk of their own that is never written again below
+					// its length; their values are not kept, and their
+					// memory is reused.
+					if need := 2*len(j.data) + 1024; cap(out)-len(out) < need {
+						out = make([]byte, 0, max(renderChunk, need))
+					}
+					start := len(out)
+					for i, c := range j.out {
+						if i > 0 {
+							out = append(out, ',')
+						}
+						out = enc.appendChange(out, c)
+					}
+					j.json, j.n, j.out = out[start:len(out):len(out)], len(j.out), nil
+					j.size = int64(len(j.json))
+					a.reset()
+				}
 				close(j.done)
 			}
 		}()
 	}
 	return p
 }
+
+// renderChunk is the size of the chunks the workers render JSON into
+// (DecodeOptions.RenderJSON).
+const renderChunk = 256 << 10
 
 // close stops the workers once the jobs sent so far are done. No job may
 // be sent after it.
@@ -60,6 +85,9 @@ type rowsJob struct {
 	out  []*Change
 	size int64 // of out, by changeSize
 	err  error
+	// With RenderJSON: the n changes as JSON, out nil.
+	json []byte
+	n    int
 }
 
 func (j *rowsJob) ready() bool {
@@ -71,7 +99,9 @@ func (j *rowsJob) ready() bool {
 	}
 }
 
-func (j *rowsJob) decode(a *arena) {
+// decode decodes the job's rows, and sizes them unless they are to be
+// rendered as JSON.
+func (j *rowsJob) decode(a *arena, rendered bool) {
 	defer func() {
 		if r := recover(); r != nil {
 			j.out = nil
@@ -93,7 +123,9 @@ func (j *rowsJob) decode(a *arena) {
 	}
 	for _, c := range out {
 		c.Query, c.NoFKChecks = j.query, j.noFK
-		j.size += changeSize(c)
+		if !rendered {
+			j.size += changeSize(c)
+		}
 	}
 	j.out = out
 }
@@ -172,6 +204,9 @@ func (a *assembler) submitRows(e *replication.RowsEvent, eventType replication.E
 func (a *assembler) addDecoded(changes []*Change) error {
 	t := a.cur
 	if len(t.pending) == 0 {
+		if t.rendered != nil {
+			return t.rendered.addChanges(changes)
+		}
 		for _, c := range changes {
 			if err := t.changes.add(c); err != nil {
 				return err
@@ -195,6 +230,12 @@ func (t *Txn) settleOne() error {
 	t.pendingBytes -= int64(len(j.data))
 	if j.err != nil {
 		return j.err
+	}
+	if t.rendered != nil {
+		if j.json != nil {
+			return t.rendered.add(j.json, j.n)
+		}
+		return t.rendered.addChanges(j.out)
 	}
 	if j.size >= 0 {
 		return t.changes.addAll(j.out, j.size)

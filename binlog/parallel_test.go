@@ -61,28 +61,32 @@ func decodeJSON(t *testing.T, path string, opts binlog.DecodeOptions) ([]string,
 }
 
 // TestParallelDecodeSame decodes every fixture binlog in the reader and
-// with a pool of decoding goroutines, with the default spill budget and
-// with one that spills every transaction: the transactions, their changes
-// in order and the errors are the same.
+// with a pool of decoding goroutines, with and without RenderJSON, with the
+// default spill budget and with one that spills every transaction: the
+// transactions, their changes in order and the errors are the same.
 func TestParallelDecodeSame(t *testing.T) {
 	f, _ := binlog.NewFilter([]string{"*"}, nil)
+	cases := []struct {
+		workers int
+		render  bool
+	}{{1, false}, {3, false}, {0, true}, {1, true}, {3, true}}
 	eachFixtureBinlog(t, func(t *testing.T, _, path string) {
 		for _, spill := range []int64{0, 1} {
 			opts := binlog.DecodeOptions{Filter: f, AccountStatements: true, Logger: slog.New(slog.DiscardHandler),
 				SpillBytes: spill, SpillDir: t.TempDir()}
 			want, wantErr := decodeJSON(t, path, opts)
-			for _, workers := range []int{1, 3} {
-				opts.Workers = workers
+			for _, c := range cases {
+				opts.Workers, opts.RenderJSON = c.workers, c.render
 				got, gotErr := decodeJSON(t, path, opts)
 				if (wantErr == nil) != (gotErr == nil) || wantErr != nil && wantErr.Error() != gotErr.Error() {
-					t.Fatalf("workers %d, spill %d: error %v, want %v", workers, spill, gotErr, wantErr)
+					t.Fatalf("%+v, spill %d: error %v, want %v", c, spill, gotErr, wantErr)
 				}
 				if len(got) != len(want) {
-					t.Fatalf("workers %d, spill %d: %d transactions, want %d", workers, spill, len(got), len(want))
+					t.Fatalf("%+v, spill %d: %d transactions, want %d", c, spill, len(got), len(want))
 				}
 				for i := range want {
 					if got[i] != want[i] {
-						t.Fatalf("workers %d, spill %d: transaction %d:\n%s\nwant\n%s", workers, spill, i, got[i], want[i])
+						t.Fatalf("%+v, spill %d: transaction %d:\n%s\nwant\n%s", c, spill, i, got[i], want[i])
 					}
 				}
 			}

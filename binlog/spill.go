@@ -53,15 +53,11 @@ func (b *changeBuffer) add(c *Change) error {
 			return nil
 		}
 		// Over budget: move everything so far to disk, in order.
-		f, err := os.CreateTemp(b.dir, "sluice-txn-*.spill")
+		f, w, err := createSpillFile(b.dir)
 		if err != nil {
-			return fmt.Errorf("spill large transaction to disk: %w", err)
+			return err
 		}
-		// Unlinked at once on Linux-like systems: the file disappears with
-		// the process even after a crash.
-		_ = os.Remove(f.Name())
-		b.file = f
-		b.w = bufio.NewWriterSize(f, 256<<10)
+		b.file, b.w = f, w
 		mem := b.mem
 		b.mem, b.bytes = nil, 0
 		for _, m := range mem {
@@ -72,6 +68,18 @@ func (b *changeBuffer) add(c *Change) error {
 		return nil
 	}
 	return b.write(c)
+}
+
+// createSpillFile creates a transaction's temporary file in dir, unlinked
+// at once on Linux-like systems: it disappears with the process even
+// after a crash.
+func createSpillFile(dir string) (*os.File, *bufio.Writer, error) {
+	f, err := os.CreateTemp(dir, "sluice-txn-*.spill")
+	if err != nil {
+		return nil, nil, fmt.Errorf("spill large transaction to disk: %w", err)
+	}
+	_ = os.Remove(f.Name())
+	return f, bufio.NewWriterSize(f, 256<<10), nil
 }
 
 func (b *changeBuffer) noteTable(t *Table) {

@@ -208,6 +208,9 @@ type Txn struct {
 	Catalog *schema.Catalog
 
 	changes *changeBuffer
+	// rendered holds the changes instead, as JSON text, with
+	// DecodeOptions.RenderJSON.
+	rendered *renderedChanges
 	// A view made by Map: parent's changes, filtered by keep and replaced
 	// by fn; mapped counts them.
 	parent *Txn
@@ -225,6 +228,8 @@ func (t *Txn) Len() int {
 	switch {
 	case t.parent != nil:
 		return t.mapped
+	case t.rendered != nil:
+		return t.rendered.n
 	case t.changes == nil:
 		return 0
 	}
@@ -266,11 +271,14 @@ func (t *Txn) ID() string {
 // Changes iterates over the row changes in binlog order. It can be called
 // more than once (a sink that retries a transaction does). Changes spilled
 // to disk are read back one at a time, so the iteration's memory stays
-// bounded.
+// bounded. A transaction decoded with DecodeOptions.RenderJSON has its
+// changes only as JSON text (AppendJSON): Changes yields an error.
 func (t *Txn) Changes() iter.Seq2[*Change, error] {
 	switch {
 	case t.parent != nil:
 		return t.view
+	case t.rendered != nil && t.rendered.n > 0:
+		return func(yield func(*Change, error) bool) { yield(nil, errRenderedOnly) }
 	case t.changes == nil:
 		return func(func(*Change, error) bool) {}
 	}
@@ -301,6 +309,8 @@ func (t *Txn) HeapBytes() int64 {
 	switch {
 	case t.parent != nil:
 		return t.parent.HeapBytes()
+	case t.rendered != nil:
+		return t.rendered.heapBytes()
 	case t.changes == nil:
 		return 0
 	case t.changes.file != nil:
@@ -311,6 +321,9 @@ func (t *Txn) HeapBytes() int64 {
 
 // Close releases the transaction's spill file, if it has one.
 func (t *Txn) Close() error {
+	if t.rendered != nil {
+		return t.rendered.close()
+	}
 	if t.changes == nil {
 		return nil
 	}

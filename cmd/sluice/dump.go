@@ -121,7 +121,10 @@ func runDump(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		src = ls
 	} else {
 		// Row events decode on every core; transactions stay in order.
+		// For JSON, the workers also render the changes (nothing else
+		// needs their values).
 		dec.Workers = runtime.GOMAXPROCS(0)
+		dec.RenderJSON = o.format == "json"
 		fsrc, err := binlog.OpenFiles(files, dec)
 		if err != nil {
 			return &mysqlconn.UserError{Msg: err.Error()}
