@@ -57,7 +57,7 @@ import (
 // chunk committed (its After key is in the same target transaction).
 
 // incrementalTarget is implemented by sinks an incremental snapshot can
-// write (sinks/mysql).
+// write (sinks/mysql, sinks/nats: read events).
 type incrementalTarget interface {
 	snapshot.Target
 	IncrementalSnapshots(ctx context.Context, source string) ([]checkpoint.IncrementalSnapshot, error)
@@ -317,6 +317,9 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 	// columns.
 	route0 := in.r.pipeline.Route(st.Schema, st.Table)
 	clear := (route0 == nil || !route0.Merging(in.r.pipeline)) && len(dst.Columns) == len(cr.Table().Columns)
+	if c, ok := in.target.(interface{ ClearsRanges() bool }); ok && !c.ClearsRanges() {
+		clear = false // a stream (sinks/nats): read events only
+	}
 	resumed := st.State == checkpoint.IncrementalRunning && st.After != nil
 	if st.State == checkpoint.IncrementalRequested {
 		st.State = checkpoint.IncrementalRunning
@@ -656,9 +659,6 @@ func RequestIncremental(ctx context.Context, cfg *config.File, o RequestOptions)
 	}
 	if p == nil {
 		return fmt.Errorf("no pipeline %s in the file", o.Pipeline)
-	}
-	if p.Sink.Type != "mysql" {
-		return fmt.Errorf("pipeline %s: incremental snapshots are written to MySQL/MariaDB sinks only, not %s", p.Name, p.Sink.Type)
 	}
 	sink, err := OpenSink(ctx, p, SinkOptions{Logger: log})
 	if err != nil {
