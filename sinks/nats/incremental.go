@@ -141,11 +141,13 @@ func (s *Sink) IncrementalSnapshots(ctx context.Context, source string) ([]check
 	return out, nil
 }
 
-// WriteIncrementalChunk publishes rows (full rows of one target table) as
+// WriteIncrementalChunk publishes rows (full rows of target table dst) as
 // read events and waits for their acknowledgement, then publishes the
-// table's progress st. clear (a MySQL target's range DELETE) has no
-// meaning in a stream and is ignored; with no rows it records st alone.
-func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, _ []byte, rows []*binlog.Change) error {
+// table's progress st. With clear (given only for a table without a key,
+// copied whole: ClearsRanges is false) a TRUNCATE of dst goes first, as
+// the initial snapshot publishes one before a table copied again. With no
+// rows and no clear it records st alone.
+func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, dst *binlog.Table, clear []byte, rows []*binlog.Change) error {
 	subj, _ := s.incrementalSubject(source, st.Schema, st.Table)
 	s.mu.Lock()
 	req := s.incrRequest[source+"\x00"+st.Name()]
@@ -159,14 +161,25 @@ func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st chec
 		req = rec.Request
 	}
 	reqText := strconv.FormatUint(req, 10)
+	now := time.Now()
+	attempt := "" // the rows' Msg-Ids after a TRUNCATE are this attempt's own
+	if clear != nil && dst != nil {
+		t := &binlog.Txn{DDL: &binlog.DDL{Schema: dst.Schema, SQL: "TRUNCATE TABLE " + sqltext.QualifiedName(dst.Schema, dst.Name)},
+			Executed: at.GTID, Pos: at.Pos, Timestamp: now}
+		attempt = "." + strconv.FormatInt(now.UnixNano(), 36)
+		id := s.cfg.Pipeline + "|" + source + "|incremental|" + reqText + "|truncate" + attempt + "|"
+		if err := s.publishSnapshot(ctx, source, t, &snapshotPub{idPrefix: id, header: "truncate", flag: "incremental"}); err != nil {
+			return fmt.Errorf("publish the TRUNCATE before the copy of %s: %w", st.Name(), err)
+		}
+	}
 	if len(rows) > 0 {
 		// The rows' hash: the same rows published again (a chunk read
 		// again after a kill) have the same Msg-Ids.
 		h := fnv.New64a()
 		h.Write(sqltext.AppendInsert(nil, "INSERT", rows))
 		t := binlog.NewTxn(rows)
-		t.Executed, t.Pos, t.Timestamp = at.GTID, at.Pos, time.Now()
-		id := s.cfg.Pipeline + "|" + source + "|incremental|" + reqText + "|" + strconv.FormatUint(st.Chunks, 10) + "." + strconv.FormatUint(h.Sum64(), 36) + "|"
+		t.Executed, t.Pos, t.Timestamp = at.GTID, at.Pos, now
+		id := s.cfg.Pipeline + "|" + source + "|incremental|" + reqText + "|" + strconv.FormatUint(st.Chunks, 10) + "." + strconv.FormatUint(h.Sum64(), 36) + attempt + "|"
 		if err := s.publishSnapshot(ctx, source, t, &snapshotPub{idPrefix: id, header: "incremental", flag: "incremental"}); err != nil {
 			return fmt.Errorf("publish a chunk of %s: %w", rows[0].Table.QualifiedName(), err)
 		}
@@ -210,6 +223,5 @@ func (s *Sink) publishIncremental(ctx context.Context, source, subj string, rec 
 func (s *Sink) SetSeeding(string, string, string, bool) {}
 
 // ClearsRanges is false: a stream cannot delete the rows of a key range
-// (replicator/incremental.go does not ask it to).
+// (replicator/incremental.go asks it to clear only a keyless table whole).
 func (s *Sink) ClearsRanges() bool { return false }
-
