@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/config"
 	"github.com/sluice-cdc/sluice/internal/testenv"
 	"github.com/sluice-cdc/sluice/replicator"
 )
@@ -48,23 +49,7 @@ func TestNATSIncrementalSnapshotFormats(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.Run(ctx) }()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		st := r.Status()
-		streaming := 0
-		for _, s := range st {
-			if s.State == "streaming" {
-				streaming++
-			}
-		}
-		if streaming == len(formats) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not streaming: %+v", st)
-		}
-	}
+	runErr := startStreaming(t, ctx, r, len(formats))
 	src.Exec(t, "UPDATE app.ukey SET n = n + 1000 WHERE code = 'c3'") // before the table is included: not published
 	for _, f := range formats {
 		if err := replicator.RequestIncremental(ctx, after, replicator.RequestOptions{Pipeline: f.name, Tables: []string{"app.ukey"}, Logger: testenv.Logger()}); err != nil {
@@ -72,26 +57,8 @@ func TestNATSIncrementalSnapshotFormats(t *testing.T) {
 		}
 	}
 	r.Reload(after)
-	for i, f := range formats {
-		sink, err := replicator.OpenSink(ctx, after.Pipelines[i], replicator.SinkOptions{Logger: testenv.Logger()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-			list, err := sink.(interface {
-				IncrementalSnapshots(context.Context, string) ([]checkpoint.IncrementalSnapshot, error)
-			}).IncrementalSnapshots(ctx, "primary")
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(list) == 1 && list[0].State == checkpoint.IncrementalDone {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %+v", f.name, list)
-			}
-		}
-		sink.Close()
+	for i := range formats {
+		waitNATSIncremental(t, ctx, after.Pipelines[i])
 	}
 	src.Exec(t, "UPDATE app.ukey SET n = n + 1 WHERE code = 'c5'", "DELETE FROM app.ukey WHERE code = 'c6'")
 	// Published by the running process (the pipelines published nothing
@@ -140,5 +107,58 @@ func TestNATSIncrementalSnapshotFormats(t *testing.T) {
 				t.Errorf("after the copy: %s, want update delete", got)
 			}
 		})
+	}
+}
+
+// startStreaming runs r until ctx ends and waits until its n sources
+// stream; the run's error comes on the channel.
+func startStreaming(t *testing.T, ctx context.Context, r *replicator.Replicator, n int) <-chan error {
+	t.Helper()
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		st := r.Status()
+		streaming := 0
+		for _, s := range st {
+			if s.State == "streaming" {
+				streaming++
+			}
+		}
+		if streaming == n {
+			return runErr
+		}
+		select {
+		case err := <-runErr:
+			t.Fatalf("sluice run ended: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not streaming: %+v", st)
+		}
+	}
+}
+
+// waitNATSIncremental waits until a NATS pipeline's source "primary" has
+// one incremental snapshot, done.
+func waitNATSIncremental(t *testing.T, ctx context.Context, p *config.Pipeline) {
+	t.Helper()
+	sink, err := replicator.OpenSink(ctx, p, replicator.SinkOptions{Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	for deadline := time.Now().Add(5 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
+		list, err := sink.(interface {
+			IncrementalSnapshots(context.Context, string) ([]checkpoint.IncrementalSnapshot, error)
+		}).IncrementalSnapshots(ctx, "primary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) == 1 && list[0].State == checkpoint.IncrementalDone {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pipeline %s's incremental snapshot: %+v", p.Name, list)
+		}
 	}
 }

@@ -86,22 +86,7 @@ pipelines:
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- r.Run(ctx) }()
-	for deadline := time.Now().Add(2 * time.Minute); ; time.Sleep(100 * time.Millisecond) {
-		st := r.Status()
-		if len(st) == 2 && st[0].State == "streaming" && st[1].State == "streaming" {
-			break
-		}
-		select {
-		case err := <-runErr:
-			t.Fatalf("sluice run ended: %v", err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not streaming: %+v", r.Status())
-		}
-	}
+	runErr := startStreaming(t, ctx, r, 2)
 	if err := replicator.RequestIncremental(ctx, cfg, replicator.RequestOptions{Pipeline: "a-to-b", Tables: []string{"app.t", "app.nk"}, Logger: testenv.Logger()}); err != nil {
 		t.Fatal(err)
 	}
