@@ -112,14 +112,7 @@ pipelines:
 		writes <- n
 	}()
 
-	readStat := func() int {
-		s := src.QueryString(t, "SELECT IFNULL(SUM(ROWS_READ), 0) FROM information_schema.TABLE_STATISTICS WHERE TABLE_SCHEMA = 'bank' AND TABLE_NAME = 'big'")
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	readStat := func() int { return rowsRead(t, src, "bank", "big") }
 	// record is bank.big's last incremental snapshot record.
 	type record struct {
 		State    string `json:"state"`
