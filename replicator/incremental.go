@@ -57,11 +57,15 @@ import (
 // chunk committed (its After key is in the same target transaction).
 
 // incrementalTarget is implemented by sinks an incremental snapshot can
-// write (sinks/mysql).
+// write (sinks/mysql, sinks/nats: read events).
 type incrementalTarget interface {
 	snapshot.Target
 	IncrementalSnapshots(ctx context.Context, source string) ([]checkpoint.IncrementalSnapshot, error)
-	WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, clear []byte, rows []*binlog.Change) error
+	// WriteIncrementalChunk writes a chunk's rows of target table dst
+	// (after clear: the DELETE of its key range, or of the whole table for
+	// a table without a key; a sink without range clears, ClearsRanges
+	// false, is given only the whole table's), with st, atomically.
+	WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, dst *binlog.Table, clear []byte, rows []*binlog.Change) error
 	SetSeeding(source, schema, table string, on bool)
 }
 
@@ -238,7 +242,7 @@ func (in *incremental) begin(ctx context.Context, cr *snapshot.ChunkReader, rt *
 func (in *incremental) fail(ctx context.Context, st checkpoint.IncrementalSnapshot, err error) {
 	in.log.Error("incremental snapshot failed", "table", st.Name(), "error", err.Error())
 	st.State, st.Message = checkpoint.IncrementalFailed, err.Error()
-	if werr := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil, nil); werr != nil && ctx.Err() == nil {
+	if werr := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil, nil, nil); werr != nil && ctx.Err() == nil {
 		in.log.Error("incremental snapshot: recording the failure", "table", st.Name(), "error", werr.Error())
 	}
 }
@@ -339,10 +343,22 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 	// columns.
 	route0 := in.r.pipeline.Route(st.Schema, st.Table)
 	clear := (route0 == nil || !route0.Merging(in.r.pipeline)) && len(dst.Columns) == len(cr.Table().Columns)
+	keyless := len(cr.Table().PK) == 0
+	switch c, ok := in.target.(interface{ ClearsRanges() bool }); {
+	case keyless && !clear:
+		return fmt.Errorf("table %s has no primary key or unique NOT NULL key: an incremental snapshot replaces such a table's target table whole, and %s is fed by other tables or sources, or has other columns; add a key to the source table and request it again", st.Name(), dst.QualifiedName())
+	case keyless:
+		// Whole: its rows cannot be told apart by a key, so the one
+		// chunk is written only if no change to the table was read in
+		// its window (observe), after a clear of the whole table.
+		in.log.Warn("incremental snapshot of a table without a primary key or unique NOT NULL key: it is copied whole, as one chunk written only if nothing changes the table while it is read", "table", st.Name(), "max_bytes", snapshot.MaxKeylessBytes)
+	case ok && !c.ClearsRanges():
+		clear = false // a stream (sinks/nats): read events only
+	}
 	resumed := st.State == checkpoint.IncrementalRunning && st.After != nil
 	if st.State == checkpoint.IncrementalRequested {
 		st.State = checkpoint.IncrementalRunning
-		if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil, nil); err != nil {
+		if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, nil, nil, nil); err != nil {
 			return err
 		}
 	}
@@ -385,6 +401,10 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 		}
 		in.open(st.Name(), cr.Table())
 		ch, err := cr.Read(ctx, st.After)
+		if errors.Is(err, snapshot.ErrKeylessTooLarge) {
+			in.closeWindow(st.Name())
+			return fmt.Errorf("table %s has no primary key or unique NOT NULL key and is too large for one chunk (more than %d MiB): an incremental snapshot copies such a table whole, in one chunk held in memory; add a primary key and request it again, or stop sluice run and copy it with sluice snapshot --table %s", st.Name(), snapshot.MaxKeylessBytes>>20, st.Name())
+		}
 		if errors.Is(err, snapshot.ErrDefinitionChanged) {
 			in.closeWindow(st.Name())
 			if cr, err = in.reread(ctx, cr, db, st, &again); err != nil {
@@ -440,7 +460,9 @@ func (in *incremental) copyTable(ctx context.Context, st checkpoint.IncrementalS
 // times in a row).
 func (in *incremental) reread(ctx context.Context, cr *snapshot.ChunkReader, db *sql.DB, st checkpoint.IncrementalSnapshot, again *int) (*snapshot.ChunkReader, error) {
 	cr.Close()
-	if *again++; *again > 10 {
+	if *again++; *again > 10 && len(cr.Table().PK) == 0 {
+		return cr, errors.New("the table has no primary key or unique NOT NULL key, so its copy (the whole table, one chunk) is written only if nothing changed the table while it was read, and it changed (or its definition did) each of 10 times: request it again when the table is quieter, or add a primary key")
+	} else if *again > 10 {
 		return cr, fmt.Errorf("the chunk was dropped 10 times in a row (DDL on the table, or more than %d changes to it while a chunk waited): run sluice snapshot --incremental again when it is quieter", maxWindowKeys)
 	}
 	in.log.Info("incremental snapshot: reading the chunk again", "table", st.Name())
@@ -543,6 +565,11 @@ func (in *incremental) observe(t *binlog.Txn) error {
 			w.again, w.reason = true, "definition"
 			continue
 		}
+		if len(w.table.PK) == 0 {
+			// No key tells which of the chunk's rows the change met.
+			w.again, w.reason, w.keys = true, "a change to a table without a key", nil
+			continue
+		}
 		for _, img := range [][]binlog.Value{c.Before, c.After} {
 			if img != nil {
 				buf = snapshot.KeyOf(buf[:0], w.table, img)
@@ -637,7 +664,7 @@ func (in *incremental) emit(ctx context.Context) error {
 			st.TolerateUntil = applied
 		}
 	}
-	if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, clear, rows); err != nil {
+	if err := in.target.WriteIncrementalChunk(ctx, in.r.cfg.Name, st, p.dst, clear, rows); err != nil {
 		p.done <- fmt.Errorf("%w: %w", errStreamEnds, err)
 		return err
 	}
@@ -678,9 +705,6 @@ func RequestIncremental(ctx context.Context, cfg *config.File, o RequestOptions)
 	}
 	if p == nil {
 		return fmt.Errorf("no pipeline %s in the file", o.Pipeline)
-	}
-	if p.Sink.Type != "mysql" {
-		return fmt.Errorf("pipeline %s: incremental snapshots are written to MySQL/MariaDB sinks only, not %s", p.Name, p.Sink.Type)
 	}
 	sink, err := OpenSink(ctx, p, SinkOptions{Logger: log})
 	if err != nil {

@@ -25,7 +25,7 @@ func (f *fakeIncrementalTarget) IncrementalSnapshots(context.Context, string) ([
 	return nil, nil
 }
 
-func (f *fakeIncrementalTarget) WriteIncrementalChunk(_ context.Context, _ string, st checkpoint.IncrementalSnapshot, _ []byte, rows []*binlog.Change) error {
+func (f *fakeIncrementalTarget) WriteIncrementalChunk(_ context.Context, _ string, st checkpoint.IncrementalSnapshot, _ *binlog.Table, _ []byte, rows []*binlog.Change) error {
 	var ids []int64
 	for _, r := range rows {
 		ids = append(ids, r.After[0].(int64))

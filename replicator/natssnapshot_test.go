@@ -146,8 +146,8 @@ type event struct {
 	snapshot       string // "" outside the snapshot, else true or last
 }
 
-// readEvents reads every row event of a stream, in order.
-func readEvents(t *testing.T, url, stream, format string) []event {
+// eachMessage calls fn with every message of a stream, in order.
+func eachMessage(t *testing.T, url, stream string, fn func(jetstream.Msg)) {
 	t.Helper()
 	nc, err := natsgo.Connect(url)
 	if err != nil {
@@ -165,7 +165,6 @@ func readEvents(t *testing.T, url, stream, format string) []event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []event
 	for got := uint64(0); got < info.State.Msgs; {
 		batch, err := cons.Fetch(int(min(500, info.State.Msgs-got)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
@@ -175,31 +174,40 @@ func readEvents(t *testing.T, url, stream, format string) []event {
 		for m := range batch.Messages() {
 			got++
 			k++
-			switch m.Headers().Get("Sluice-Op") {
-			case "lease", "snapshot", "ddl", "key":
-				continue
-			}
-			hdr := m.Headers().Get("Sluice-Snapshot")
-			evs := decodeEvents(t, format, m.Data())
-			for i := range evs {
-				if format == "canal" && hdr != "" {
-					// Canal's FlatMessage has no snapshot field: a read
-					// event is an INSERT, told apart by the header.
-					if evs[i].op != "insert" {
-						t.Fatalf("canal snapshot row of type %s", evs[i].op)
-					}
-					evs[i].op, evs[i].snapshot = "read", hdr
-				}
-				if (evs[i].snapshot != "") != (hdr != "") {
-					t.Fatalf("%s message %s: Sluice-Snapshot %q, the body says %q", stream, m.Subject(), hdr, evs[i].snapshot)
-				}
-			}
-			out = append(out, evs...)
+			fn(m)
 		}
 		if k == 0 {
 			t.Fatalf("%s: read %d of %d messages", stream, got, info.State.Msgs)
 		}
 	}
+}
+
+// readEvents reads every row event of a stream, in order.
+func readEvents(t *testing.T, url, stream, format string) []event {
+	t.Helper()
+	var out []event
+	eachMessage(t, url, stream, func(m jetstream.Msg) {
+		switch m.Headers().Get("Sluice-Op") {
+		case "lease", "snapshot", "ddl", "key":
+			return
+		}
+		hdr := m.Headers().Get("Sluice-Snapshot")
+		evs := decodeEvents(t, format, m.Data())
+		for i := range evs {
+			if format == "canal" && hdr != "" {
+				// Canal's FlatMessage has no snapshot field: a read
+				// event is an INSERT, told apart by the header.
+				if evs[i].op != "insert" {
+					t.Fatalf("canal snapshot row of type %s", evs[i].op)
+				}
+				evs[i].op, evs[i].snapshot = "read", hdr
+			}
+			if (evs[i].snapshot != "") != (hdr != "") {
+				t.Fatalf("%s message %s: Sluice-Snapshot %q, the body says %q", stream, m.Subject(), hdr, evs[i].snapshot)
+			}
+		}
+		out = append(out, evs...)
+	})
 	return out
 }
 

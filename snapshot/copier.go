@@ -42,6 +42,8 @@ type copier struct {
 	conv  []func([]byte) (binlog.Value, error)
 	cols  []byte // the select list
 	size  int    // rows of the next chunk
+	// maxBytes, when above 0, fails a read past it (ErrKeylessTooLarge).
+	maxBytes int
 }
 
 func newCopier(conn *sql.Conn, t *binlog.Table, route func(*binlog.Change) *binlog.Change) *copier {
@@ -199,6 +201,9 @@ func (c *copier) read(ctx context.Context, q string, flushAt int, flush func([]*
 				return nil, 0, fmt.Errorf("read %s column %s: %w", c.table.QualifiedName(), c.table.Columns[i].Name, err)
 			}
 			img[i] = v
+		}
+		if c.maxBytes > 0 && size > c.maxBytes {
+			return nil, 0, fmt.Errorf("read %s: %w (more than %d MiB)", c.table.QualifiedName(), ErrKeylessTooLarge, c.maxBytes>>20)
 		}
 		changes = append(changes, binlog.Change{Table: c.table, Op: binlog.Insert, After: img})
 		out = append(out, &changes[len(changes)-1])

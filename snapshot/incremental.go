@@ -52,9 +52,9 @@ type ChunkReader struct {
 }
 
 // NewChunkReader reads the definition of a source table and opens a
-// connection to read it. The table needs a primary key or a unique NOT
-// NULL key, and the source must be MariaDB (the binlog position of a
-// consistent snapshot).
+// connection to read it. A table without a primary key or unique NOT
+// NULL key is read whole, as one chunk of at most MaxKeylessBytes. The
+// source must be MariaDB (the binlog position of a consistent snapshot).
 func NewChunkReader(ctx context.Context, db *sql.DB, schemaName, table string) (*ChunkReader, error) {
 	var version string
 	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
@@ -71,15 +71,25 @@ func NewChunkReader(ctx context.Context, db *sql.DB, schemaName, table string) (
 		return nil, fmt.Errorf("table %s.%s does not exist on the source", schemaName, table)
 	}
 	t := binlog.TableFromSchema(def)
-	if len(t.PK) == 0 {
-		return nil, fmt.Errorf("table %s.%s has no primary key or unique NOT NULL key: an incremental snapshot reads a table in key order (use snapshot: initial, or add a key)", schemaName, table)
-	}
 	r, err := newReader(ctx, db)
 	if err != nil {
 		return nil, err
 	}
-	return &ChunkReader{db: db, r: r, def: def, c: newCopier(r.conn, t, nil)}, nil
+	c := newCopier(r.conn, t, nil)
+	if len(t.PK) == 0 {
+		c.maxBytes = MaxKeylessBytes
+	}
+	return &ChunkReader{db: db, r: r, def: def, c: c}, nil
 }
+
+// MaxKeylessBytes bounds a table without a primary key or unique NOT NULL
+// key that an incremental snapshot copies: such a table is one chunk,
+// read whole into memory (no key to resume after, nor to tell the rows a
+// change meets).
+var MaxKeylessBytes = 64 << 20 // a variable for tests
+
+// ErrKeylessTooLarge: a keyless table holds more than MaxKeylessBytes.
+var ErrKeylessTooLarge = errors.New("too large for one chunk")
 
 // Table is the source table's definition the chunks are read with.
 func (cr *ChunkReader) Table() *binlog.Table { return cr.c.table }
@@ -97,7 +107,12 @@ func (cr *ChunkReader) Read(ctx context.Context, after []byte) (Chunk, error) {
 		return ch, fmt.Errorf("read %s: %w", name, err)
 	}
 	defer cr.r.end(ctx)
-	rows, bytes, err := cr.c.read(ctx, cr.c.queryAfter(after), 0, nil)
+	q := cr.c.queryAfter(after)
+	if len(cr.c.table.PK) == 0 {
+		// The whole table, one chunk (MaxKeylessBytes).
+		q = "SELECT " + string(cr.c.cols) + " FROM " + sqltext.QualifiedName(cr.c.table.Schema, cr.c.table.Name)
+	}
+	rows, bytes, err := cr.c.read(ctx, q, 0, nil)
 	if err != nil {
 		return ch, err
 	}
@@ -114,8 +129,8 @@ func (cr *ChunkReader) Read(ctx context.Context, after []byte) (Chunk, error) {
 		return ch, fmt.Errorf("read %s: %w", name, err)
 	}
 	ch.Rows, ch.At = rows, at
-	ch.Last = len(rows) < cr.c.size
-	if len(rows) > 0 {
+	ch.Last = len(rows) < cr.c.size || len(cr.c.table.PK) == 0
+	if len(rows) > 0 && len(cr.c.table.PK) > 0 {
 		ch.After = appendAfter(nil, cr.c.table, rows[len(rows)-1].After)
 		cr.c.adapt(len(rows), bytes)
 	}

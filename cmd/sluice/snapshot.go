@@ -26,8 +26,9 @@ pipeline file makes sluice run do the same by itself.)
 
 With --incremental it copies tables while sluice run streams the
 pipeline, with no lock (DBLog watermark chunks): it records a request in
-the target's sluice.snapshot_incremental, which the running process picks
-up within 2 seconds, and returns (--wait: once the tables are copied,
+the target's sluice.snapshot_incremental (a NATS sink: a record in the
+stream, on <subject prefix>_snapshot.<pipeline>.<source>.<hash>.incremental),
+which the running process picks up within 2 seconds, and returns (--wait: once the tables are copied,
 printing their progress). For a table newly added to include, request
 first, then reload sluice run (kill -HUP). Interrupted, the running
 process resumes from the last chunk committed.

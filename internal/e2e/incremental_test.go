@@ -73,15 +73,7 @@ pipelines:
 		writes <- n
 	}()
 
-	// Rows the source read from bank.big (its own count).
-	readStat := func() int {
-		s := src.QueryString(t, "SELECT IFNULL(SUM(ROWS_READ), 0) FROM information_schema.TABLE_STATISTICS WHERE TABLE_SCHEMA = 'bank' AND TABLE_NAME = 'big'")
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	readStat := func() int { return rowsRead(t, src, "bank", "big") }
 	before := readStat()
 
 	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf(body, "")), 0o600); err != nil {
@@ -168,4 +160,16 @@ pipelines:
 	if out, code := sluice(t, "verify", "-c", cfgPath, "-q"); code != 0 {
 		t.Fatalf("sluice verify exited %d:\n%s", code, out)
 	}
+}
+
+// rowsRead is the rows the source read from a table, by its own count
+// (TABLE_STATISTICS, with userstat on).
+func rowsRead(t *testing.T, src *testenv.MariaDB, db, table string) int {
+	t.Helper()
+	s := src.QueryString(t, "SELECT IFNULL(SUM(ROWS_READ), 0) FROM information_schema.TABLE_STATISTICS WHERE TABLE_SCHEMA = '"+db+"' AND TABLE_NAME = '"+table+"'")
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

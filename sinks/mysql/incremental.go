@@ -116,7 +116,7 @@ func (s *Sink) IncrementalSnapshots(ctx context.Context, source string) ([]check
 // stream may have written some of them) and the table's progress st, in
 // one target transaction fenced by the lease. With no rows and no clear it
 // records st alone.
-func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, clear []byte, rows []*binlog.Change) error {
+func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st checkpoint.IncrementalSnapshot, _ *binlog.Table, clear []byte, rows []*binlog.Change) error {
 	a, done, err := s.snapshotApplier(ctx, source)
 	if err != nil {
 		return err

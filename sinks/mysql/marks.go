@@ -7,10 +7,12 @@ import (
 )
 
 // Loop prevention. Every transaction the sink applies writes its
-// checkpoint row, and every DDL it runs is preceded, on the same
-// connection, by a marker statement: a pipeline reading the target (the
-// other direction of a bidirectional pair) recognises both, through
-// Marker, and does not send them back.
+// checkpoint row (a snapshot's chunk: its progress row in sluice.snapshot
+// or sluice.snapshot_incremental, whose first columns are the same), and
+// every DDL it runs (a snapshot's CREATE and TRUNCATE too) is preceded, on
+// the same connection, by a marker statement: a pipeline reading the
+// target (the other direction of a bidirectional pair) recognises both,
+// through Marker, and does not send them back.
 
 // The table whose row the sink writes in every transaction it applies:
 // its first two columns are the pipeline and the source. The lease table
@@ -31,7 +33,9 @@ func ddlMarkStatement(pipeline, source string) string {
 	return "/* sluice: pipeline=" + pipeline + " source=" + source + " */ CREATE DATABASE IF NOT EXISTS `" + markSchema + "`"
 }
 
-var reDDLMark = regexp.MustCompile(`^/\* sluice: pipeline=(\S+) source=(\S+) \*/`)
+// A snapshot's CREATE TABLE has no source: its mark names the pipeline as
+// a whole.
+var reDDLMark = regexp.MustCompile(`^/\* sluice: pipeline=(\S+) source=(\S*) \*/`)
 
 // Marker recognises, in a server's binlog, the transactions a MySQL sink
 // applied to that server: give it to the decoder (binlog.DecodeOptions).
@@ -39,10 +43,10 @@ type Marker struct{}
 
 var _ binlog.Marker = Marker{}
 
-// Watches reports whether schema.table is the sink's checkpoint or lease
-// table.
+// Watches reports whether schema.table is the sink's checkpoint, lease
+// or snapshot progress table.
 func (Marker) Watches(schema, table string) bool {
-	return schema == markSchema && (table == markTable || table == leaseName)
+	return schema == markSchema && (table == markTable || table == leaseName || table == snapshotName || table == incrementalName)
 }
 
 // RowMark reads the pipeline and source of a checkpoint row, and the

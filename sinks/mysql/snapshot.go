@@ -171,10 +171,17 @@ func (s *Sink) CreateTable(ctx context.Context, db, createDatabase, createTable 
 	if err := a.conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", db).Scan(&n); err != nil {
 		return err
 	}
+	// Marked, as every DDL the sink runs (marks.go).
 	if n == 0 {
+		if _, err := a.exec(ctx, ddlMarkStatement(s.cfg.Pipeline, a.source)); err != nil {
+			return err
+		}
 		if _, err := a.exec(ctx, createDatabase); err != nil {
 			return fmt.Errorf("create database %s on the target: %w", db, err)
 		}
+	}
+	if _, err := a.exec(ctx, ddlMarkStatement(s.cfg.Pipeline, a.source)); err != nil {
+		return err
 	}
 	if _, err := a.exec(ctx, createTable); err != nil {
 		return fmt.Errorf("create table on the target: %w; statement %q", err, schema.Shorten(createTable, 300))
@@ -198,6 +205,9 @@ func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpo
 	defer done()
 	if truncate {
 		if err := a.checkLease(ctx); err != nil {
+			return err
+		}
+		if _, err := a.exec(ctx, ddlMarkStatement(s.cfg.Pipeline, a.source)); err != nil {
 			return err
 		}
 		if _, err := a.exec(ctx, "TRUNCATE TABLE "+sqltext.QualifiedName(target.Schema, target.Name)); err != nil {

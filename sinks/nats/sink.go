@@ -147,6 +147,9 @@ type Sink struct {
 	fence atomic.Uint64
 	// snap is the initial snapshot's state (snapshot.go).
 	snap snapState
+	// incrRequest is, per source and table, the stream sequence of the
+	// request an incremental snapshot answers (incremental.go; under mu).
+	incrRequest map[string]uint64
 }
 
 // sourceRun is one source's state of its current run of publishes.
