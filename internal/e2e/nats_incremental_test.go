@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/internal/testenv"
@@ -34,17 +33,8 @@ import (
 func TestNATSIncrementalSnapshotKillResume(t *testing.T) {
 	src := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	n := testenv.StartNATSBinary(t, "")
-	nc, err := natsgo.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CDC", Subjects: []string{"cdc.>"}, Duplicates: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := cdcStream(t, n.URL())
 	const rows = 200000
 	src.Exec(t, testenv.LoadSchema("bank", 50)...)
 	src.Exec(t, "CREATE TABLE bank.big (id INT PRIMARY KEY, a VARCHAR(40), b DOUBLE)",

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/internal/testenv"
@@ -30,17 +29,8 @@ import (
 func TestNATSSnapshotKillResume(t *testing.T) {
 	src := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	n := testenv.StartNATSBinary(t, "")
-	nc, err := natsgo.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
 	ctx := context.Background()
-	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CDC", Subjects: []string{"cdc.>"}, Duplicates: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := cdcStream(t, n.URL())
 	src.Exec(t, testenv.LoadSchema("bank", 50)...)
 	sizes := map[string]int{"big1": 160000, "big2": 30000}
 	for tb, rows := range sizes {

@@ -23,15 +23,7 @@ import (
 func TestNATSCrashSafety(t *testing.T) {
 	src := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	n := testenv.StartNATSBinary(t, "")
-	nc, err := natsgo.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, _ := jetstream.New(nc)
-	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "CDC", Subjects: []string{"cdc.>"}, Duplicates: 100 * time.Millisecond}); err != nil {
-		t.Fatal(err)
-	}
-	nc.Close()
+	cdcStream(t, n.URL())
 	src.Exec(t, testenv.LoadSchema("bank", 50)...)
 	cfgPath := writeConfig(t, fmt.Sprintf(`
 http: {listen: "127.0.0.1:%d"}
@@ -111,16 +103,7 @@ func TestNATSStandbyTakeover(t *testing.T) {
 	src := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	n := testenv.StartNATS(t)
 	ctx := context.Background()
-	nc, err := natsgo.Connect(n.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "CDC", Subjects: []string{"cdc.>"}, Duplicates: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
+	stream := cdcStream(t, n.URL())
 	src.Exec(t, testenv.LoadSchema("bank", 50)...)
 	const ttl = 3 * time.Second
 	stateDir, dir := t.TempDir(), t.TempDir()
@@ -224,4 +207,25 @@ pipelines:
 		t.Fatalf("%d transactions in the stream, %d on the source", len(seen), len(rows))
 	}
 	t.Logf("%d transactions published exactly once across 8 takeovers", len(seen))
+}
+
+// cdcStream makes the stream CDC (subjects cdc.>) on the NATS server at
+// url, with a de-duplication window of 100ms, so that only sluice's own
+// bookkeeping can prevent duplicates. Its connection closes with the test.
+func cdcStream(t *testing.T, url string) jetstream.Stream {
+	t.Helper()
+	nc, err := natsgo.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "CDC", Subjects: []string{"cdc.>"}, Duplicates: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return stream
 }
