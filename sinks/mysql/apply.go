@@ -355,11 +355,7 @@ func (a *applier) applyChange(ctx context.Context, t *binlog.Txn, c *binlog.Chan
 	if err := a.syncFK(ctx, c); err != nil {
 		return a.explain(t, err)
 	}
-	stmt := string(sqltext.AppendChange(nil, c, false, a.s.cfg.CheckBeforeImage))
-	if setvalRow(c, t) {
-		stmt = string(appendSetval(nil, c))
-	}
-	affected, err := a.exec(ctx, stmt)
+	affected, err := a.exec(ctx, string(appendChangeSQL(nil, t, c, a.s.cfg.CheckBeforeImage)))
 	if err == nil && setvalRow(c, t) {
 		a.s.writers.record(c, a.source, t)
 		return nil

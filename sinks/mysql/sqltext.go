@@ -39,8 +39,14 @@ func AppendDDLSQL(dst []byte, d *binlog.DDL) []byte {
 // any other row as sqltext.AppendChange writes it. sluice dump --format
 // sql prints it.
 func AppendChangeSQL(dst []byte, t *binlog.Txn, c *binlog.Change) []byte {
+	return appendChangeSQL(dst, t, c, false)
+}
+
+// appendChangeSQL is AppendChangeSQL; checkBefore matches an UPDATE or
+// DELETE on the whole before image (sink.check_before_image).
+func appendChangeSQL(dst []byte, t *binlog.Txn, c *binlog.Change, checkBefore bool) []byte {
 	if setvalRow(c, t) {
 		return append(appendSetval(dst, c), ';')
 	}
-	return sqltext.AppendChange(dst, c, false, false)
+	return sqltext.AppendChange(dst, c, false, checkBefore)
 }
