@@ -10,7 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-cdc/sluice/binlog"
@@ -194,28 +193,11 @@ func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st chec
 // fenced by the lease when this sink holds it, with msgID as its Nats-Msg-Id
 // (none when empty), and returns its stream sequence.
 func (s *Sink) publishIncremental(ctx context.Context, source, subj string, rec incrementalRecord, msgID string) (uint64, error) {
-	body, err := json.Marshal(rec)
+	seq, err := s.publishRecord(ctx, source, subj, "incremental", msgID, rec)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("record the incremental snapshot of %s.%s (%s) on %s: %w", rec.Schema, rec.Table, rec.State, subj, err)
 	}
-	m := natsgo.NewMsg(subj)
-	m.Data = body
-	m.Header.Set(HdrPipeline, s.cfg.Pipeline)
-	m.Header.Set(HdrSource, source)
-	m.Header.Set(HdrSnapshot, "incremental")
-	m.Header.Set(HdrOp, "snapshot")
-	if msgID != "" {
-		m.Header.Set(hdrMsgID, msgID)
-	}
-	if fence := s.fenceSeq(); fence != "" {
-		m.Header.Set(hdrExpectSubjSeq, fence)
-		m.Header.Set(hdrExpectSubjSubj, s.leaseSubject)
-	}
-	ack, err := s.js.PublishMsg(ctx, m)
-	if err != nil {
-		return 0, fmt.Errorf("record the incremental snapshot of %s.%s (%s) on %s: %w", rec.Schema, rec.Table, rec.State, subj, explainJS(s.fencedErr(err)))
-	}
-	return ack.Sequence, nil
+	return seq, nil
 }
 
 // SetSeeding does nothing: a stream has no rows for a change to miss (a

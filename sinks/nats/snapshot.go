@@ -288,6 +288,17 @@ func (s *Sink) progress(ctx context.Context, source string, ts checkpoint.TableS
 	_, subj := s.snapshotSubjects(source, ts.Schema, ts.Table)
 	rec := progressRecord{Schema: ts.Schema, Table: ts.Table, TargetSchema: target.Schema, TargetTable: target.Name,
 		GTID: ts.At.GTID.String(), File: ts.At.Pos.File, Pos: ts.At.Pos.Pos, Rows: ts.Rows, Done: state == "done"}
+	seq, err := s.publishRecord(ctx, source, subj, state, "", rec)
+	if err != nil {
+		return 0, fmt.Errorf("record the snapshot of %s (%s) on %s: %w", ts.Name(), state, subj, err)
+	}
+	return seq, nil
+}
+
+// publishRecord publishes rec, a snapshot's progress record, as JSON on
+// subj (Sluice-Snapshot: snapshot; msgID, when set, de-duplicates it),
+// fenced by the lease, and returns its stream sequence.
+func (s *Sink) publishRecord(ctx context.Context, source, subj, snapshot, msgID string, rec any) (uint64, error) {
 	body, err := json.Marshal(rec)
 	if err != nil {
 		return 0, err
@@ -296,15 +307,18 @@ func (s *Sink) progress(ctx context.Context, source string, ts checkpoint.TableS
 	m.Data = body
 	m.Header.Set(HdrPipeline, s.cfg.Pipeline)
 	m.Header.Set(HdrSource, source)
-	m.Header.Set(HdrSnapshot, state)
+	m.Header.Set(HdrSnapshot, snapshot)
 	m.Header.Set(HdrOp, "snapshot")
+	if msgID != "" {
+		m.Header.Set(hdrMsgID, msgID)
+	}
 	if fence := s.fenceSeq(); fence != "" {
 		m.Header.Set(hdrExpectSubjSeq, fence)
 		m.Header.Set(hdrExpectSubjSubj, s.leaseSubject)
 	}
 	ack, err := s.js.PublishMsg(ctx, m)
 	if err != nil {
-		return 0, fmt.Errorf("record the snapshot of %s (%s) on %s: %w", ts.Name(), state, subj, explainJS(s.fencedErr(err)))
+		return 0, explainJS(s.fencedErr(err))
 	}
 	return ack.Sequence, nil
 }
