@@ -205,7 +205,7 @@ func keylessModel(t *testing.T, url, stream, table string) []string {
 			Changes []change `json:"changes"`
 			change
 		}
-		if m.Headers().Get("Sluice-Op") == "snapshot" || m.Headers().Get("Sluice-Op") == "lease" || len(m.Data()) == 0 {
+		if m.Headers().Get("Sluice-Op") == "snapshot" || m.Headers().Get("Sluice-Op") == "lease" || m.Headers().Get("Sluice-Op") == "position" || len(m.Data()) == 0 {
 			return
 		}
 		if err := json.Unmarshal(m.Data(), &body); err != nil {

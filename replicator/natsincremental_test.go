@@ -51,6 +51,9 @@ func TestNATSIncrementalSnapshotFormats(t *testing.T) {
 	defer cancel()
 	runErr := startStreaming(t, ctx, r, len(formats))
 	src.Exec(t, "UPDATE app.ukey SET n = n + 1000 WHERE code = 'c3'") // before the table is included: not published
+	// once the pipelines have read it (the change of filter applies from
+	// where they stop reading).
+	waitRead(t, r, src.QueryString(t, "SELECT @@gtid_binlog_pos"))
 	for _, f := range formats {
 		if err := replicator.RequestIncremental(ctx, after, replicator.RequestOptions{Pipeline: f.name, Tables: []string{"app.ukey"}, Logger: testenv.Logger()}); err != nil {
 			t.Fatal(err)
@@ -134,6 +137,26 @@ func startStreaming(t *testing.T, ctx context.Context, r *replicator.Replicator,
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not streaming: %+v", st)
+		}
+	}
+}
+
+// waitRead waits until every source of r has read up to gtid.
+func waitRead(t *testing.T, r *replicator.Replicator, gtid string) {
+	t.Helper()
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		read := 0
+		st := r.Status()
+		for _, s := range st {
+			if s.CheckpointGTID == gtid {
+				read++
+			}
+		}
+		if read == len(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sources did not read up to %s: %+v", gtid, st)
 		}
 	}
 }

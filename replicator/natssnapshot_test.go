@@ -188,7 +188,7 @@ func readEvents(t *testing.T, url, stream, format string) []event {
 	var out []event
 	eachMessage(t, url, stream, func(m jetstream.Msg) {
 		switch m.Headers().Get("Sluice-Op") {
-		case "lease", "snapshot", "ddl", "key":
+		case "lease", "position", "snapshot", "ddl", "key":
 			return
 		}
 		hdr := m.Headers().Get("Sluice-Snapshot")

@@ -126,8 +126,8 @@ func runTail(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		got := 0
 		for m := range batch.Messages() {
 			got++
-			if m.Headers().Get("Sluice-Op") == "lease" && !*raw {
-				continue // a pipeline's epoch marker (fencing), not data
+			if op := m.Headers().Get("Sluice-Op"); (op == "lease" || op == "position") && !*raw {
+				continue // a pipeline's epoch marker (fencing) or a source's position, not data
 			}
 			body := m.Data()
 			if c := m.Headers().Get("Sluice-Chunk"); c != "" && !*raw {

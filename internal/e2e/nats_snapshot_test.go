@@ -199,7 +199,7 @@ func (c *streamModel) apply(t *testing.T, m jetstream.Msg) {
 	h := m.Headers()
 	snap := h.Get("Sluice-Snapshot")
 	switch h.Get("Sluice-Op") {
-	case "lease":
+	case "lease", "position":
 		return
 	case "snapshot":
 		if snap == "begin" {

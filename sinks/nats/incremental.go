@@ -67,7 +67,7 @@ func (s *Sink) incrementalSubject(source, schema, table string) (subject, filter
 // snapshot had ("" for none); a requested or running one is left as it is.
 func (s *Sink) RequestIncrementalSnapshot(ctx context.Context, source, schemaName, table string) (string, error) {
 	subj, _ := s.incrementalSubject(source, schemaName, table)
-	if err := s.streamTakes(subj); err != nil {
+	if err := s.streamTakes(progressSubject, subj); err != nil {
 		return "", err
 	}
 	prev, _, err := s.lastIncremental(ctx, subj)
@@ -107,7 +107,7 @@ func (s *Sink) lastIncremental(ctx context.Context, subj string) (incrementalRec
 // last record of each table's subject.
 func (s *Sink) IncrementalSnapshots(ctx context.Context, source string) ([]checkpoint.IncrementalSnapshot, error) {
 	subj0, filter := s.incrementalSubject(source, "", "")
-	if s.streamTakes(subj0) != nil {
+	if s.streamTakes(progressSubject, subj0) != nil {
 		return nil, nil // no request can be there; RequestIncrementalSnapshot says what to add to the stream
 	}
 	info, err := s.stream.Info(ctx, jetstream.WithSubjectFilter(filter))

@@ -25,12 +25,13 @@ type stored struct {
 }
 
 // readStream returns every message of a stream, in order, but the
-// pipelines' lease markers (Sluice-Op: lease), which consumers skip.
+// pipelines' lease markers and positions (Sluice-Op: lease, position),
+// which consumers skip.
 func readStream(t *testing.T, url, stream string) []stored {
 	t.Helper()
 	var out []stored
 	for _, m := range readStreamAll(t, url, stream) {
-		if m.header.Get(natssink.HdrOp) != "lease" {
+		if op := m.header.Get(natssink.HdrOp); op != "lease" && op != "position" {
 			out = append(out, m)
 		}
 	}

@@ -47,6 +47,10 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		s.mu.Unlock()
 	}()
+	s.mu.Lock()
+	run := s.run(source)
+	run.wrote = nil
+	s.mu.Unlock()
 	done := 0
 	wait := backoff.Policy{Initial: 200 * time.Millisecond, Max: 10 * time.Second}.Timer()
 	failed := false
@@ -87,7 +91,14 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		failedAt, err := s.publishRun(ctx, source, txns[done:])
 		if err == nil {
-			s.acked(source, txns[len(txns)-1])
+			// What the stream holds now ends with the last transaction
+			// that published messages (a filtered one publishes none).
+			s.mu.Lock()
+			last := run.wrote
+			s.mu.Unlock()
+			if last != nil {
+				s.acked(source, last)
+			}
 			done = len(txns)
 			break
 		}
@@ -116,6 +127,9 @@ func (s *Sink) ApplyBatch(ctx context.Context, source string, txns []*binlog.Txn
 		if err := backoff.Sleep(ctx, d); err != nil {
 			return done, err
 		}
+	}
+	if err := s.keepPosition(ctx, source, run, txns[len(txns)-1]); err != nil {
+		return done, err
 	}
 	if err := s.saveKV(ctx, source, txns[len(txns)-1]); err != nil {
 		return done, err
@@ -281,7 +295,7 @@ func (s *Sink) checkErrs(source string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.permErr != nil {
-		err := fmt.Errorf("%w: %v; grant this NATS user publish permission on the subjects sluice writes (sink.subject, sink.ddl_subject, outbox subjects)", errPermission, s.permErr)
+		err := fmt.Errorf("%w: %v; grant this NATS user publish permission on the subjects sluice writes (sink.subject, sink.ddl_subject, outbox subjects, and the _lease, _snapshot and _position subjects beside the subject prefix)", errPermission, s.permErr)
 		return err
 	}
 	if r := s.run(source); r.asyncErr != nil {
@@ -343,6 +357,11 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 	}
 	if len(msgs) == 0 {
 		return nil // filtered out entirely: nothing to publish
+	}
+	if snap == nil {
+		s.mu.Lock()
+		run.wrote = t
+		s.mu.Unlock()
 	}
 	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
 	if snap != nil {

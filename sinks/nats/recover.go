@@ -28,6 +28,10 @@ func (s *Sink) Checkpoint(ctx context.Context, source string) (checkpoint.State,
 	if err != nil {
 		return scanned, false, err
 	}
+	s.mu.Lock()
+	run := s.run(source)
+	run.holds, run.recorded = found, scanned.Updated
+	s.mu.Unlock()
 	if s.kv == nil {
 		return scanned, found, nil
 	}

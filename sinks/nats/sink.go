@@ -30,6 +30,7 @@ import (
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/mysqlconn"
 )
@@ -176,6 +177,16 @@ type sourceRun struct {
 	// that JetStream acknowledged, to be reused (newMsg).
 	msgs, free []*pooledMsg
 	kvRev      uint64 // the checkpoint's KV revision as last read or written (checkpoint: kv)
+	// wrote is the current ApplyBatch's last transaction that published
+	// messages (nil: none did). holds: the stream holds a message this
+	// source can resume from (recovery found one, or this process
+	// published one), recorded when (position.go).
+	wrote    *binlog.Txn
+	holds    bool
+	recorded time.Time
+	// unrecorded is where the source has read to when its last runs
+	// published nothing and no position record says so yet.
+	unrecorded *checkpoint.State
 }
 
 // run returns a source's publishing state. The caller holds s.mu.
@@ -440,7 +451,7 @@ func (s *Sink) openStream(ctx context.Context) error {
 	cfg := s.cfg
 	if len(cfg.StreamSubjects) == 0 {
 		tmpls := []string{cfg.Subject, cfg.DDLSubject, cfg.TransactionSubject, cfg.Debezium.KeySubject, s.leaseSubject,
-			subjectPrefix(cfg.Subject) + "_snapshot.{table}"}
+			subjectPrefix(cfg.Subject) + "_snapshot.{table}", subjectPrefix(cfg.Subject) + "_position.{source}"}
 		for _, o := range cfg.Outbox {
 			tmpls = append(tmpls, o.SubjectPrefix)
 		}
@@ -486,6 +497,9 @@ func serverAtLeast(v string, major, minor int) bool {
 
 // Close closes the connection.
 func (s *Sink) Close() error {
+	if s.nc != nil && s.kv == nil {
+		s.flushPositions()
+	}
 	if s.outbox != nil {
 		s.outbox.close()
 	}

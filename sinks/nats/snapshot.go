@@ -92,7 +92,7 @@ func (s *Sink) snapshotSubjects(source, schema, table string) (prefix, subject s
 // from the last record of each table's progress subject.
 func (s *Sink) SnapshotTables(ctx context.Context, source string) ([]checkpoint.TableSnapshot, error) {
 	prefix, _ := s.snapshotSubjects(source, "", "")
-	if s.streamTakes(prefix+"x") != nil {
+	if s.streamTakes(progressSubject, prefix+"x") != nil {
 		// No progress can be there (every pipeline's streams are asked,
 		// with snapshot: initial or not); BeginSnapshotTable says what to
 		// add to the stream.
@@ -132,16 +132,19 @@ func (s *Sink) SnapshotTables(ctx context.Context, source string) ([]checkpoint.
 	return out, nil
 }
 
+// progressSubject names a snapshot's progress subject in streamTakes's error.
+const progressSubject = "snapshot's progress subject"
+
 // streamTakes checks that the stream's subjects include subject.
-func (s *Sink) streamTakes(subject string) error {
+func (s *Sink) streamTakes(what, subject string) error {
 	cfg := s.stream.CachedInfo().Config
 	for _, f := range cfg.Subjects {
 		if subjectMatches(f, subject) {
 			return nil
 		}
 	}
-	return fmt.Errorf("the snapshot's progress subject %s is not among stream %q's subjects %v: add %s> to the stream",
-		subject, cfg.Name, cfg.Subjects, subject[:strings.LastIndexByte(subject, '.')+1])
+	return fmt.Errorf("the %s %s is not among stream %q's subjects %v: add %s> to the stream",
+		what, subject, cfg.Name, cfg.Subjects, subject[:strings.LastIndexByte(subject, '.')+1])
 }
 
 // TargetTable: a NATS sink has no tables; one whose copy was interrupted
@@ -162,8 +165,8 @@ func (s *Sink) CreateTable(context.Context, string, string, string) error { retu
 func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpoint.TableSnapshot, target *binlog.Table, truncate bool) error {
 	s.snap.mu.Lock()
 	defer s.snap.mu.Unlock()
-	if _, subj := s.snapshotSubjects(source, ts.Schema, ts.Table); s.streamTakes(subj) != nil {
-		return s.streamTakes(subj)
+	if _, subj := s.snapshotSubjects(source, ts.Schema, ts.Table); s.streamTakes(progressSubject, subj) != nil {
+		return s.streamTakes(progressSubject, subj)
 	}
 	st := &snapTable{ts: ts, target: target, at: time.Now()}
 	if truncate {
@@ -312,6 +315,12 @@ func (s *Sink) publishRecord(ctx context.Context, source, subj, snapshot, msgID 
 	if msgID != "" {
 		m.Header.Set(hdrMsgID, msgID)
 	}
+	return s.publishFenced(ctx, m)
+}
+
+// publishFenced publishes m and waits for its acknowledgement, under the
+// lease's fence when there is one.
+func (s *Sink) publishFenced(ctx context.Context, m *natsgo.Msg) (uint64, error) {
 	if fence := s.fenceSeq(); fence != "" {
 		m.Header.Set(hdrExpectSubjSeq, fence)
 		m.Header.Set(hdrExpectSubjSubj, s.leaseSubject)
