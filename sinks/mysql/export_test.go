@@ -42,3 +42,7 @@ func (s *Sink) SetPatienceForTest(source string, d time.Duration) {
 // YieldsForTest is how many items of source gave their locks up to the
 // items before them and ran again.
 func (s *Sink) YieldsForTest(source string) int64 { return s.applierFor(source).yields.Load() }
+
+// SetMinItemForTest sets the fewest transactions an item of source's runs
+// holds when a run is cut (minItemTxns).
+func (s *Sink) SetMinItemForTest(source string, n int) { s.applierFor(source).minItem = n }

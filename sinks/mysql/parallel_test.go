@@ -3,8 +3,10 @@ package mysql_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -135,5 +137,59 @@ func TestBatchedUpdates(t *testing.T) {
 	// thousands of UPDATEs.
 	if n := updates() - before; n > 100 {
 		t.Fatalf("%d UPDATE statements: the updates were not batched", n)
+	}
+}
+
+// TestPlanItemSizes: how runs of each length are cut into items with four
+// workers. A run shorter than twice minItemTxns (10) is one item; longer
+// ones are cut into one item per worker, of at least 10 and at most 128
+// transactions.
+func TestPlanItemSizes(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	setup := sourceTxns(t, src, "CREATE DATABASE s", "CREATE TABLE s.t (id INT PRIMARY KEY, v INT NOT NULL)")
+	stmts := []string{"USE s"}
+	for i := range 600 {
+		stmts = append(stmts, fmt.Sprintf("INSERT INTO t VALUES (%d, 0)", i))
+	}
+	load := sourceTxns(t, src, stmts...)
+	if len(load) != 600 {
+		t.Fatalf("%d source transactions, want 600", len(load))
+	}
+	d, _ := mysqlconn.ParseDSN(dst.DSN())
+	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: "apply", OnConflict: "stop",
+		Workers: 4, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := applyAll(t, s, setup); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		run  int
+		want []int
+	}{
+		{2, []int{2}},
+		{5, []int{5}},
+		{19, []int{19}},
+		{20, []int{10, 10}},
+		{33, []int{10, 10, 10, 3}},
+		{40, []int{10, 10, 10, 10}},
+		{100, []int{25, 25, 25, 25}},
+		{512, []int{128, 128, 128, 128}},
+		{600, []int{128, 128, 128, 128, 88}},
+	} {
+		items, _, _, err := s.PlanForTest(context.Background(), "src", load[:c.run])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, it := range items {
+			got = append(got, len(it))
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("run of %d: items of %v transactions, want %v", c.run, got, c.want)
+		}
 	}
 }

@@ -223,6 +223,8 @@ type applier struct {
 	// itemNanos averages how long items take to execute; yields counts
 	// items that gave their locks up to the item before (parallel.go).
 	itemNanos, yields atomic.Int64
+	// minItem replaces minItemTxns when set (tests).
+	minItem int
 	// items counts the items applied, timers where the workers' time went.
 	items  atomic.Int64
 	timers applyTimers

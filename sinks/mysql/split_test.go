@@ -110,6 +110,9 @@ func runSplit(t *testing.T, during func(ctx context.Context, obs *mysqlLocks) bo
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	// Items of eight: a run this short is otherwise one item or items of
+	// minItemTxns (TestPlanItemSizes).
+	s.SetMinItemForTest("src", 1)
 	items, dependent, deps, err := s.PlanForTest(ctx, "src", load)
 	if err != nil {
 		t.Fatal(err)
