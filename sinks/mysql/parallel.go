@@ -105,8 +105,9 @@ func (a *applier) observe(d time.Duration) {
 // nothing to run beside. At a steady 1,000 txn/s, runs are a few dozen
 // transactions; applying a run of fewer than 2*minItemTxns as one item,
 // and cutting longer ones into items of at least minItemTxns, took the
-// lag benchmark's p99 from 68 to 48 ms and p50 from 5.4 to 3.4 ms
-// (medians, internal/bench BenchmarkLag, A/B on one loaded machine).
+// lag benchmark's p99 from 64 to 46 ms and p50 from 9.4 to 3.8 ms
+// (internal/bench BenchmarkLag, medians of 6 alternating runs each, on
+// a loaded 2-core machine).
 const (
 	maxItemTxns = 128
 	maxItemRows = 1000
