@@ -102,20 +102,22 @@ func (s server) statusStatement() string {
 // parseStatus reads a row of SHOW MASTER STATUS (SHOW BINARY LOG STATUS):
 // File, Position and, from MySQL, Executed_Gtid_Set (hasGTID).
 func parseStatus(cols []string, row []sql.NullString) (pos binlog.Position, executed string, hasGTID bool, err error) {
+	var offset string
 	for i, c := range cols {
 		switch strings.ToLower(c) {
 		case "file":
 			pos.File = row[i].String
 		case "position":
-			if pos.Pos, err = strconv.ParseUint(row[i].String, 10, 64); err != nil {
-				return pos, "", false, fmt.Errorf("binlog status: position %q: %w", row[i].String, err)
-			}
+			offset = row[i].String
 		case "executed_gtid_set":
 			executed, hasGTID = row[i].String, true
 		}
 	}
 	if pos.File == "" {
 		return pos, "", false, errors.New("binlog status: no file: the source needs log_bin")
+	}
+	if pos.Pos, err = strconv.ParseUint(offset, 10, 64); err != nil {
+		return pos, "", false, fmt.Errorf("binlog status: position %q: %w", offset, err)
 	}
 	return pos, executed, hasGTID, nil
 }
