@@ -279,7 +279,7 @@ func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Lo
 		if time.Now().Add(wait).After(deadline) {
 			return fail(fmt.Errorf("no global read lock (FLUSH TABLES WITH READ LOCK) in %s: %s; take the snapshot when no long statement runs on the source", lockBudget, why))
 		}
-		log.Warn("the global read lock waits: retrying", "reason", why, "attempt", attempt, "retry_in", wait.String())
+		log.Info("the global read lock waits: retrying", "reason", why, "attempt", attempt, "retry_in", wait.String())
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
