@@ -257,7 +257,14 @@ func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Lo
 	if err != nil {
 		return fail(err)
 	}
-	defer lock.Close()
+	defer func() {
+		// The connection goes back to the pool: without the short
+		// lock_wait_timeout.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		_, _ = lock.ExecContext(rctx, "SET SESSION lock_wait_timeout = DEFAULT")
+		cancel()
+		lock.Close()
+	}()
 	var self uint64
 	if err := lock.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&self); err != nil {
 		return fail(err)
