@@ -17,6 +17,11 @@
 // T's changes between P_T and Q_T as upserts (Windows), which brings every
 // row to Q_T, as Vitess's copy catch-up does. A MariaDB sequence is
 // created from its definition and set to its row (sequence.go).
+//
+// A MySQL source reports no position for a consistent snapshot: there,
+// the readers open their snapshots under a brief global read lock, all at
+// one position P, and copy every table at P (lock.go); the rest is the
+// same, with P_T = P for every table.
 package snapshot
 
 import (
