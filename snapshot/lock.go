@@ -27,9 +27,10 @@ import (
 // transactions up to that one position. The lock is held for the time of
 // a few statements (milliseconds); the readers then copy every table at
 // that position, one table after another on each reader, each between a
-// SAVEPOINT and a ROLLBACK TO SAVEPOINT, which releases the table's
-// metadata lock when its copy ends (as mysqldump --single-transaction and
-// mydumper do).
+// SAVEPOINT and a ROLLBACK TO SAVEPOINT, which on MySQL releases the
+// table's metadata lock when its copy ends (as mysqldump
+// --single-transaction relies on; MariaDB with the binlog on keeps it
+// until the transaction ends).
 //
 // LOCK INSTANCE FOR BACKUP (MySQL 8.0) is not used: it blocks DDL but not
 // commits, so it cannot pin a position by itself; mydumper takes it
