@@ -37,6 +37,11 @@ type SnapshotOptions struct {
 	Watch func(snapshot.Progress)
 }
 
+// snapshotGlobalLock makes every snapshot take the global-lock path of a
+// MySQL source on MariaDB too (snapshot.Config.GlobalLock): set by tests,
+// which run on MariaDB only.
+var snapshotGlobalLock bool
+
 // runSnapshot copies the source's tables not yet copied (package
 // snapshot) and returns where streaming starts, and whether every table
 // is copied.
@@ -64,7 +69,7 @@ func runSnapshot(ctx context.Context, p *config.Pipeline, s *config.Source, sink
 			r := p.Route(schemaName, table)
 			return r != nil && r.Merging(p)
 		},
-		Target: target, Readers: o.Readers, Writers: o.Writers, Logger: log, Watch: o.Watch})
+		Target: target, Readers: o.Readers, Writers: o.Writers, Logger: log, Watch: o.Watch, GlobalLock: snapshotGlobalLock})
 }
 
 // snapshotStart is the binlog start of a snapshot's result.

@@ -61,7 +61,8 @@ func NewChunkReader(ctx context.Context, db *sql.DB, schemaName, table string) (
 		return nil, err
 	}
 	if !strings.Contains(strings.ToLower(version), "mariadb") {
-		return nil, fmt.Errorf("the source is MySQL %s: an incremental snapshot reads each chunk in a consistent snapshot whose binlog position only MariaDB reports", version)
+		return nil, fmt.Errorf("the source is MySQL %s: the incremental snapshot needs a MariaDB source, as it reads each chunk in a consistent snapshot whose binlog position only MariaDB reports "+
+			"(sluice takes a MySQL source's position under a global read lock, once per initial snapshot, never per chunk)", version)
 	}
 	def, err := schema.LoadTable(ctx, db, schemaName, table)
 	if err != nil {

@@ -24,9 +24,26 @@ import (
 // snapshot ends, so a DDL on that table waits for the table's copy.
 // Tables of other engines than InnoDB (MyISAM) are not versioned: their
 // copy is not consistent with the position under concurrent writes.
+//
+// MySQL (the global-lock path, lock.go): the snapshot's position is read
+// from the binlog's status (global), and the readers copying tables open
+// their snapshots under a brief global read lock, all at one position
+// (held), which each keeps for the whole run.
 type reader struct {
 	conn *sql.Conn
 	open bool // a snapshot transaction is open
+	// global: begin reads the binlog's status (SHOW MASTER STATUS) after
+	// its snapshot starts, a position at or after the snapshot's, which
+	// serves only what is not versioned (a sequence's row), or when
+	// nothing is copied.
+	global bool
+	srv    server
+	// held is the position of the snapshot opened under the global read
+	// lock (openLocked): begin and end then only set a savepoint and roll
+	// back to it, which releases the metadata locks of what was read
+	// since; table: inside such a savepoint.
+	held  *checkpoint.State
+	table bool
 }
 
 func newReader(ctx context.Context, db *sql.DB) (*reader, error) {
@@ -48,17 +65,45 @@ func newReader(ctx context.Context, db *sql.DB) (*reader, error) {
 	return &reader{conn: c}, nil
 }
 
+// newGlobalReader is a reader of the global-lock path.
+func newGlobalReader(ctx context.Context, db *sql.DB, srv server) (*reader, error) {
+	r, err := newReader(ctx, db)
+	if err != nil {
+		return nil, err
+	}
+	r.global, r.srv = true, srv
+	return r, nil
+}
+
+// startSnapshot opens the snapshot transaction.
+func (r *reader) startSnapshot(ctx context.Context) error {
+	if _, err := r.conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
+		return fmt.Errorf("start a consistent snapshot: %w", err)
+	}
+	r.open = true
+	return nil
+}
+
 // begin ends the previous snapshot and opens a new one, returning the
-// position it corresponds to.
+// position it corresponds to (held: a savepoint in the held snapshot).
 func (r *reader) begin(ctx context.Context) (checkpoint.State, error) {
 	var at checkpoint.State
 	if err := r.end(ctx); err != nil {
 		return at, err
 	}
-	if _, err := r.conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY"); err != nil {
-		return at, fmt.Errorf("start a consistent snapshot: %w", err)
+	if r.held != nil {
+		if _, err := r.conn.ExecContext(ctx, "SAVEPOINT sluice_table"); err != nil {
+			return at, fmt.Errorf("savepoint in the snapshot: %w", err)
+		}
+		r.table = true
+		return *r.held, nil
 	}
-	r.open = true
+	if err := r.startSnapshot(ctx); err != nil {
+		return at, err
+	}
+	if r.global {
+		return binlogStatus(ctx, r.conn, r.srv)
+	}
 	rows, err := r.conn.QueryContext(ctx, "SHOW STATUS LIKE 'binlog_snapshot_%'")
 	if err != nil {
 		return at, fmt.Errorf("read the snapshot's binlog position: %w", err)
@@ -90,8 +135,20 @@ func (r *reader) begin(ctx context.Context) (checkpoint.State, error) {
 	return at, nil
 }
 
-// end closes the snapshot, releasing the metadata locks of what it read.
+// end closes the snapshot (or, held, the table's savepoint), releasing
+// the metadata locks of what it read.
 func (r *reader) end(ctx context.Context) error {
+	if r.held != nil {
+		// The snapshot stays, for the next table.
+		if !r.table {
+			return nil
+		}
+		r.table = false
+		if _, err := r.conn.ExecContext(ctx, "ROLLBACK TO SAVEPOINT sluice_table"); err != nil {
+			return fmt.Errorf("roll back to the savepoint in the snapshot: %w", err)
+		}
+		return nil
+	}
 	if !r.open {
 		return nil
 	}

@@ -17,6 +17,11 @@
 // T's changes between P_T and Q_T as upserts (Windows), which brings every
 // row to Q_T, as Vitess's copy catch-up does. A MariaDB sequence is
 // created from its definition and set to its row (sequence.go).
+//
+// A MySQL source reports no position for a consistent snapshot: there,
+// the readers open their snapshots under a brief global read lock, all at
+// one position P, and copy every table at P (lock.go); the rest is the
+// same, with P_T = P for every table.
 package snapshot
 
 import (
@@ -63,6 +68,11 @@ type Config struct {
 	// Watch, when set, gets the same figures every 2 seconds.
 	ReportEvery time.Duration
 	Watch       func(Progress)
+	// GlobalLock takes the global-lock path (lock.go), which a MySQL
+	// source always takes, on a MariaDB source too: sluice's tests
+	// exercise that path on MariaDB this way, as no MySQL server runs
+	// there. Not a setting of the pipeline file.
+	GlobalLock bool
 }
 
 // Result is where streaming starts after a snapshot.
@@ -177,13 +187,18 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.Merged == nil {
 		cfg.Merged = func(string, string) bool { return false }
 	}
-	var flavor string
-	if err := cfg.Source.QueryRowContext(ctx, "SELECT VERSION()").Scan(&flavor); err != nil {
+	srv, err := detectServer(ctx, cfg.Source)
+	if err != nil {
 		return Result{}, err
 	}
-	if !strings.Contains(strings.ToLower(flavor), "mariadb") {
-		return Result{}, fmt.Errorf("the source is MySQL %s: sluice's snapshot reads the position of a consistent snapshot, which only MariaDB reports (binlog_snapshot_file); MySQL would need a brief global read lock, which sluice does not take yet. "+
-			"Load the target by hand (mysqldump --single-transaction --source-data) and set start: {gtid: ...}", flavor)
+	// MariaDB reports the position of each consistent snapshot; MySQL
+	// needs the global read lock for it (lock.go).
+	global := !srv.mariadb || cfg.GlobalLock
+	open := func() (*reader, error) {
+		if global {
+			return newGlobalReader(ctx, cfg.Source, srv)
+		}
+		return newReader(ctx, cfg.Source)
 	}
 	tables, estimates, sequences, others, err := listTables(ctx, cfg.Source, cfg.Filter)
 	if err != nil {
@@ -229,7 +244,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 			continue
 		}
 		if seqReader == nil {
-			if seqReader, err = newReader(ctx, cfg.Source); err != nil {
+			if seqReader, err = open(); err != nil {
 				return Result{}, err
 			}
 		}
@@ -280,7 +295,14 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if len(jobs) > 0 {
 		log.Info("snapshot starting", "tables", len(jobs), "tables_done_before", len(selected)-len(jobs), "sequences", len(selectedSeqs), "rows_estimate", estimate,
 			"readers", cfg.Readers, "writers", cfg.Writers)
-		if err := copyAll(ctx, cfg, jobs, prog, log); err != nil {
+		var held []*reader
+		if global {
+			// Every table at one position, under one brief lock.
+			if held, _, err = openLocked(ctx, cfg.Source, srv, min(cfg.Readers, len(jobs)), log); err != nil {
+				return Result{}, err
+			}
+		}
+		if err := copyAll(ctx, cfg, jobs, held, prog, log); err != nil {
 			return Result{}, err
 		}
 	}
@@ -308,7 +330,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	start, ok := checkpoint.Earliest(copied)
 	if !ok {
 		// Nothing to copy: streaming starts now.
-		r, err := newReader(ctx, cfg.Source)
+		r, err := open()
 		if err != nil {
 			return Result{}, err
 		}
@@ -377,8 +399,11 @@ func prepareTarget(ctx context.Context, cfg Config, j *tableJob, p *checkpoint.T
 }
 
 // copyAll copies the tables with cfg.Readers source connections and
-// cfg.Writers target writers.
-func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, log *slog.Logger) error {
+// cfg.Writers target writers. held, when not nil, are the readers of the
+// global-lock path, opened at one position (openLocked), one per reader
+// goroutine, which copyAll closes; otherwise each reader goroutine opens
+// its connection and a snapshot per table.
+func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, held []*reader, prog *progress, log *slog.Logger) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	reportCtx, stopReport := context.WithCancel(ctx)
@@ -418,14 +443,19 @@ func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, prog *progress, 
 	}
 
 	var readers sync.WaitGroup
-	for range min(cfg.Readers, len(jobs)) {
+	for i := range min(cfg.Readers, len(jobs)) {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			r, err := newReader(ctx, cfg.Source)
-			if err != nil {
-				cancel(err)
-				return
+			var r *reader
+			if held != nil {
+				r = held[i]
+			} else {
+				var err error
+				if r, err = newReader(ctx, cfg.Source); err != nil {
+					cancel(err)
+					return
+				}
 			}
 			defer r.close()
 			for j := range queue {
