@@ -70,7 +70,7 @@ func benchTxns(n, rows int) []*binlog.Txn {
 //     maxBatch: a backlog like this one is handed over in runs that size).
 //     ApplyBatch must wait for every acknowledgement of a run before it
 //     returns (the replicator checkpoints what it returns); the loop waits
-//     only at the end of each slice, which holds two runs or more.
+//     only at the end of each slice, which holds two runs (benchSlice).
 //   - The loop publishes exactly the messages the sink published (read back
 //     from the sink's stream): the same subjects (under a prefix of the
 //     same length), bodies and headers, Nats-Msg-Id included, so the server
@@ -190,10 +190,18 @@ var benchRun = func() int {
 	return 512
 }()
 
-// benchSlice is how many transactions each side publishes in turn: about
-// 1,024, a whole number of runs, so that the sink's runs are never cut
-// short by a slice's end.
-var benchSlice = (1024 + benchRun - 1) / benchRun * benchRun
+// benchSlice is how many transactions each side publishes in turn
+// (BENCH_NATS_SLICE, default 1,024), rounded up to a whole number of runs
+// so that the sink's runs are never cut short by a slice's end. The loop
+// waits for its acknowledgements only at a slice's end, the sink at each
+// run's: the default slice of two runs waits half as often as the sink.
+var benchSlice = func() int {
+	n, err := strconv.Atoi(os.Getenv("BENCH_NATS_SLICE"))
+	if err != nil || n <= 0 {
+		n = 1024
+	}
+	return (n + benchRun - 1) / benchRun * benchRun
+}()
 
 // sinkChunk publishes data as the replicator hands it over under a
 // backlog, in runs of benchRun transactions.
