@@ -51,7 +51,9 @@ bench-decode: deps
 
 # The NATS sink's transaction mode against a plain async JetStream publish
 # loop of the same messages, in the same run: medians of 9 rounds
-# (BENCH_NATS_ROUNDS) and the ratio. BENCH_NATS_CPUPROFILE=FILE profiles the sink's first round.
+# (BENCH_NATS_ROUNDS), the ratio and the CPU ratio; runs of 512 transactions
+# (BENCH_NATS_RUN), slices of 1,024 (BENCH_NATS_SLICE). BENCH_NATS_CPUPROFILE=FILE
+# profiles the sink's slices in every round.
 bench-nats:
 	$(GO) test ./sinks/nats -run '^$$' -bench 'PublishVsPlain/transaction' -benchtime 1x -count 1 -timeout 20m
 

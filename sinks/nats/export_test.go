@@ -9,3 +9,11 @@ func SetPositionEvery(d time.Duration) (restore func()) {
 	positionEvery = d
 	return func() { positionEvery = old }
 }
+
+// SetAsyncWaitLimit sets how long a run waits for its acknowledgements,
+// until the returned function restores it.
+func SetAsyncWaitLimit(d time.Duration) (restore func()) {
+	old := asyncWaitLimit
+	asyncWaitLimit = d
+	return func() { asyncWaitLimit = old }
+}

@@ -244,20 +244,32 @@ func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn
 		}
 		return upTo
 	}
+	// acked is how many of the first upTo transactions are wholly
+	// acknowledged, once the pending publishes are settled. When the wait
+	// for them ends with some still pending (its deadline, ctx, a
+	// permissions violation), none of the run is known to be: without a
+	// failure recorded, firstFailed would count the pending ones as
+	// acknowledged (the retry then skips what the stream does hold).
+	acked := func(upTo int) (int, error) {
+		if err := s.waitAsync(ctx, source); err != nil {
+			return 0, err
+		}
+		return firstFailed(upTo), nil
+	}
 	ok := false
 	defer func() { run.endRun(ok) }()
 	for i, t := range txns {
 		if err := s.publishTxn(ctx, source, t); err != nil {
-			s.waitAsync(ctx, source)
-			return firstFailed(i), err
+			n, _ := acked(i)
+			return n, err
 		}
 		if err := s.checkErrs(source); err != nil {
-			s.waitAsync(ctx, source)
-			return firstFailed(i + 1), err
+			n, _ := acked(i + 1)
+			return n, err
 		}
 	}
-	if err := s.waitAsync(ctx, source); err != nil {
-		return firstFailed(len(txns)), err
+	if n, err := acked(len(txns)); err != nil {
+		return n, err
 	}
 	if err := s.checkErrs(source); err != nil {
 		return firstFailed(len(txns)), err
@@ -266,8 +278,14 @@ func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn
 	return len(txns), nil
 }
 
+// asyncWaitLimit bounds how long waitAsync waits for acknowledgements.
+var asyncWaitLimit = 60 * time.Second
+
+// waitAsync waits until no publish is pending: each acknowledged, or
+// failed (a failure is recorded in the source's run). An error means some
+// may still be pending.
 func (s *Sink) waitAsync(ctx context.Context, source string) error {
-	deadline := time.After(60 * time.Second)
+	deadline := time.After(asyncWaitLimit)
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -277,7 +295,7 @@ func (s *Sink) waitAsync(ctx context.Context, source string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline:
-			return fmt.Errorf("%w: %d publishes not acknowledged after 60s", natsgo.ErrTimeout, s.js.PublishAsyncPending())
+			return fmt.Errorf("%w: %d publishes not acknowledged after %s", natsgo.ErrTimeout, s.js.PublishAsyncPending(), asyncWaitLimit)
 		case <-tick.C:
 			// A permissions violation never gets an acknowledgement: stop
 			// waiting as soon as the server reports it.
