@@ -161,13 +161,20 @@ func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st chec
 	}
 	reqText := strconv.FormatUint(req, 10)
 	now := time.Now()
+	// A chunk is written between runs, all of them acknowledged: the
+	// stream holds the source up to at, so each of its messages is a
+	// place to resume from (recover.go's scan). Without it, a chunk of
+	// more than scanLimit rows published last hid the source's last
+	// transaction, and a restart went back to the configured start,
+	// publishing everything again.
+	resume := !at.GTID.IsEmpty() || at.Pos.File != ""
 	attempt := "" // the rows' Msg-Ids after a TRUNCATE are this attempt's own
 	if clear != nil && dst != nil {
 		t := &binlog.Txn{DDL: &binlog.DDL{Schema: dst.Schema, SQL: "TRUNCATE TABLE " + sqltext.QualifiedName(dst.Schema, dst.Name)},
 			Executed: at.GTID, Pos: at.Pos, Timestamp: now}
 		attempt = "." + strconv.FormatInt(now.UnixNano(), 36)
 		id := s.cfg.Pipeline + "|" + source + "|incremental|" + reqText + "|truncate" + attempt + "|"
-		if err := s.publishSnapshot(ctx, source, t, &snapshotPub{idPrefix: id, header: "truncate", flag: "incremental"}); err != nil {
+		if err := s.publishSnapshot(ctx, source, t, &snapshotPub{idPrefix: id, header: "truncate", flag: "incremental", resume: resume}); err != nil {
 			return fmt.Errorf("publish the TRUNCATE before the copy of %s: %w", st.Name(), err)
 		}
 	}
@@ -179,7 +186,7 @@ func (s *Sink) WriteIncrementalChunk(ctx context.Context, source string, st chec
 		t := binlog.NewTxn(rows)
 		t.Executed, t.Pos, t.Timestamp = at.GTID, at.Pos, now
 		id := s.cfg.Pipeline + "|" + source + "|incremental|" + reqText + "|" + strconv.FormatUint(st.Chunks, 10) + "." + strconv.FormatUint(h.Sum64(), 36) + attempt + "|"
-		if err := s.publishSnapshot(ctx, source, t, &snapshotPub{idPrefix: id, header: "incremental", flag: "incremental"}); err != nil {
+		if err := s.publishSnapshot(ctx, source, t, &snapshotPub{idPrefix: id, header: "incremental", flag: "incremental", resume: resume}); err != nil {
 			return fmt.Errorf("publish a chunk of %s: %w", rows[0].Table.QualifiedName(), err)
 		}
 	}

@@ -3,10 +3,14 @@ package nats_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/sluice-cdc/sluice/binlog"
+	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/internal/testenv"
 	"github.com/sluice-cdc/sluice/replicator"
 	natssink "github.com/sluice-cdc/sluice/sinks/nats"
@@ -93,4 +97,68 @@ pipelines:
 			t.Fatalf("no position record at %s while running: %q", gtid, positions())
 		}
 	}
+}
+
+// TestIncrementalChunkResumePoint: an incremental snapshot chunk of more
+// rows than recovery looks back through (scanLimit, 10,000 messages),
+// published last, must not hide where the source resumes. Without the
+// checkpoint on the chunk's read events a restart found no message of the
+// source and went back to its configured start, publishing everything
+// again (seen in TestNATSIncrementalSnapshotKillResume). Twice: a chunk
+// written after this process published a transaction, and one written by
+// a process that has published nothing yet (it knows the stream's position
+// only from recovery).
+func TestIncrementalChunkResumePoint(t *testing.T) {
+	n := testenv.StartNATS(t)
+	ctx := context.Background()
+	open := func() *natssink.Sink {
+		s, err := natssink.Open(ctx, natssink.Config{URL: n.URL(), Pipeline: "p", Stream: "INCR", CreateStream: true,
+			Subject: "incr.{schema}.{table}", DDLSubject: "incr._ddl", Format: "sluice", Mode: "row", Checkpoint: "stream",
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	txns := benchTxns(3, 1)
+	want := txns[2].Executed.String()
+	tb := &binlog.Table{Schema: "shop", Name: "big", NamesKnown: true, PK: []int{0},
+		Columns: []binlog.Column{{Name: "id", Type: mysql.MYSQL_TYPE_LONG}}}
+	chunk := func(s *natssink.Sink, k int) {
+		t.Helper()
+		var rows []*binlog.Change
+		for i := range 10500 {
+			rows = append(rows, &binlog.Change{Table: tb, Op: binlog.Insert, After: []binlog.Value{int64(k*10500 + i)}})
+		}
+		st := checkpoint.IncrementalSnapshot{Schema: "shop", Table: "big", State: checkpoint.IncrementalRunning,
+			Chunks: uint64(k + 1), RowsRead: uint64((k + 1) * 10500), After: []byte(fmt.Sprintf("id > %d", (k+1)*10500-1))}
+		if err := s.WriteIncrementalChunk(ctx, "primary", st, tb, nil, rows); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resumes := func(what string) {
+		t.Helper()
+		s := open()
+		defer s.Close()
+		st, found, err := s.Checkpoint(ctx, "primary")
+		if err != nil || !found || st.GTID.String() != want {
+			t.Fatalf("%s: resumes from %q (found %v, %v), want %s", what, st.GTID, found, err, want)
+		}
+	}
+
+	s := open()
+	if _, err := s.ApplyBatch(ctx, "primary", txns); err != nil {
+		t.Fatal(err)
+	}
+	chunk(s, 0)
+	s.Close()
+	resumes("after a chunk published by the process that published the source's transactions")
+
+	s = open()
+	if _, _, err := s.Checkpoint(ctx, "primary"); err != nil { // as the replicator does first
+		t.Fatal(err)
+	}
+	chunk(s, 1)
+	s.Close()
+	resumes("after a chunk published by a process that published nothing else")
 }

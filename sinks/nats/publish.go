@@ -352,6 +352,9 @@ type snapshotPub struct {
 	idPrefix string // Nats-Msg-Id before the message's number
 	header   string // Sluice-Snapshot: true, last or truncate
 	flag     string // meta.snapshot: true or last
+	// resume: each message carries the transaction's checkpoint headers,
+	// the stream's position as it is published (see WriteIncrementalChunk).
+	resume bool
 }
 
 func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, snap *snapshotPub) error {
@@ -478,6 +481,9 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 				v.set(h, HdrKey, string(key))
 			}
 			switch {
+			case snap != nil && snap.resume:
+				v.set(h, HdrCheckpoint, after)
+				v.set(h, HdrResumePos, pos)
 			case snap != nil: // not a place to resume from
 			case i == len(msgs)-1 && k == n-1:
 				v.set(h, HdrCheckpoint, after)

@@ -31,6 +31,12 @@ func (s *Sink) Checkpoint(ctx context.Context, source string) (checkpoint.State,
 	s.mu.Lock()
 	run := s.run(source)
 	run.holds, run.recorded = found, scanned.Updated
+	if _, ok := s.lastAcked[source]; found && !ok {
+		// What the stream holds of the source, until this process
+		// publishes: an incremental snapshot chunk written before then
+		// carries it (WriteIncrementalChunk).
+		s.lastAcked[source] = scanned
+	}
 	s.mu.Unlock()
 	if s.kv == nil {
 		return scanned, found, nil
@@ -77,14 +83,24 @@ func (s *Sink) scan(ctx context.Context, source string) (checkpoint.State, bool,
 			return checkpoint.State{}, false, fmt.Errorf("read message %d of stream %q: %w", seq, s.cfg.Stream, explainJS(err))
 		}
 		h := msg.Header
-		if h.Get(HdrPipeline) != s.cfg.Pipeline || h.Get(HdrSource) != source || h.Get(HdrSnapshot) != "" {
-			continue // another pipeline's or source's, or the initial snapshot's (not a place to resume from)
+		snap := h.Get(HdrSnapshot) != ""
+		if h.Get(HdrPipeline) != s.cfg.Pipeline || h.Get(HdrSource) != source || snap && h.Get(HdrCheckpoint) == "" {
+			// Another pipeline's or source's, or a snapshot's message that
+			// is not a place to resume from: the initial snapshot's, and
+			// progress records.
+			continue
 		}
 		st := checkpoint.State{Updated: msg.Time}
 		if st.GTID, err = binlog.ParseGTIDSet(h.Get(HdrCheckpoint)); err != nil {
 			return st, false, fmt.Errorf("message %d: %s header: %w", seq, HdrCheckpoint, err)
 		}
 		st.Pos = parsePos(h.Get(HdrResumePos))
+		if snap {
+			// An incremental snapshot chunk's read event: the stream's
+			// position when it was published (its rows are no transaction
+			// that could be published in part).
+			return st, true, nil
+		}
 		i, n := fraction(h.Get(HdrMsg))
 		k, m := fraction(h.Get(HdrChunk))
 		if i < n || k < m {

@@ -40,7 +40,8 @@ import (
 //     record's sequence, so the new copy is never taken for a repeat of
 //     the old one.
 //   - Read events carry Sluice-Snapshot and no Sluice-Checkpoint: recovery
-//     (scan) skips them.
+//     (scan) skips them. (An incremental snapshot's read events carry the
+//     stream's checkpoint: see WriteIncrementalChunk.)
 
 // HdrSnapshot marks what the initial snapshot publishes: "true" on read
 // events, "last" on a table's last read event, "truncate" on the TRUNCATE
