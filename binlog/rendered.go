@@ -31,8 +31,8 @@ type renderedChanges struct {
 	parts  [][]byte
 	refs   []*refBuf // the chunk of each part (see refBuf), or nil
 	n      int       // changes
-	length int64 // of the parts joined, in memory or in the file
-	budget int64 // 0: no limit
+	length int64     // of the parts joined, in memory or in the file
+	budget int64     // 0: no limit
 	dir    string
 
 	file *os.File
