@@ -31,12 +31,19 @@ func newDecodePool(workers int, render bool) *decodePool {
 			// point into them.
 			a := arena{alias: true}
 			var r renderer
+			var outs []*Change // the changes of the job being rendered
 			for j := range p.jobs {
+				if render {
+					// Rendered and forgotten: the slice is reused.
+					j.out = outs[:0]
+				}
 				j.decode(&a, render)
 				if render {
 					if j.err == nil {
+						outs = j.out
 						r.render(j)
 					}
+					clear(outs)
 					j.out = nil
 					a.reset()
 				}
@@ -152,7 +159,7 @@ func (j *rowsJob) decode(a *arena, rendered bool) {
 			return
 		}
 	}
-	out, err := j.td.decodeDeferred(j.e, data, j.op, a)
+	out, err := j.td.decodeDeferred(j.e, data, j.op, a, j.out)
 	if err != nil {
 		j.fail(err)
 		return
