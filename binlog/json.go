@@ -101,7 +101,7 @@ func (e *JSONEncoder) WriteJSON(w io.Writer, t *Txn) error {
 		if _, err := w.Write(e.buf); err != nil {
 			return err
 		}
-		if _, err := io.Copy(w, io.NewSectionReader(r.file, 0, r.length)); err != nil {
+		if _, err := io.CopyN(w, io.NewSectionReader(r.file, 0, r.length), r.length); err != nil {
 			return fmt.Errorf("read spilled transaction (the JSON written so far ends inside its changes): %w", err)
 		}
 		_, err := io.WriteString(w, "]}")

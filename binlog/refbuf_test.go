@@ -62,3 +62,33 @@ func TestRefBuf(t *testing.T) {
 		t.Fatalf("a chunk larger than the pool's size: %d bytes, pooled %v", len(b.b), b.pool != nil)
 	}
 }
+
+// TestWriteJSONSpillFileShort: WriteJSON of a spilled transaction whose
+// file lacks bytes (a failed write to it, or a file cut short) fails before
+// writing anything, rather than leave a truncated record in the output.
+func TestWriteJSONSpillFileShort(t *testing.T) {
+	txn := &Txn{rendered: newRenderedChanges(1, t.TempDir(), &JSONEncoder{})}
+	defer txn.Close()
+	for _, part := range []string{`{"a":1}`, `{"b":2}`} {
+		if err := txn.rendered.add([]byte(part), 1, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var enc JSONEncoder
+	var out strings.Builder
+	if err := enc.WriteJSON(&out, txn); err != nil || !strings.HasSuffix(out.String(), `"changes":[{"a":1},{"b":2}]}`) {
+		t.Fatalf("WriteJSON wrote %s, error %v", out.String(), err)
+	}
+	if err := txn.rendered.flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := txn.rendered.file.Truncate(5); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	err := enc.WriteJSON(&out, txn)
+	if err == nil || out.Len() > 0 {
+		t.Fatalf("WriteJSON of a short spill file wrote %q, error %v; want nothing and an error", out.String(), err)
+	}
+	t.Log(err)
+}
