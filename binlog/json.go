@@ -370,7 +370,10 @@ func AppendValueJSON(dst []byte, v Value) []byte {
 // {"$json":"<text>"}: the document null (which would read as SQL NULL),
 // and objects whose first key is "$json" (which would read as the marker).
 func needsJSONMarker(doc JSON) bool {
-	t := bytes.TrimLeft(doc, " \t\r\n")
+	t := []byte(doc)
+	for len(t) > 0 && (t[0] == ' ' || t[0] == '\t' || t[0] == '\r' || t[0] == '\n') {
+		t = t[1:] // bytes.TrimLeft builds its set of bytes on every call
+	}
 	switch {
 	case len(t) == 0:
 		return false
