@@ -120,6 +120,10 @@ type assembler struct {
 	// being read in it (FileSource sets them).
 	pool     *decodePool
 	asyncErr error
+	// chunk is the read chunk (see refBuf) of the event being handled,
+	// with DecodeOptions.RenderJSON: a row event sent to the pool holds a
+	// reference to it until its rows are rendered.
+	chunk *refBuf
 	// jsonEnc renders the changes decoded here, with RenderJSON.
 	jsonEnc JSONEncoder
 	path    string

@@ -406,7 +406,7 @@ func (d *decoder) decodeDeferredRows(td *tableDecoder, e *replication.RowsEvent,
 			return nil, true, fmt.Errorf("decompress row event: %w", err)
 		}
 	}
-	out, err := td.decodeDeferred(e, data, op, &d.arena)
+	out, err := td.decodeDeferred(e, data, op, &d.arena, nil)
 	if err != nil || !td.goMySQL {
 		return out, true, err
 	}

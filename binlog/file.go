@@ -113,12 +113,18 @@ func rowsDecodeFunc(opts DecodeOptions) func(*replication.RowsEvent, []byte) err
 // slices of them, without copying: a chunk is never written again once
 // read, so what is handed out may be kept (decoded values point into it;
 // see arena.alias). It lives as long as anything handed out from it.
+//
+// With pool set (DecodeOptions.RenderJSON), the chunks come from it and
+// are counted (see refBuf): cur is the chunk buf is in, and the reader
+// holds a reference to it until it moves on to the next.
 type chunkReader struct {
-	f   *os.File
-	buf []byte // buf[off:] has been read and not handed out
-	off int
-	n   int64 // file offset of buf[off]
-	eof bool
+	f    *os.File
+	buf  []byte // buf[off:] has been read and not handed out
+	off  int
+	n    int64 // file offset of buf[off]
+	eof  bool
+	pool *refPool
+	cur  *refBuf
 }
 
 const readChunk = 128 << 10
@@ -129,9 +135,17 @@ func (r *chunkReader) peek(n int) ([]byte, error) {
 	for len(r.buf)-r.off < n && !r.eof {
 		if cap(r.buf)-r.off < n {
 			// A new chunk, with the bytes not handed out yet at its start.
-			nb := make([]byte, len(r.buf)-r.off, max(readChunk, n))
+			var nb []byte
+			var ref *refBuf
+			if r.pool != nil {
+				ref = r.pool.get(n)
+				nb = ref.b[:len(r.buf)-r.off]
+			} else {
+				nb = make([]byte, len(r.buf)-r.off, max(readChunk, n))
+			}
 			copy(nb, r.buf[r.off:])
-			r.buf, r.off = nb, 0
+			r.cur.release()
+			r.buf, r.off, r.cur = nb, 0, ref
 		}
 		m, err := r.f.Read(r.buf[len(r.buf):cap(r.buf)])
 		r.buf = r.buf[:len(r.buf)+m]
@@ -144,6 +158,12 @@ func (r *chunkReader) peek(n int) ([]byte, error) {
 	return r.buf[r.off:min(len(r.buf), r.off+n)], nil
 }
 
+// close drops the reader's reference to its chunk.
+func (r *chunkReader) close() {
+	r.cur.release()
+	r.buf, r.off, r.cur = nil, 0, nil
+}
+
 // take consumes n bytes that peek returned, capacity n.
 func (r *chunkReader) take(n int) []byte {
 	b := r.buf[r.off : r.off+n : r.off+n]
@@ -153,10 +173,7 @@ func (r *chunkReader) take(n int) []byte {
 }
 
 func (s *FileSource) openNext() error {
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
-	}
+	s.closeFile()
 	s.idx++
 	if s.idx >= len(s.paths) {
 		return io.EOF
@@ -179,6 +196,11 @@ func (s *FileSource) openNext() error {
 	s.size = st.Size()
 	s.f = f
 	s.r = &chunkReader{f: f, n: 4}
+	if s.asm.opts.RenderJSON && s.asm.pool != nil {
+		// Nothing decoded by the workers outlives its rendering: the
+		// chunks are reused (see refBuf).
+		s.r.pool = readChunks
+	}
 	s.asm.file = filepath.Base(path)
 	s.asm.lastPos = 4
 	s.parser.Reset()
@@ -244,8 +266,7 @@ func (s *FileSource) Next(ctx context.Context) (*Txn, error) {
 		}
 		if err := s.readEvent(); err != nil {
 			if errors.Is(err, io.EOF) {
-				s.f.Close()
-				s.f = nil
+				s.closeFile()
 				continue
 			}
 			s.err = err
@@ -326,8 +347,10 @@ func (s *FileSource) readEvent() (err error) {
 		// is whatever comes next on the command line.
 		return nil
 	}
-	s.asm.path, s.asm.start = path, start
-	if err := s.asm.safeHandle(ev, end); err != nil {
+	s.asm.path, s.asm.start, s.asm.chunk = path, start, s.r.cur
+	err = s.asm.safeHandle(ev, end)
+	s.asm.chunk = nil
+	if err != nil {
 		return fileEventError(path, start, err)
 	}
 	return nil
@@ -389,12 +412,19 @@ func isRowsEvent(t replication.EventType) bool {
 // Catalog implements Source.
 func (s *FileSource) Catalog() *schema.Catalog { return s.asm.Catalog() }
 
+// closeFile closes the current file, if one is open.
+func (s *FileSource) closeFile() {
+	if s.f == nil {
+		return
+	}
+	s.f.Close()
+	s.f = nil
+	s.r.close()
+}
+
 // Close implements Source.
 func (s *FileSource) Close() error {
-	if s.f != nil {
-		s.f.Close()
-		s.f = nil
-	}
+	s.closeFile()
 	s.asm.close()
 	if s.asm.pool != nil {
 		s.asm.pool.close()

@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math"
 	"strconv"
 	"time"
@@ -36,6 +38,7 @@ type JSONEncoder struct {
 	tables map[*Table]*tableJSON // its keys keep the tables alive: no address is reused
 	last   *Table
 	lastJS *tableJSON
+	buf    []byte // WriteJSON's
 }
 
 // tableJSON is a table's names as AppendChangeJSON writes them.
@@ -70,25 +73,65 @@ func (e *JSONEncoder) table(t *Table) *tableJSON {
 	return tj
 }
 
-func appendJSON(dst []byte, t *Txn, enc *JSONEncoder) ([]byte, error) {
-	dst = AppendTxnHeader(dst, t)
-	if t.DDL != nil {
-		dst = append(dst, `,"ddl":{"schema":`...)
-		dst = appendString(dst, t.DDL.Schema)
-		dst = append(dst, `,"sql":`...)
-		dst = appendString(dst, t.DDL.SQL)
-		dst = append(dst, '}')
-	}
-	if len(t.Statements) > 0 {
-		dst = append(dst, `,"statements":[`...)
-		for i, s := range t.Statements {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, s)
+// WriteJSON writes the transaction to w exactly as AppendJSON appends it.
+// The changes of a transaction decoded with DecodeOptions.RenderJSON are
+// written from where they are, without being copied into one buffer
+// first: a transaction spilled to disk is copied from its file, in
+// bounded memory. Should reading that file fail, what was written so far
+// ends inside the transaction's changes, and the error says so.
+func (e *JSONEncoder) WriteJSON(w io.Writer, t *Txn) error {
+	if t.parent != nil || t.rendered == nil || (t.Len() == 0 && t.DDL != nil) {
+		var err error
+		if e.buf, err = appendJSON(e.buf[:0], t, e); err != nil {
+			return err
 		}
-		dst = append(dst, ']')
+		_, err = w.Write(e.buf)
+		return err
 	}
+	r := t.rendered
+	if r.file != nil {
+		// Anything that failed writing the file fails here, before a
+		// byte of the transaction is written.
+		if err := r.flush(); err != nil {
+			return err
+		}
+	}
+	e.buf = append(appendJSONHead(e.buf[:0], t), `,"changes":[`...)
+	if r.file != nil {
+		if _, err := w.Write(e.buf); err != nil {
+			return err
+		}
+		if _, err := io.CopyN(w, io.NewSectionReader(r.file, 0, r.length), r.length); err != nil {
+			return fmt.Errorf("read spilled transaction (the JSON written so far ends inside its changes): %w", err)
+		}
+		_, err := io.WriteString(w, "]}")
+		return err
+	}
+	// Small parts are gathered into buf, large ones written as they are.
+	const direct = 4 << 10
+	for i, p := range r.parts {
+		if i > 0 {
+			e.buf = append(e.buf, ',')
+		}
+		if len(p) < direct {
+			e.buf = append(e.buf, p...)
+			continue
+		}
+		if _, err := w.Write(e.buf); err != nil {
+			return err
+		}
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+		e.buf = e.buf[:0]
+	}
+	e.buf = append(e.buf, "]}"...)
+	_, err := w.Write(e.buf)
+	return err
+}
+
+func appendJSON(dst []byte, t *Txn, enc *JSONEncoder) ([]byte, error) {
+	dst = appendJSONHead(dst, t)
 	if t.Len() > 0 || t.DDL == nil {
 		dst = append(dst, `,"changes":[`...)
 		if t.parent == nil && t.rendered != nil {
@@ -116,6 +159,30 @@ func appendJSON(dst []byte, t *Txn, enc *JSONEncoder) ([]byte, error) {
 		dst = append(dst, ']')
 	}
 	return append(dst, '}'), nil
+}
+
+// appendJSONHead appends a transaction object up to its changes: the
+// header, and its DDL and statements.
+func appendJSONHead(dst []byte, t *Txn) []byte {
+	dst = AppendTxnHeader(dst, t)
+	if t.DDL != nil {
+		dst = append(dst, `,"ddl":{"schema":`...)
+		dst = appendString(dst, t.DDL.Schema)
+		dst = append(dst, `,"sql":`...)
+		dst = appendString(dst, t.DDL.SQL)
+		dst = append(dst, '}')
+	}
+	if len(t.Statements) > 0 {
+		dst = append(dst, `,"statements":[`...)
+		for i, s := range t.Statements {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = appendString(dst, s)
+		}
+		dst = append(dst, ']')
+	}
+	return dst
 }
 
 // AppendTxnHeader appends the opening brace and the transaction's own
@@ -303,7 +370,10 @@ func AppendValueJSON(dst []byte, v Value) []byte {
 // {"$json":"<text>"}: the document null (which would read as SQL NULL),
 // and objects whose first key is "$json" (which would read as the marker).
 func needsJSONMarker(doc JSON) bool {
-	t := bytes.TrimLeft(doc, " \t\r\n")
+	t := []byte(doc)
+	for len(t) > 0 && (t[0] == ' ' || t[0] == '\t' || t[0] == '\r' || t[0] == '\n') {
+		t = t[1:] // bytes.TrimLeft builds its set of bytes on every call
+	}
 	switch {
 	case len(t) == 0:
 		return false

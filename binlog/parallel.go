@@ -2,6 +2,7 @@ package binlog
 
 import (
 	"fmt"
+	"unsafe"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/replication"
@@ -26,36 +27,73 @@ func newDecodePool(workers int, render bool) *decodePool {
 	for range workers {
 		go func() {
 			// The row data comes from FileSource's chunks, which are
-			// never written again: values may point into them.
+			// never written again while a job holds them: values may
+			// point into them.
 			a := arena{alias: true}
-			var enc JSONEncoder
-			var out []byte // the tail of the chunk the JSON goes to
+			var r renderer
+			var outs []*Change // the changes of the job being rendered
 			for j := range p.jobs {
+				if render {
+					// Rendered and forgotten: the slice is reused.
+					j.out = outs[:0]
+				}
 				j.decode(&a, render)
-				if render && j.err == nil {
-					// The changes as JSON (see rendered.go), appended to a
-					// chunk of their own that is never written again below
-					// its length; their values are not kept, and their
-					// memory is reused.
-					if need := 2*len(j.data) + 1024; cap(out)-len(out) < need {
-						out = make([]byte, 0, max(renderChunk, need))
+				if render {
+					if j.err == nil {
+						outs = j.out
+						r.render(j)
 					}
-					start := len(out)
-					for i, c := range j.out {
-						if i > 0 {
-							out = append(out, ',')
-						}
-						out = enc.appendChange(out, c)
-					}
-					j.json, j.n, j.out = out[start:len(out):len(out)], len(j.out), nil
-					j.size = int64(len(j.json))
+					clear(outs)
+					j.out = nil
 					a.reset()
 				}
+				// Nothing points into the row data any more (with
+				// RenderJSON; without, the data has no counted chunk).
+				j.chunk.release()
+				j.chunk = nil
 				close(j.done)
 			}
+			r.ref.release()
 		}()
 	}
 	return p
+}
+
+// renderer renders the changes of a worker's jobs as JSON (see
+// rendered.go), into pooled chunks (see refBuf) that are never written
+// again below their length: a job's JSON holds a reference to its chunk.
+type renderer struct {
+	enc JSONEncoder
+	out []byte  // the tail of ref's chunk the JSON goes to
+	ref *refBuf // the worker's own reference
+}
+
+func (r *renderer) render(j *rowsJob) {
+	if need := 2*len(j.data) + 1024; cap(r.out)-len(r.out) < need {
+		r.ref.release()
+		r.ref = renderChunks.get(need)
+		r.out = r.ref.b[:0]
+	}
+	start := len(r.out)
+	out := r.out
+	for i, c := range j.out {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		out = r.enc.appendChange(out, c)
+	}
+	j.n, j.out = len(j.out), nil
+	if unsafe.SliceData(out) != unsafe.SliceData(r.out) {
+		// It outgrew the room left: the JSON is in memory of its own,
+		// and the chunk's bytes past start are not used.
+		j.json = out[start:len(out):len(out)]
+	} else {
+		r.out = out
+		j.json = out[start:len(out):len(out)]
+		j.jsonRef = r.ref
+		r.ref.acquire()
+	}
+	j.size = int64(len(j.json))
 }
 
 // renderChunk is the size of the chunks the workers render JSON into
@@ -85,9 +123,14 @@ type rowsJob struct {
 	out  []*Change
 	size int64 // of out, by changeSize
 	err  error
-	// With RenderJSON: the n changes as JSON, out nil.
-	json []byte
-	n    int
+	// With RenderJSON: the n changes as JSON, out nil; jsonRef is the
+	// chunk json is in, nil if it has memory of its own.
+	json    []byte
+	jsonRef *refBuf
+	n       int
+	// chunk is the read chunk data is in (see refBuf), with RenderJSON:
+	// released once the rows are rendered.
+	chunk *refBuf
 }
 
 func (j *rowsJob) ready() bool {
@@ -116,7 +159,7 @@ func (j *rowsJob) decode(a *arena, rendered bool) {
 			return
 		}
 	}
-	out, err := j.td.decodeDeferred(j.e, data, j.op, a)
+	out, err := j.td.decodeDeferred(j.e, data, j.op, a, j.out)
 	if err != nil {
 		j.fail(err)
 		return
@@ -185,6 +228,10 @@ func (a *assembler) submitRows(e *replication.RowsEvent, eventType replication.E
 	}
 	j.query, j.noFK = len(a.cur.Queries), e.Flags&rowsNoFKChecks != 0
 	j.path, j.start, j.pos, j.gtid = a.path, a.start, Position{a.file, a.lastPos}, a.cur.GTID
+	if a.opts.RenderJSON {
+		j.chunk = a.chunk
+		j.chunk.acquire()
+	}
 	t := a.cur
 	t.pending = append(t.pending, j)
 	t.pendingBytes += int64(len(j.data))
@@ -215,6 +262,11 @@ func (a *assembler) addDecoded(changes []*Change) error {
 		return nil
 	}
 	j := &rowsJob{out: changes, size: -1, done: make(chan struct{})}
+	if t.rendered != nil {
+		// Rendered now: the values may point into the event's data,
+		// which is not kept (see refBuf).
+		j.json, j.n, j.out = t.rendered.render(changes), len(changes), nil
+	}
 	close(j.done)
 	t.pending = append(t.pending, j)
 	return nil
@@ -229,13 +281,11 @@ func (t *Txn) settleOne() error {
 	t.pending = t.pending[1:]
 	t.pendingBytes -= int64(len(j.data))
 	if j.err != nil {
+		j.jsonRef.release()
 		return j.err
 	}
 	if t.rendered != nil {
-		if j.json != nil {
-			return t.rendered.add(j.json, j.n)
-		}
-		return t.rendered.addChanges(j.out)
+		return t.rendered.add(j.json, j.n, j.jsonRef)
 	}
 	if j.size >= 0 {
 		return t.changes.addAll(j.out, j.size)

@@ -29,9 +29,10 @@ var errRenderedOnly = errors.New("the transaction's changes were decoded as JSON
 type renderedChanges struct {
 	enc    *JSONEncoder // the reader's, for changes decoded by it
 	parts  [][]byte
-	n      int   // changes
-	length int64 // of the parts joined, in memory or in the file
-	budget int64 // 0: no limit
+	refs   []*refBuf // the chunk of each part (see refBuf), or nil
+	n      int       // changes
+	length int64     // of the parts joined, in memory or in the file
+	budget int64     // 0: no limit
 	dir    string
 
 	file *os.File
@@ -42,9 +43,11 @@ func newRenderedChanges(budget int64, dir string, enc *JSONEncoder) *renderedCha
 	return &renderedChanges{budget: budget, dir: dir, enc: enc}
 }
 
-// add appends a part of n changes.
-func (r *renderedChanges) add(part []byte, n int) error {
+// add appends a part of n changes, and takes over ref, the reference to
+// the chunk part is in (nil: memory of its own).
+func (r *renderedChanges) add(part []byte, n int, ref *refBuf) error {
 	if n == 0 {
+		ref.release()
 		return nil
 	}
 	sep := int64(0)
@@ -55,6 +58,7 @@ func (r *renderedChanges) add(part []byte, n int) error {
 	r.length += sep + int64(len(part))
 	if r.file == nil {
 		r.parts = append(r.parts, part)
+		r.refs = append(r.refs, ref)
 		if r.budget <= 0 || r.length <= r.budget {
 			return nil
 		}
@@ -65,6 +69,7 @@ func (r *renderedChanges) add(part []byte, n int) error {
 		r.file, r.w = f, w
 		parts := r.parts
 		r.parts = nil
+		defer r.releaseParts(0)
 		for i, p := range parts {
 			if err := r.write(p, i > 0); err != nil {
 				return err
@@ -72,7 +77,17 @@ func (r *renderedChanges) add(part []byte, n int) error {
 		}
 		return nil
 	}
+	defer ref.release()
 	return r.write(part, sep > 0)
+}
+
+// releaseParts drops the references of the parts from the i-th on.
+func (r *renderedChanges) releaseParts(i int) {
+	for _, ref := range r.refs[i:] {
+		ref.release()
+	}
+	clear(r.refs[i:])
+	r.refs = r.refs[:i]
 }
 
 func (r *renderedChanges) write(part []byte, sep bool) error {
@@ -89,6 +104,11 @@ func (r *renderedChanges) write(part []byte, sep bool) error {
 
 // addChanges renders changes decoded by the reader and adds them.
 func (r *renderedChanges) addChanges(cs []*Change) error {
+	return r.add(r.render(cs), len(cs), nil)
+}
+
+// render renders changes decoded by the reader, as a part of their own.
+func (r *renderedChanges) render(cs []*Change) []byte {
 	var part []byte
 	for i, c := range cs {
 		if i > 0 {
@@ -96,7 +116,7 @@ func (r *renderedChanges) addChanges(cs []*Change) error {
 		}
 		part = r.enc.appendChange(part, c)
 	}
-	return r.add(part, len(cs))
+	return part
 }
 
 // renderedMark is where a transaction's rendered changes end, for
@@ -120,6 +140,7 @@ func (r *renderedChanges) truncate(m renderedMark, n int) error {
 	if r.file == nil {
 		clear(r.parts[m.parts:])
 		r.parts = r.parts[:m.parts]
+		r.releaseParts(m.parts)
 		return nil
 	}
 	if err := r.w.Flush(); err != nil {
@@ -145,8 +166,8 @@ func (r *renderedChanges) appendTo(dst []byte) ([]byte, error) {
 		}
 		return dst, nil
 	}
-	if err := r.w.Flush(); err != nil {
-		return dst, fmt.Errorf("spill transaction: %w", err)
+	if err := r.flush(); err != nil {
+		return dst, err
 	}
 	start := len(dst)
 	dst = append(dst, make([]byte, r.length)...)
@@ -154,6 +175,22 @@ func (r *renderedChanges) appendTo(dst []byte) ([]byte, error) {
 		return dst[:start], fmt.Errorf("read spilled transaction: %w", err)
 	}
 	return dst, nil
+}
+
+// flush writes what the file's buffer holds, and checks that the file
+// has every byte of the changes.
+func (r *renderedChanges) flush() error {
+	if err := r.w.Flush(); err != nil {
+		return fmt.Errorf("spill transaction: %w", err)
+	}
+	st, err := r.file.Stat()
+	if err != nil {
+		return fmt.Errorf("spill transaction: %w", err)
+	}
+	if st.Size() != r.length {
+		return fmt.Errorf("spill transaction: the file has %d bytes, %d were written", st.Size(), r.length)
+	}
+	return nil
 }
 
 // heapBytes estimates the memory the parts hold.
@@ -166,6 +203,7 @@ func (r *renderedChanges) heapBytes() int64 {
 
 func (r *renderedChanges) close() error {
 	r.parts = nil
+	r.releaseParts(0)
 	if r.file == nil {
 		return nil
 	}

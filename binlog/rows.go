@@ -540,12 +540,12 @@ func (td *tableDecoder) decodeImage(data []byte, present []byte, a *arena) ([]Va
 	return row, pos, nil
 }
 
-// decodeDeferred decodes the rows of an event left by rowsDecodeFunc.
-func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op Op, a *arena) ([]*Change, error) {
+// decodeDeferred decodes the rows of an event left by rowsDecodeFunc,
+// appended to out.
+func (td *tableDecoder) decodeDeferred(e *replication.RowsEvent, data []byte, op Op, a *arena, out []*Change) ([]*Change, error) {
 	if err := checkBitmaps(e, len(td.dec), len(data), op); err != nil {
 		return nil, err
 	}
-	var out []*Change
 	for len(data) > 0 {
 		img, n, err := td.decodeImage(data, e.ColumnBitmap1, a)
 		if err != nil {

@@ -1,6 +1,7 @@
 package binlog_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -69,7 +70,9 @@ func TestReconnect(t *testing.T) {
 // and checks that the heap never holds them all: past the spill budget the
 // changes go to a temporary file and are read back one at a time. It reads
 // it from the server, then from its binlog file with a pool of decoding
-// goroutines (as sluice dump does).
+// goroutines, and then as sluice dump --format json does: with
+// RenderJSON, whose spilled JSON WriteJSON copies to its writer (checked
+// row by row as it comes) without holding it in memory.
 func TestLargeTransactionBoundedMemory(t *testing.T) {
 	const rows = 1_000_000
 	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{Args: []string{"--max-binlog-cache-size=4G"}})
@@ -85,20 +88,95 @@ func TestLargeTransactionBoundedMemory(t *testing.T) {
 		boundedRead(t, rows, func() (binlog.Source, error) {
 			return binlog.Connect(ctx, binlog.LiveConfig{DSN: d, ServerID: 8889, Start: binlog.Start{Mode: binlog.StartOldest}, StopAtEnd: true,
 				Decode: opts, Logger: slog.New(slog.DiscardHandler)})
-		})
+		}, nil)
 	})
 	t.Run("files", func(t *testing.T) {
 		files, _ := filepath.Glob(filepath.Join(m.Dir, "data", "bin.[0-9]*"))
 		o := opts
 		o.Workers = 2
-		boundedRead(t, rows, func() (binlog.Source, error) { return binlog.OpenFiles(files, o) })
+		boundedRead(t, rows, func() (binlog.Source, error) { return binlog.OpenFiles(files, o) }, nil)
 	})
+	t.Run("files RenderJSON", func(t *testing.T) {
+		files, _ := filepath.Glob(filepath.Join(m.Dir, "data", "bin.[0-9]*"))
+		o := opts
+		o.Workers, o.RenderJSON = 2, true
+		boundedRead(t, rows, func() (binlog.Source, error) { return binlog.OpenFiles(files, o) }, func(big *binlog.Txn) error {
+			var enc binlog.JSONEncoder
+			w := &rowsJSONChecker{}
+			if err := enc.WriteJSON(w, big); err != nil {
+				return err
+			}
+			return w.done(rows)
+		})
+	})
+}
+
+// rowsJSONChecker checks the JSON of big.t's transaction as it is written,
+// without keeping it: after its "changes":[, the inserts of rows 1, 2, ...
+type rowsJSONChecker struct {
+	head    []byte // until "changes":[ is seen
+	started bool
+	want    []byte // the expected bytes not yet written
+	next    int    // the next row to expect
+	ended   bool
+	err     error
+}
+
+func (w *rowsJSONChecker) Write(p []byte) (int, error) {
+	n := len(p)
+	if !w.started {
+		w.head = append(w.head, p...)
+		i := bytes.Index(w.head, []byte(`"changes":[`))
+		if i < 0 {
+			return n, nil
+		}
+		w.started = true
+		p = w.head[i+len(`"changes":[`):]
+		w.next = 1
+	}
+	for len(p) > 0 && w.err == nil {
+		if len(w.want) == 0 {
+			if w.ended {
+				w.err = fmt.Errorf("bytes after the transaction's end: %.40q", p)
+				break
+			}
+			w.want = w.row(w.want[:0])
+		}
+		k := min(len(p), len(w.want))
+		if !bytes.Equal(p[:k], w.want[:k]) {
+			w.err = fmt.Errorf("before row %d: wrote %.80q, want %.80q", w.next-1, p[:k], w.want[:k])
+		}
+		p, w.want = p[k:], w.want[k:]
+	}
+	return n, w.err
+}
+
+// row is the next expected change, or the end of the object.
+func (w *rowsJSONChecker) row(dst []byte) []byte {
+	if w.next > 1 {
+		dst = append(dst, ',')
+	}
+	if w.next > 1_000_000 {
+		w.ended = true
+		return append(dst[:0], "]}"...)
+	}
+	i := w.next
+	w.next++
+	return fmt.Appendf(dst, `{"schema":"big","table":"t","type":"insert","pk":["id"],"after":{"id":%d,"v":%d,"s":"row %d"}}`, i, 3*i, i)
+}
+
+func (w *rowsJSONChecker) done(rows int) error {
+	if w.err == nil && (!w.ended || len(w.want) > 0 || w.next != rows+1) {
+		w.err = fmt.Errorf("the JSON ends at row %d of %d", w.next-1, rows)
+	}
+	return w.err
 }
 
 // boundedRead reads the first transaction with rows of the source open
 // makes, a transaction of rows rows (id, id * 3, ...), iterates over it
-// twice, and fails if the heap grew by what holding it would take.
-func boundedRead(t *testing.T, rows int, open func() (binlog.Source, error)) {
+// twice (or passes it to check twice, if not nil), and fails if the heap
+// grew by what holding it would take.
+func boundedRead(t *testing.T, rows int, open func() (binlog.Source, error), check func(*binlog.Txn) error) {
 	var peak atomic.Uint64
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -145,6 +223,12 @@ func boundedRead(t *testing.T, rows int, open func() (binlog.Source, error)) {
 	}
 	// Iterate twice, as a sink retrying the transaction would.
 	for pass := 0; pass < 2; pass++ {
+		if check != nil {
+			if err := check(big); err != nil {
+				t.Fatalf("pass %d: %v", pass, err)
+			}
+			continue
+		}
 		n := 0
 		var sum int64
 		for c, err := range big.Changes() {

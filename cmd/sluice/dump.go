@@ -280,7 +280,6 @@ type txnWriter interface {
 
 type jsonWriter struct {
 	w   *bufio.Writer
-	buf []byte
 	enc binlog.JSONEncoder
 }
 
@@ -288,14 +287,10 @@ func (j *jsonWriter) begin(*bufio.Writer) error { return nil }
 func (j *jsonWriter) end(*bufio.Writer) error   { return nil }
 
 func (j *jsonWriter) write(t *binlog.Txn) error {
-	var err error
-	j.buf, err = j.enc.AppendJSON(j.buf[:0], t)
-	if err != nil {
-		return err
+	if err := j.enc.WriteJSON(j.w, t); err != nil {
+		return fmt.Errorf("transaction %s: %w", t.ID(), err)
 	}
-	j.buf = append(j.buf, '\n')
-	_, err = j.w.Write(j.buf)
-	return err
+	return j.w.WriteByte('\n')
 }
 
 const sqlPreamble = "/* sluice dump: TIMESTAMP values are in UTC */\nSET NAMES utf8mb4;\nSET time_zone = '+00:00';\n"
