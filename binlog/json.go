@@ -172,17 +172,23 @@ func appendJSONHead(dst []byte, t *Txn) []byte {
 		dst = appendString(dst, t.DDL.SQL)
 		dst = append(dst, '}')
 	}
-	if len(t.Statements) > 0 {
-		dst = append(dst, `,"statements":[`...)
-		for i, s := range t.Statements {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, s)
-		}
-		dst = append(dst, ']')
+	return appendStringList(dst, `,"statements":[`, t.Statements)
+}
+
+// appendStringList appends field (the key and the opening bracket) and
+// the strings of list as a JSON array, nothing when list is empty.
+func appendStringList(dst []byte, field string, list []string) []byte {
+	if len(list) == 0 {
+		return dst
 	}
-	return dst
+	dst = append(dst, field...)
+	for i, s := range list {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, s)
+	}
+	return append(dst, ']')
 }
 
 // AppendTxnHeader appends the opening brace and the transaction's own
@@ -203,17 +209,7 @@ func AppendTxnHeader(dst []byte, t *Txn) []byte {
 		dst = append(dst, `,"xid":`...)
 		dst = appendString(dst, t.XID)
 	}
-	if len(t.Queries) > 0 {
-		dst = append(dst, `,"queries":[`...)
-		for i, q := range t.Queries {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, q)
-		}
-		dst = append(dst, ']')
-	}
-	return dst
+	return appendStringList(dst, `,"queries":[`, t.Queries)
 }
 
 // AppendChangeJSON appends one change object.

@@ -156,16 +156,7 @@ func TestPlanItemSizes(t *testing.T) {
 	if len(load) != 600 {
 		t.Fatalf("%d source transactions, want 600", len(load))
 	}
-	d, _ := mysqlconn.ParseDSN(dst.DSN())
-	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: "apply", OnConflict: "stop",
-		Workers: 4, Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := applyAll(t, s, setup); err != nil {
-		t.Fatal(err)
-	}
+	s := openWorkers(t, dst, setup)
 	for _, c := range []struct {
 		run  int
 		want []int

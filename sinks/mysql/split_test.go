@@ -12,6 +12,7 @@ import (
 
 	drv "github.com/go-sql-driver/mysql"
 
+	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
 	"github.com/sluice-cdc/sluice/mysqlconn"
 	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
@@ -98,16 +99,7 @@ func runSplit(t *testing.T, during func(ctx context.Context, obs *mysqlLocks) bo
 		t.Fatalf("%d source transactions, want %d", len(load), len(splitLoad))
 	}
 
-	d, _ := mysqlconn.ParseDSN(dst.DSN())
-	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: "apply", OnConflict: "stop",
-		Workers: 4, Logger: testenv.Logger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := applyAll(t, s, setup); err != nil {
-		t.Fatal(err)
-	}
+	s := openWorkers(t, dst, setup)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	// Items of eight: a run this short is otherwise one item or items of
@@ -237,4 +229,21 @@ func TestParallelSplitSourceOrder(t *testing.T) {
 	if got := strings.Fields(dst.QueryString(t, "SELECT v FROM s.h WHERE id = 1")); !slices.Equal(got, strings.Fields("h 1 9 11 12 16 24")) {
 		t.Errorf("h1 = %q on the target", got)
 	}
+}
+
+// openWorkers opens a sink with four workers on dst (closed when the test
+// ends) and applies setup through it.
+func openWorkers(t *testing.T, dst *testenv.MariaDB, setup []*binlog.Txn) *mysqlsink.Sink {
+	t.Helper()
+	d, _ := mysqlconn.ParseDSN(dst.DSN())
+	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", DDL: "apply", OnConflict: "stop",
+		Workers: 4, Logger: testenv.Logger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := applyAll(t, s, setup); err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
