@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-cdc/sluice/backoff"
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
@@ -138,11 +139,7 @@ func binlogStatus(ctx context.Context, conn *sql.Conn, srv server) (checkpoint.S
 		rows.Close()
 		return at, err
 	}
-	row := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range row {
-		ptrs[i] = &row[i]
-	}
+	row, ptrs := stringRow(len(cols))
 	if !rows.Next() {
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -178,6 +175,17 @@ func binlogStatus(ctx context.Context, conn *sql.Conn, srv server) (checkpoint.S
 	return at, nil
 }
 
+// stringRow is a row of n columns read as text, and the pointers
+// rows.Scan takes for it.
+func stringRow(n int) ([]sql.NullString, []any) {
+	row := make([]sql.NullString, n)
+	ptrs := make([]any, n)
+	for i := range row {
+		ptrs[i] = &row[i]
+	}
+	return row, ptrs
+}
+
 // longRunning is a statement that would hold the global read lock up.
 type longRunning struct {
 	id   uint64
@@ -199,11 +207,7 @@ func longStatements(ctx context.Context, conn *sql.Conn, self uint64) ([]longRun
 	if err != nil {
 		return nil, err
 	}
-	row := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range row {
-		ptrs[i] = &row[i]
-	}
+	row, ptrs := stringRow(len(cols))
 	idx := map[string]int{}
 	for i, c := range cols {
 		idx[strings.ToLower(c)] = i
@@ -275,7 +279,7 @@ func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Lo
 	}
 
 	deadline := time.Now().Add(lockBudget)
-	wait := time.Second
+	retry := backoff.Policy{Initial: time.Second, Max: 30 * time.Second}.Timer()
 	for attempt := 1; ; attempt++ {
 		why, err := tryLock(ctx, lock, self, log)
 		if err != nil {
@@ -284,16 +288,14 @@ func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Lo
 		if why == "" {
 			break
 		}
+		wait := retry.Next()
 		if time.Now().Add(wait).After(deadline) {
 			return fail(fmt.Errorf("no global read lock (FLUSH TABLES WITH READ LOCK) in %s: %s; take the snapshot when no long statement runs on the source", lockBudget, why))
 		}
 		log.Info("the global read lock waits: retrying", "reason", why, "attempt", attempt, "retry_in", wait.String())
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return fail(context.Cause(ctx))
 		}
-		wait = min(wait*2, 30*time.Second)
 	}
 	locked := time.Now()
 	unlocked := false
