@@ -83,17 +83,16 @@ func (r *renderer) render(j *rowsJob) {
 		out = r.enc.appendChange(out, c)
 	}
 	j.n, j.out = len(j.out), nil
-	if unsafe.SliceData(out) != unsafe.SliceData(r.out) {
-		// It outgrew the room left: the JSON is in memory of its own,
-		// and the chunk's bytes past start are not used.
-		j.json = out[start:len(out):len(out)]
-	} else {
+	j.json = out[start:len(out):len(out)]
+	j.size = int64(len(j.json))
+	// Unless it outgrew the room left (the JSON is then in memory of its
+	// own, and the chunk's bytes past start are not used), the JSON is in
+	// the chunk and holds a reference to it.
+	if unsafe.SliceData(out) == unsafe.SliceData(r.out) {
 		r.out = out
-		j.json = out[start:len(out):len(out)]
 		j.jsonRef = r.ref
 		r.ref.acquire()
 	}
-	j.size = int64(len(j.json))
 }
 
 // renderChunk is the size of the chunks the workers render JSON into

@@ -239,17 +239,17 @@ func longStatements(ctx context.Context, conn *sql.Conn, self uint64) ([]longRun
 }
 
 // openLocked opens n readers, each in a consistent snapshot, all at one
-// position, which it returns, under a brief FLUSH TABLES WITH READ LOCK.
-func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Logger) ([]*reader, checkpoint.State, error) {
-	var at checkpoint.State
+// position (each reader's held), under a brief FLUSH TABLES WITH READ
+// LOCK.
+func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Logger) ([]*reader, error) {
 	// The connections are made before the lock: a connect under it
 	// would hold it longer.
 	readers := make([]*reader, 0, n)
-	fail := func(err error) ([]*reader, checkpoint.State, error) {
+	fail := func(err error) ([]*reader, error) {
 		for _, r := range readers {
 			r.close()
 		}
-		return nil, at, err
+		return nil, err
 	}
 	for range n {
 		r, err := newGlobalReader(ctx, db, srv)
@@ -316,7 +316,8 @@ func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Lo
 			return fail(err)
 		}
 	}
-	if at, err = binlogStatus(ctx, lock, srv); err != nil {
+	at, err := binlogStatus(ctx, lock, srv)
+	if err != nil {
 		return fail(err)
 	}
 	if err := unlock(); err != nil {
@@ -328,7 +329,7 @@ func openLocked(ctx context.Context, db *sql.DB, srv server, n int, log *slog.Lo
 	}
 	log.Info("global read lock held while the snapshot connections opened", "held_ms", float64(held.Microseconds())/1000, "readers", n,
 		"pos", at.Pos.String(), "gtid", at.GTID.String())
-	return readers, at, nil
+	return readers, nil
 }
 
 // tryLock takes FLUSH TABLES WITH READ LOCK on lock, unless a long

@@ -298,7 +298,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		var held []*reader
 		if global {
 			// Every table at one position, under one brief lock.
-			if held, _, err = openLocked(ctx, cfg.Source, srv, min(cfg.Readers, len(jobs)), log); err != nil {
+			if held, err = openLocked(ctx, cfg.Source, srv, min(cfg.Readers, len(jobs)), log); err != nil {
 				return Result{}, err
 			}
 		}
