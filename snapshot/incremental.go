@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"strings"
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/binlog/schema"
@@ -56,13 +55,13 @@ type ChunkReader struct {
 // NULL key is read whole, as one chunk of at most MaxKeylessBytes. The
 // source must be MariaDB (the binlog position of a consistent snapshot).
 func NewChunkReader(ctx context.Context, db *sql.DB, schemaName, table string) (*ChunkReader, error) {
-	var version string
-	if err := db.QueryRowContext(ctx, "SELECT VERSION()").Scan(&version); err != nil {
+	srv, err := detectServer(ctx, db)
+	if err != nil {
 		return nil, err
 	}
-	if !strings.Contains(strings.ToLower(version), "mariadb") {
+	if !srv.mariadb {
 		return nil, fmt.Errorf("the source is MySQL %s: the incremental snapshot needs a MariaDB source, as it reads each chunk in a consistent snapshot whose binlog position only MariaDB reports "+
-			"(sluice takes a MySQL source's position under a global read lock, once per initial snapshot, never per chunk)", version)
+			"(sluice takes a MySQL source's position under a global read lock, once per initial snapshot, never per chunk)", srv.version)
 	}
 	def, err := schema.LoadTable(ctx, db, schemaName, table)
 	if err != nil {
