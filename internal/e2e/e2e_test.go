@@ -119,6 +119,21 @@ func writeConfig(t *testing.T, body string) string {
 	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A failed test shows the end of sluice's log, and keeps all of it in
+	// the folder SLUICE_E2E_LOGS names (the temporary folder goes).
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		t.Logf("sluice's log ends:\n%s", logTail(t, path, 40))
+		if dir := os.Getenv("SLUICE_E2E_LOGS"); dir != "" {
+			b, _ := os.ReadFile(filepath.Join(filepath.Dir(path), "sluice.log"))
+			keep := filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+time.Now().Format("-150405")+".log")
+			if err := os.WriteFile(keep, b, 0o644); err == nil {
+				t.Logf("sluice's whole log: %s", keep)
+			}
+		}
+	})
 	return path
 }
 

@@ -144,12 +144,16 @@ type streamModel struct {
 	// stream: a read event or insert may meet a row the model has, an
 	// update or delete one it lacks (a row not read yet).
 	upsert map[string]bool
+	// origin is, per table and key, the message that last added the row
+	// (its stream sequence and GTID), which a fault names beside the
+	// message that found it.
+	origin map[string]map[string]string
 	errs   []string
 }
 
 func newStreamModel() *streamModel {
 	return &streamModel{rows: map[string]map[string]map[string]json.RawMessage{}, begins: map[string]int{}, truncates: map[string]int{},
-		reads: map[string]int{}, readsSinceTruncate: map[string]int{}}
+		reads: map[string]int{}, readsSinceTruncate: map[string]int{}, origin: map[string]map[string]string{}}
 }
 
 var truncateSQL = regexp.MustCompile("^TRUNCATE TABLE `([^`]+)`\\.`([^`]+)`$")
@@ -224,6 +228,7 @@ func (c *streamModel) apply(t *testing.T, m jetstream.Msg) {
 			c.truncates[sm[2]]++
 			c.readsSinceTruncate[sm[2]] = 0
 			delete(c.rows, sm[1]+"."+sm[2])
+			delete(c.origin, sm[1]+"."+sm[2])
 		}
 		return
 	}
@@ -250,7 +255,9 @@ func (c *streamModel) apply(t *testing.T, m jetstream.Msg) {
 		if tbl == nil {
 			tbl = map[string]map[string]json.RawMessage{}
 			c.rows[name] = tbl
+			c.origin[name] = map[string]string{}
 		}
+		here := describeMsg(m)
 		key := func(img map[string]json.RawMessage) string {
 			var parts []string
 			for _, k := range ch.PK {
@@ -275,24 +282,37 @@ func (c *streamModel) apply(t *testing.T, m jetstream.Msg) {
 		case "insert":
 			k := key(ch.After)
 			if _, ok := tbl[k]; ok {
-				c.fault("%s key %s added twice (snapshot %v)", name, k, body.Snapshot)
+				c.fault("%s key %s added twice (snapshot %v): by %s, then by %s", name, k, body.Snapshot, c.origin[name][k], here)
 			}
 			tbl[k] = ch.After
+			c.origin[name][k] = here
 		case "update":
 			k := key(ch.Before)
 			if _, ok := tbl[k]; !ok {
-				c.fault("%s key %s updated, never added", name, k)
+				c.fault("%s key %s updated, never added (%s)", name, k, here)
 			}
 			delete(tbl, k)
 			tbl[key(ch.After)] = ch.After
+			c.origin[name][key(ch.After)] = here
 		case "delete":
 			k := key(ch.Before)
 			if _, ok := tbl[k]; !ok {
-				c.fault("%s key %s deleted, never added", name, k)
+				c.fault("%s key %s deleted, never added (%s)", name, k, here)
 			}
 			delete(tbl, k)
 		}
 	}
+}
+
+// describeMsg names a message by its stream sequence, its transaction's
+// GTID and whether it is a read event.
+func describeMsg(m jetstream.Msg) string {
+	seq := uint64(0)
+	if md, err := m.Metadata(); err == nil {
+		seq = md.Sequence.Stream
+	}
+	h := m.Headers()
+	return fmt.Sprintf("message %d (GTID %q, snapshot %q, %s)", seq, h.Get("Sluice-GTID"), h.Get("Sluice-Snapshot"), h.Get("Sluice-Msg"))
 }
 
 // equalSource compares the model's tables with the source's: the same
