@@ -112,6 +112,7 @@ pipelines:
 		}
 		_ = read
 	}
+	chunkReadsGone(t, src, "bank", "big")
 	readBeforeResume, writesBeforeResume := readStat(), bigWrites.Load()
 
 	d = startDaemon(t, cfgPath)
@@ -159,6 +160,19 @@ pipelines:
 	}
 	if out, code := sluice(t, "verify", "-c", cfgPath, "-q"); code != 0 {
 		t.Fatalf("sluice verify exited %d:\n%s", code, out)
+	}
+}
+
+// chunkReadsGone waits until no SELECT from db.table runs on the source: a
+// killed sluice's chunk query runs on until the server notices its client
+// is gone, and the rows it reads would count as read after the kill.
+func chunkReadsGone(t *testing.T, src *testenv.MariaDB, db, table string) {
+	t.Helper()
+	q := "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'SELECT %FROM `" + db + "`.`" + table + "`%'"
+	for deadline := time.Now().Add(30 * time.Second); src.QueryString(t, q) != "0"; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a SELECT from %s.%s still runs on the source 30s after the kill", db, table)
+		}
 	}
 }
 

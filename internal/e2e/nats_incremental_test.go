@@ -156,6 +156,7 @@ pipelines:
 			break
 		}
 	}
+	chunkReadsGone(t, src, "bank", "big")
 	readBeforeResume, writesBeforeResume := readStat(), bigReads.Load()
 
 	d = startDaemon(t, cfgPath)
