@@ -39,21 +39,20 @@ type copier struct {
 	conn  *sql.Conn
 	table *binlog.Table // the source table
 	route func(*binlog.Change) *binlog.Change
-	conv  []func([]byte) (binlog.Value, error)
-	cols  []byte // the select list
-	size  int    // rows of the next chunk
+	cells *binlog.Cells // converts cells to values, their memory in blocks
+	cols  []byte        // the select list
+	size  int           // rows of the next chunk
 	// maxBytes, when above 0, fails a read past it (ErrKeylessTooLarge).
 	maxBytes int
 }
 
 func newCopier(conn *sql.Conn, t *binlog.Table, route func(*binlog.Change) *binlog.Change) *copier {
-	c := &copier{conn: conn, table: t, route: route, conv: make([]func([]byte) (binlog.Value, error), len(t.Columns)), size: firstChunkRows}
+	c := &copier{conn: conn, table: t, route: route, cells: binlog.NewCells(t.Columns), size: firstChunkRows}
 	for i := range t.Columns {
 		if i > 0 {
 			c.cols = append(c.cols, ',')
 		}
 		c.cols = append(c.cols, binlog.SelectExpr(&t.Columns[i])...)
-		c.conv[i] = binlog.CellValue(&t.Columns[i])
 	}
 	return c
 }
@@ -196,7 +195,7 @@ func (c *copier) read(ctx context.Context, q string, flushAt int, flush func([]*
 			if b == nil {
 				continue // NULL
 			}
-			v, err := c.conv[i](b)
+			v, err := c.cells.Value(i, b)
 			if err != nil {
 				return nil, 0, fmt.Errorf("read %s column %s: %w", c.table.QualifiedName(), c.table.Columns[i].Name, err)
 			}

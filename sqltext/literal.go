@@ -123,14 +123,19 @@ func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 // appendText writes text of column col: exactly the bytes the column's
 // character set stores for it.
 func appendText(dst []byte, col *binlog.Column, s string) []byte {
+	p := plainness(s)
+	if col == nil {
+		if p == plainASCII {
+			return appendQuoted(dst, s)
+		}
+	} else if p == plainASCII && binlog.ASCIICompatible(col.Charset) {
+		return appendQuoted(dst, s)
+	}
 	cs := ""
 	if col != nil {
 		cs = strings.ToLower(col.Charset)
 	}
-	p := plainness(s)
 	switch {
-	case p == plainASCII && binlog.ASCIICompatible(cs):
-		return appendQuoted(dst, s)
 	case cs == "" || cs == "utf8mb4" || cs == "utf8mb3" || cs == "utf8" || cs == "binary":
 		if p != notPlain {
 			return appendQuoted(append(dst, "_utf8mb4"...), s)
@@ -155,10 +160,18 @@ const (
 )
 
 // plainness classifies s: a backslash, a control byte or invalid UTF-8
-// make it not plain, as their meaning depends on the session.
+// make it not plain, as their meaning depends on the session. Text is
+// checked 8 bytes at a time while they are printable ASCII without a
+// backslash (a snapshot writes millions of such values).
 func plainness(s string) plain {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if !plainWord(load64(s[i : i+8])) {
+			break
+		}
+	}
 	p := plainASCII
-	for i := 0; i < len(s); i++ {
+	for ; i < len(s); i++ {
 		c := s[i]
 		if c == '\\' || c < 0x20 || c == 0x7f {
 			return notPlain
@@ -180,14 +193,48 @@ func plainness(s string) plain {
 	return p
 }
 
+// Masks of plainWord: a byte's high bit, and each byte set to 1.
+const (
+	highBits = 0x8080808080808080
+	lowBits  = 0x0101010101010101
+)
+
+// plainWord reports whether the 8 bytes of w are all printable ASCII
+// (0x20 to 0x7e) and none is a backslash. Each test adds to every byte
+// without carrying into the next (the high bit cleared first), so a
+// byte's high bit tells its answer.
+func plainWord(w uint64) bool {
+	low := w &^ highBits // each byte's value below 0x80
+	// A byte's low+0x60 reaches 0x80 when it is at least 0x20.
+	atLeast20 := (low + 0x60*lowBits) & highBits
+	// low+0x01 reaches 0x80 only for 0x7f.
+	is7f := (low + 0x01*lowBits) & highBits
+	// low^0x5c is 0 only for a backslash; +0x7f reaches 0x80 otherwise.
+	notBackslash := ((low ^ 0x5c*lowBits) + 0x7f*lowBits) & highBits
+	return w&highBits == 0 && atLeast20 == highBits && is7f == 0 && notBackslash == highBits
+}
+
+// load64 reads the first 8 bytes of s as a little-endian word (one load:
+// the compiler combines them).
+func load64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+}
+
+// appendQuoted appends s between single quotes, each quote in it doubled.
 func appendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '\'')
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\'' {
-			dst = append(dst, '\'')
+	for {
+		i := strings.IndexByte(s, '\'')
+		if i < 0 {
+			break
 		}
-		dst = append(dst, s[i])
+		dst = append(dst, s[:i+1]...)
+		dst = append(dst, '\'')
+		s = s[i+1:]
 	}
+	dst = append(dst, s...)
 	return append(dst, '\'')
 }
 
