@@ -147,6 +147,9 @@ type Sink struct {
 	DDLDone    []string `yaml:"ddl_done" sink:"mysql" doc:"with ddl: stop, GTIDs (or file:pos) of DDL you applied by hand; sluice records them as done"`
 	Skip       []string `yaml:"skip" sink:"mysql" doc:"GTIDs (or file:pos) of transactions to record as done without applying them (a stuck transaction); each skip is logged as a warning"`
 	Workers    int      `yaml:"workers" sink:"mysql" default:"4" doc:"target connections per source applying transactions on different rows at once; commits stay in source order (1: one connection, one transaction at a time; 1 to 64)"`
+	// SnapshotBinlog "skip" writes the initial snapshot's rows without
+	// the target's binlog (sql_log_bin = 0), as myloader does by default.
+	SnapshotBinlog string `yaml:"snapshot_binlog" sink:"mysql" default:"write" enum:"write|skip" doc:"the initial snapshot's rows (snapshot: initial, sluice snapshot): write them to the target's binlog, or skip it (sql_log_bin = 0, needs SUPER or BINLOG ADMIN): faster and no binlog the size of the data, but the target's own replicas and anything reading its binlog never get the copied rows; streamed changes are always logged"`
 
 	// NATS JetStream.
 	URL        string `yaml:"url" sink:"nats" required_for:"nats" doc:"NATS server URL(s), comma-separated: nats://HOST:4222"`

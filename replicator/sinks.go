@@ -28,7 +28,7 @@ func OpenSink(ctx context.Context, p *config.Pipeline, o SinkOptions) (Sink, err
 	case "mysql":
 		return mysqlsink.Open(ctx, mysqlsink.Config{DSN: p.Sink.Conn, Pipeline: p.Name, DDL: p.Sink.DDL,
 			OnConflict: p.Sink.OnConflict, DDLDone: p.Sink.DDLDone, Skip: p.Sink.Skip, Logger: log, Workers: p.Sink.Workers,
-			CheckBeforeImage: o.Bidirectional, TrackWriters: o.Bidirectional || len(p.Sources) > 1})
+			CheckBeforeImage: o.Bidirectional, TrackWriters: o.Bidirectional || len(p.Sources) > 1, SnapshotSkipBinlog: p.Sink.SnapshotBinlog == "skip"})
 	case "nats":
 		k := p.Sink
 		cfg := natssink.Config{URL: k.URL, Creds: k.Creds, NKey: k.NKey, TLSCA: k.TLS.CA, TLSCert: k.TLS.Cert, TLSKey: k.TLS.Key,

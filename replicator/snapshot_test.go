@@ -298,3 +298,74 @@ func TestSnapshotGlobalLockInitial(t *testing.T) {
 	}
 	t.Logf("load: %d transactions during the test", load.Txns.Load())
 }
+
+// TestSnapshotBinlog seeds a target with snapshot_binlog write and skip:
+// with skip, the target's binlog holds none of the copied rows (only the
+// streamed insert after the snapshot maps the table), with write it holds
+// them; either way the target ends equal. A target user without the
+// privilege to turn the binlog off gets an error that names the key.
+func TestSnapshotBinlog(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	src.Exec(t, "CREATE DATABASE app", "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))",
+		"INSERT INTO app.t SELECT seq, CONCAT('v', seq) FROM app.seq_1_to_5000")
+	dst.Exec(t, "CREATE USER 'lim'@'%' IDENTIFIED BY 'limpw'", "GRANT ALL ON *.* TO 'lim'@'%'",
+		"REVOKE SUPER, BINLOG ADMIN ON *.* FROM 'lim'@'%'")
+	// tableMaps counts the target binlog's row events on app.t, by their
+	// table map events.
+	tableMaps := func() int {
+		n := 0
+		for _, f := range dst.BinlogFiles(t) {
+			rows, err := dst.DB(t).Query("SHOW BINLOG EVENTS IN '" + f + "'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var log, typ, info string
+				var pos, server, end any
+				if err := rows.Scan(&log, &pos, &typ, &server, &end, &info); err != nil {
+					t.Fatal(err)
+				}
+				if typ == "Table_map" && strings.HasSuffix(info, "(app.t)") {
+					n++
+				}
+			}
+			rows.Close()
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		mode    string
+		maps    func(int) bool
+		mapsFor string
+	}{
+		{"write", func(n int) bool { return n > 1 }, "more than 1 (the copy's and the stream's)"},
+		{"skip", func(n int) bool { return n == 1 }, "1 (the streamed insert only)"},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			dst.Exec(t, "DROP DATABASE IF EXISTS app", "DROP DATABASE IF EXISTS sluice", "RESET MASTER")
+			cfg := testenv.LoadConfig(t, pipelineYAML(src, dst, "", "snapshot_binlog: "+tc.mode)+"\n    snapshot: initial\n")
+			runToEnd(t, cfg)
+			src.Exec(t, "INSERT INTO app.t VALUES (9000000 + LENGTH('"+tc.mode+"'), 'streamed')")
+			runToEnd(t, cfg)
+			if a, b := src.Checksums(t, "app.t"), dst.Checksums(t, "app.t"); a != b {
+				t.Fatalf("checksums differ:\nsource %s\ntarget %s", a, b)
+			}
+			if n := tableMaps(); !tc.maps(n) {
+				t.Fatalf("the target's binlog maps app.t %d times, want %s", n, tc.mapsFor)
+			}
+		})
+	}
+	t.Run("no privilege", func(t *testing.T) {
+		dst.Exec(t, "DROP DATABASE IF EXISTS app", "DROP DATABASE IF EXISTS sluice")
+		yaml := strings.Replace(pipelineYAML(src, dst, "", "snapshot_binlog: skip"), dst.DSN(), dst.UserDSN("lim", "limpw"), 1)
+		err := testenv.RunToEnd(t, testenv.LoadConfig(t, yaml+"\n    snapshot: initial\n"))
+		if err == nil || !strings.Contains(err.Error(), "snapshot_binlog: skip") || !strings.Contains(err.Error(), "BINLOG ADMIN") {
+			t.Fatalf("run with a user that cannot skip the binlog: %v; want an error naming snapshot_binlog: skip and the privilege", err)
+		}
+		if strings.Contains(err.Error(), "limpw") {
+			t.Fatalf("the error shows the password: %v", err)
+		}
+		t.Log(err)
+	})
+}

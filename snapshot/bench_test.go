@@ -41,12 +41,18 @@ func envInt(name string, def int) int {
 
 // openTarget opens the target as a pipeline's MySQL sink.
 func openTarget(t testing.TB, m *testenv.MariaDB, pipeline string) *mysqlsink.Sink {
+	return openTargetWith(t, m, mysqlsink.Config{Pipeline: pipeline})
+}
+
+// openTargetWith opens the target as a MySQL sink configured as cfg.
+func openTargetWith(t testing.TB, m *testenv.MariaDB, cfg mysqlsink.Config) *mysqlsink.Sink {
 	t.Helper()
 	dsn, err := mysqlconn.ParseDSN(m.DSN())
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: dsn, Pipeline: pipeline, Logger: testenv.Logger()})
+	cfg.DSN, cfg.Logger = dsn, testenv.Logger()
+	s, err := mysqlsink.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,8 +68,13 @@ func startSized(t testing.TB) *testenv.MariaDB {
 // runSnapshot copies db from src to dst as pipeline, and returns the
 // time it took and the highest heap in use seen meanwhile.
 func runSnapshot(t testing.TB, src, dst *testenv.MariaDB, db, pipeline string, readers, writers int) (time.Duration, uint64) {
+	return runSnapshotTo(t, src, dst, db, mysqlsink.Config{Pipeline: pipeline}, readers, writers)
+}
+
+// runSnapshotTo is runSnapshot into a sink configured as cfg.
+func runSnapshotTo(t testing.TB, src, dst *testenv.MariaDB, db string, cfg mysqlsink.Config, readers, writers int) (time.Duration, uint64) {
 	t.Helper()
-	sink := openTarget(t, dst, pipeline)
+	sink := openTargetWith(t, dst, cfg)
 	defer sink.Close()
 	filter := mustFilter(t, db+".*")
 	var peak atomic.Uint64
@@ -152,10 +163,11 @@ func median(d []time.Duration) time.Duration {
 
 // BenchmarkSnapshotVsDump copies the same tables between the same two
 // servers with sluice's snapshot (4 readers, 4 writers), mariadb-dump |
-// mariadb, and mydumper + myloader with 4 threads (with and without
-// --enable-binlog), in alternating rounds,
-// and prints each one's median rows/s and sluice's ratio to each (make
-// bench-snapshot).
+// mariadb, and mydumper + myloader with 4 threads, in alternating rounds,
+// and prints each one's median rows/s and sluice's ratios (make
+// bench-snapshot). myloader writes nothing to the target's binlog unless
+// asked (--enable-binlog), sluice does unless asked (snapshot_binlog:
+// skip): each is run both ways, and compared like for like.
 func BenchmarkSnapshotVsDump(b *testing.B) {
 	for _, tool := range []string{"mariadb-dump", "mariadb", "mydumper", "myloader"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -168,7 +180,7 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 	src, dst := startSized(b), startSized(b)
 	benchTables(b, src, "bench", rows)
 	conn := func(m *testenv.MariaDB) string { return fmt.Sprintf("-h 127.0.0.1 -P %d -u root", m.Port) }
-	var sluice, dump, mydumper, mydumperBinlog []time.Duration
+	var sluice, sluiceSkip, dump, mydumper, mydumperBinlog []time.Duration
 	var peak uint64
 	for i := range b.N * rounds {
 		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
@@ -179,6 +191,16 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 			return selfCPU() - c0
 		})
 		sluice = append(sluice, took)
+		peak = max(peak, heap)
+
+		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
+		took, cn := measure(b, src, dst, func() time.Duration {
+			c0 := selfCPU()
+			_, heap = runSnapshotTo(b, src, dst, "bench", mysqlsink.Config{Pipeline: fmt.Sprintf("bench-skip-%d", i), SnapshotSkipBinlog: true},
+				envInt("SNAPSHOT_BENCH_READERS", 4), envInt("SNAPSHOT_BENCH_WRITERS", 4))
+			return selfCPU() - c0
+		})
+		sluiceSkip = append(sluiceSkip, took)
 		peak = max(peak, heap)
 
 		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
@@ -203,8 +225,8 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 			return run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir) + run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o --enable-binlog")
 		})
 		mydumperBinlog = append(mydumperBinlog, took)
-		b.Logf("round %d: sluice %s (%s), mariadb-dump|mariadb %s (%s), mydumper+myloader %s (%s), with --enable-binlog %s (%s)", i+1,
-			sluice[len(sluice)-1].Round(time.Millisecond), cs, dump[len(dump)-1].Round(time.Millisecond), cd,
+		b.Logf("round %d: sluice %s (%s), with snapshot_binlog: skip %s (%s), mariadb-dump|mariadb %s (%s), mydumper+myloader %s (%s), with --enable-binlog %s (%s)", i+1,
+			sluice[len(sluice)-1].Round(time.Millisecond), cs, sluiceSkip[len(sluiceSkip)-1].Round(time.Millisecond), cn, dump[len(dump)-1].Round(time.Millisecond), cd,
 			mydumper[len(mydumper)-1].Round(time.Millisecond), cm, mydumperBinlog[len(mydumperBinlog)-1].Round(time.Millisecond), cb)
 	}
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
@@ -214,13 +236,15 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 		b.Fatalf("checksums differ: %s / %s", a, c)
 	}
 	rate := func(d time.Duration) float64 { return float64(rows) / d.Seconds() }
-	s, d, m, mb := median(sluice), median(dump), median(mydumper), median(mydumperBinlog)
-	b.Logf("%d rows, %d rounds, %d cores: sluice %.0f rows/s, mariadb-dump|mariadb %.0f rows/s, mydumper+myloader (4 threads) %.0f rows/s, with --enable-binlog %.0f rows/s",
-		rows, rounds, runtime.NumCPU(), rate(s), rate(d), rate(m), rate(mb))
-	b.Logf("ratio vs mariadb-dump|mariadb: %.2f; vs mydumper+myloader: %.2f; vs mydumper+myloader --enable-binlog: %.2f; peak heap in use during sluice's snapshot: %d MiB",
-		d.Seconds()/s.Seconds(), m.Seconds()/s.Seconds(), mb.Seconds()/s.Seconds(), peak>>20)
+	s, sn, d, m, mb := median(sluice), median(sluiceSkip), median(dump), median(mydumper), median(mydumperBinlog)
+	b.Logf("%d rows, %d rounds, %d cores: sluice %.0f rows/s, with snapshot_binlog: skip %.0f rows/s, mariadb-dump|mariadb %.0f rows/s, mydumper+myloader (4 threads) %.0f rows/s, with --enable-binlog %.0f rows/s",
+		rows, rounds, runtime.NumCPU(), rate(s), rate(sn), rate(d), rate(m), rate(mb))
+	b.Logf("like for like: sluice vs mariadb-dump|mariadb (both write the target's binlog): %.2f; vs mydumper+myloader --enable-binlog: %.2f; "+
+		"sluice with snapshot_binlog: skip vs mydumper+myloader (neither writes it): %.2f", d.Seconds()/s.Seconds(), mb.Seconds()/s.Seconds(), m.Seconds()/sn.Seconds())
+	b.Logf("across: sluice (binlog written) vs mydumper+myloader (not written): %.2f; peak heap in use during sluice's snapshots: %d MiB", m.Seconds()/s.Seconds(), peak>>20)
 	b.ReportMetric(rate(s), "sluice_rows/s")
 	b.ReportMetric(d.Seconds()/s.Seconds(), "ratio_vs_mariadb-dump")
-	b.ReportMetric(m.Seconds()/s.Seconds(), "ratio_vs_mydumper")
 	b.ReportMetric(mb.Seconds()/s.Seconds(), "ratio_vs_mydumper_binlog")
+	b.ReportMetric(m.Seconds()/sn.Seconds(), "ratio_skip_vs_mydumper")
+	b.ReportMetric(m.Seconds()/s.Seconds(), "ratio_vs_mydumper")
 }

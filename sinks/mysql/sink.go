@@ -49,7 +49,13 @@ type Config struct {
 	// in source order (parallel.go); 0 or 1 applies one transaction at a
 	// time on one connection.
 	Workers int
-	Logger  *slog.Logger
+	// SnapshotSkipBinlog writes the initial snapshot's rows (and the
+	// TRUNCATE before a table copied again) with sql_log_bin = 0, on
+	// connections of their own (snapshotDB), as myloader does by default:
+	// the target's binlog does not get a copy of the data, and neither do
+	// its replicas. Streamed transactions are always logged.
+	SnapshotSkipBinlog bool
+	Logger             *slog.Logger
 }
 
 // Sink applies each source transaction as one target transaction, and
@@ -91,6 +97,11 @@ type Sink struct {
 	// incremental snapshot is seeding (incremental.go).
 	seeding sync.Map
 
+	// snapDB: the initial snapshot's connections when it skips the binlog
+	// (Config.SnapshotSkipBinlog), opened at its first write.
+	snapMu sync.Mutex
+	snapDB *sql.DB
+
 	// snapshotColumns: sluice.snapshot has the resume columns (snapshot.go).
 	snapshotColumns atomic.Bool
 }
@@ -124,24 +135,27 @@ var setupStatements = []string{
 	) ENGINE=InnoDB`,
 }
 
+// targetSession is every target connection's session.
+func targetSession(dc *drv.Config) {
+	// UPDATE counts the rows it matched, not the rows it changed, so an
+	// update that writes the values a row already has is not a conflict.
+	dc.ClientFoundRows = true
+	// The session must store exactly what the source stored: no strict
+	// mode (an invalid ENUM value, index 0, is written as 0), zero dates
+	// allowed (no NO_ZERO_DATE), dates like 2020-02-31 that a source with
+	// ALLOW_INVALID_DATES stored, and an explicit 0 in an AUTO_INCREMENT
+	// column kept.
+	dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'"
+	dc.Params["foreign_key_checks"] = "0"
+}
+
 // Open connects to the target and creates sluice's tables there.
 func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	db, err := mysqlconn.Open(ctx, cfg.DSN, func(dc *drv.Config) {
-		// UPDATE counts the rows it matched, not the rows it changed, so an
-		// update that writes the values a row already has is not a conflict.
-		dc.ClientFoundRows = true
-		// The session must store exactly what the source stored: no strict
-		// mode (an invalid ENUM value, index 0, is written as 0), zero dates
-		// allowed (no NO_ZERO_DATE), dates like 2020-02-31 that a source with
-		// ALLOW_INVALID_DATES stored, and an explicit 0 in an AUTO_INCREMENT
-		// column kept.
-		dc.Params["sql_mode"] = "'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'"
-		dc.Params["foreign_key_checks"] = "0"
-	})
+	db, err := mysqlconn.Open(ctx, cfg.DSN, targetSession)
 	if err != nil {
 		return nil, err
 	}
@@ -200,6 +214,12 @@ func (s *Sink) Close() error {
 	}
 	s.appliers = map[string]*applier{}
 	s.mu.Unlock()
+	s.snapMu.Lock()
+	if s.snapDB != nil {
+		s.snapDB.Close()
+		s.snapDB = nil
+	}
+	s.snapMu.Unlock()
 	return s.db.Close()
 }
 

@@ -9,9 +9,12 @@ import (
 	"strings"
 	"sync"
 
+	drv "github.com/go-sql-driver/mysql"
+
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/binlog/schema"
 	"github.com/sluice-cdc/sluice/checkpoint"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
@@ -324,7 +327,11 @@ func (s *Sink) FinishSnapshotTable(ctx context.Context, source string, ts checkp
 // applier, so that a snapshot's transactions are fenced and sent as the
 // streamed ones are; done returns it to the pool.
 func (s *Sink) snapshotApplier(ctx context.Context, source string) (*applier, func(), error) {
-	c, err := s.db.Conn(ctx)
+	db, err := s.snapshotDB(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := db.Conn(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -334,6 +341,38 @@ func (s *Sink) snapshotApplier(ctx context.Context, source string) (*applier, fu
 			a.conn.Close()
 		}
 	}, nil
+}
+
+// snapshotDB is the pool the initial snapshot writes with: the sink's,
+// or with Config.SnapshotSkipBinlog one of its own whose sessions have
+// sql_log_bin = 0 (kept apart, so that no streamed transaction ever runs
+// on such a connection).
+func (s *Sink) snapshotDB(ctx context.Context) (*sql.DB, error) {
+	if !s.cfg.SnapshotSkipBinlog {
+		return s.db, nil
+	}
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	if s.snapDB != nil {
+		return s.snapDB, nil
+	}
+	db, err := mysqlconn.Open(ctx, s.cfg.DSN, func(dc *drv.Config) {
+		targetSession(dc)
+		dc.Params["sql_log_bin"] = "0"
+	})
+	if err != nil {
+		return nil, fmt.Errorf("snapshot_binlog: skip: a session without the binlog (SET sql_log_bin = 0 needs SUPER or BINLOG ADMIN on MariaDB, SYSTEM_VARIABLES_ADMIN on MySQL 8; or leave snapshot_binlog at write): %w", err)
+	}
+	var on int
+	if err := db.QueryRowContext(ctx, "SELECT @@SESSION.sql_log_bin").Scan(&on); err != nil || on != 0 {
+		db.Close()
+		if err == nil {
+			err = errors.New("the session still writes the binlog")
+		}
+		return nil, fmt.Errorf("snapshot_binlog: skip: %w", err)
+	}
+	s.snapDB = db
+	return db, nil
 }
 
 // commitSnapshot runs the progress statement in a transaction of its own.
