@@ -39,6 +39,9 @@ type JSONEncoder struct {
 	last   *Table
 	lastJS *tableJSON
 	buf    []byte // WriteJSON's
+	// ts is the last commit time AppendTxnHeader formatted, as tsText.
+	ts     time.Time
+	tsText []byte
 }
 
 // tableJSON is a table's names as AppendChangeJSON writes them.
@@ -194,7 +197,13 @@ func appendStringList(dst []byte, field string, list []string) []byte {
 // AppendTxnHeader appends the opening brace and the transaction's own
 // fields (gtid, server_id, timestamp, file, pos, xid), for callers that
 // write the changes themselves.
-func AppendTxnHeader(dst []byte, t *Txn) []byte {
+func AppendTxnHeader(dst []byte, t *Txn) []byte { return appendTxnHeader(dst, t, nil) }
+
+// AppendTxnHeader is AppendTxnHeader, the commit time formatted once for
+// consecutive transactions that share it (binlog times are whole seconds).
+func (e *JSONEncoder) AppendTxnHeader(dst []byte, t *Txn) []byte { return appendTxnHeader(dst, t, e) }
+
+func appendTxnHeader(dst []byte, t *Txn, e *JSONEncoder) []byte {
 	dst = append(dst, `{"gtid":"`...)
 	// A GTID's text is digits, dashes, a UUID and a tag: written as it is,
 	// unless it has a byte a JSON string escapes.
@@ -208,7 +217,14 @@ func AppendTxnHeader(dst []byte, t *Txn) []byte {
 	dst = append(dst, `,"server_id":`...)
 	dst = strconv.AppendUint(dst, uint64(t.ServerID), 10)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = t.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
+	if e != nil {
+		if e.tsText == nil || !t.Timestamp.Equal(e.ts) {
+			e.ts, e.tsText = t.Timestamp, t.Timestamp.UTC().AppendFormat(e.tsText[:0], time.RFC3339Nano)
+		}
+		dst = append(dst, e.tsText...)
+	} else {
+		dst = t.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
+	}
 	dst = append(dst, `","file":`...)
 	dst = appendString(dst, t.Pos.File)
 	dst = append(dst, `,"pos":`...)

@@ -1,8 +1,10 @@
 package binlog
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
+	"time"
 )
 
 // MemChanges gives the changes Changes yields when they are all in memory,
@@ -56,5 +58,42 @@ func TestMemChanges(t *testing.T) {
 				t.Fatalf("declined with %d changes", len(got))
 			}
 		})
+	}
+}
+
+// The encoder's AppendTxnHeader and AppendChange write what the free
+// functions write, whether or not the commit time or table repeats.
+func TestJSONEncoderAppendsAsFunctions(t *testing.T) {
+	tb := &Table{Schema: "s", Name: "t\"q", NamesKnown: true, PK: []int{0}, Columns: []Column{{Name: "id"}, {Name: "n\u00e9"}}}
+	other := &Table{Schema: "s2", Name: "u", Columns: []Column{{Name: "a"}}}
+	base := time.Date(2024, 3, 1, 10, 20, 30, 0, time.UTC)
+	var enc JSONEncoder
+	for i, c := range []struct {
+		ts   time.Time
+		gtid GTID
+		ch   *Change
+	}{
+		{base, GTID{MariaDB: true, Server: 1, Seq: 1}, &Change{Table: tb, Op: Insert, After: []Value{int64(1), "x"}}},
+		{base, GTID{MariaDB: true, Server: 1, Seq: 2}, &Change{Table: tb, Op: Update, Before: []Value{int64(1), "x"}, After: []Value{int64(1), nil}}},
+		{base.Add(time.Second).In(time.FixedZone("x", 3600)), GTID{UUID: "3e11fa47-71ca-11e1-9e33-c80aa9429562", Seq: 3}, &Change{Table: other, Op: Delete, Before: []Value{"a"}}},
+		{base.Add(1500 * time.Millisecond), GTID{}, &Change{Table: tb, Op: Insert, After: []Value{int64(2), AbsentValue{}}}},
+		{base, GTID{UUID: "bad\"uuid", Seq: 4}, &Change{Table: tb, Op: Insert, After: []Value{int64(3), "y"}}},
+	} {
+		txn := NewTxn([]*Change{c.ch})
+		txn.Timestamp, txn.GTID = c.ts, c.gtid
+		txn.Pos = Position{File: "bin.000001", Pos: uint64(100 * i)}
+		if got, want := string(enc.AppendTxnHeader(nil, txn)), string(AppendTxnHeader(nil, txn)); got != want {
+			t.Errorf("%d: header\n got %s\nwant %s", i, got, want)
+		}
+		// Both write the GTID as its text in a JSON string.
+		var head struct {
+			GTID string `json:"gtid"`
+		}
+		if err := json.Unmarshal(append(AppendTxnHeader(nil, txn), '}'), &head); err != nil || head.GTID != c.gtid.String() {
+			t.Errorf("%d: gtid %q (%v), want %q", i, head.GTID, err, c.gtid.String())
+		}
+		if got, want := string(enc.AppendChange(nil, c.ch)), string(AppendChangeJSON(nil, c.ch)); got != want {
+			t.Errorf("%d: change\n got %s\nwant %s", i, got, want)
+		}
 	}
 }

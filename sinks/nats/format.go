@@ -121,7 +121,12 @@ type sluiceEncoder struct{}
 func (sluiceEncoder) maxRun() int { return 1 }
 
 func (sluiceEncoder) txnStart(dst []byte, t *binlog.Txn, m meta) []byte {
-	return append(appendSnapshotFlag(binlog.AppendTxnHeader(dst, t), m), `,"changes":[`...)
+	if m.json != nil {
+		dst = m.json.AppendTxnHeader(dst, t)
+	} else {
+		dst = binlog.AppendTxnHeader(dst, t)
+	}
+	return append(appendSnapshotFlag(dst, m), `,"changes":[`...)
 }
 
 // appendSnapshotFlag writes sluice's "snapshot":true on a snapshot's rows.
@@ -168,7 +173,7 @@ type runs struct {
 	cur      unit
 	curSubj  string
 	rows     int
-	perTable map[string]int
+	perTable map[string]int // nil: units' tableRow not counted (their encoder has no use for it)
 	// The last change's table and its qualified name, computed once per
 	// table rather than per change (and kept from one transaction to the
 	// next: a table's names never change).
@@ -221,7 +226,10 @@ func (r *runs) add(c *binlog.Change) (unit, string, bool) {
 		} else {
 			cs = make([]*binlog.Change, 0, min(r.max, 4))
 		}
-		r.cur = unit{row: r.rows, tableRow: r.perTable[name], changes: cs}
+		r.cur = unit{row: r.rows, changes: cs}
+		if r.perTable != nil {
+			r.cur.tableRow = r.perTable[name]
+		}
 		r.curSubj = subj
 	}
 	r.lastTable, r.lastName = c.Table, name
@@ -229,7 +237,9 @@ func (r *runs) add(c *binlog.Change) (unit, string, bool) {
 	if r.reuse {
 		r.bufs[r.turn] = r.cur.changes
 	}
-	r.perTable[name]++
+	if r.perTable != nil {
+		r.perTable[name]++
+	}
 	r.rows++
 	return done, doneSubj, flushed
 }

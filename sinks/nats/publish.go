@@ -392,7 +392,10 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 		run.wrote = t
 		s.mu.Unlock()
 	}
-	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows, json: &run.json}
+	m := meta{pipeline: s.cfg.Pipeline, source: source, count: rows, json: &run.json}
+	if _, own := s.enc.(sluiceEncoder); !own {
+		m.now = s.cfg.Now() // Canal's and Debezium's build time (sluice's format has none)
+	}
 	if snap != nil {
 		m.snapshot = snap.flag
 	}
@@ -632,10 +635,15 @@ func (r *sourceRun) newMsg(subject string, data []byte) (*natsgo.Msg, *hdrVals) 
 	if n := len(r.free); n > 0 {
 		p = r.free[n-1]
 		r.free = r.free[:n-1]
-		*p.msg = natsgo.Msg{Subject: subject, Header: p.msg.Header, Data: append(p.msg.Data[:0], data...)}
+		// Only the fields a message built here sets (publishing copies
+		// the message, leaving it as it was).
+		m := p.msg
+		m.Subject, m.Reply, m.Data = subject, "", append(m.Data[:0], data...)
 		p.hv.reuse()
 	} else {
-		h := make(natsgo.Header, 20)
+		// No size hint: a map grown to its keys is iterated faster (twice
+		// per publish, by nats.go) than one made for more.
+		h := natsgo.Header{}
 		p = &pooledMsg{msg: &natsgo.Msg{Subject: subject, Header: h, Data: append([]byte(nil), data...)}, hv: hdrVals{h: h}}
 	}
 	r.msgs = append(r.msgs, p)
@@ -945,6 +953,9 @@ func (s *Sink) body(run *sourceRun, t *binlog.Txn, lm logical, m meta) (*spool, 
 	if r == nil || r.max != s.enc.maxRun() {
 		r = newRuns(s.enc.maxRun(), nil)
 		r.reuse = true // each unit is encoded before the next is made
+		if _, own := s.enc.(sluiceEncoder); own {
+			r.perTable = nil // sluice's format has no per-table order
+		}
 		run.bodyRuns = r
 	}
 	r.reset()
