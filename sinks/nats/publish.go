@@ -204,7 +204,8 @@ func Retryable(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, natsgo.ErrConnectionClosed) || errors.Is(err, natsgo.ErrTimeout) || errors.Is(err, natsgo.ErrNoResponders) ||
 		errors.Is(err, natsgo.ErrDisconnected) || errors.Is(err, natsgo.ErrConnectionReconnecting) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrStaleConnection) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrJetStreamPublisherClosed) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrStaleConnection) ||
 		strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "connection")
 }
 
@@ -288,7 +289,9 @@ var asyncWaitLimit = 60 * time.Second
 
 // waitAsync waits until no publish is pending: each acknowledged, or
 // failed (a failure is recorded in the source's run). An error means some
-// may still be pending.
+// may still be pending, except after its time limit or a permissions
+// violation: then what is pending will not be acknowledged, and is failed
+// (abandonPending).
 func (s *Sink) waitAsync(ctx context.Context, source string) error {
 	deadline := time.After(asyncWaitLimit)
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -300,7 +303,9 @@ func (s *Sink) waitAsync(ctx context.Context, source string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline:
-			return fmt.Errorf("%w: %d publishes not acknowledged after %s", natsgo.ErrTimeout, s.js.PublishAsyncPending(), asyncWaitLimit)
+			err := fmt.Errorf("%w: %d publishes not acknowledged after %s", natsgo.ErrTimeout, s.js.PublishAsyncPending(), asyncWaitLimit)
+			s.abandonPending()
+			return err
 		case <-tick.C:
 			// A permissions violation never gets an acknowledgement: stop
 			// waiting as soon as the server reports it.
@@ -308,9 +313,24 @@ func (s *Sink) waitAsync(ctx context.Context, source string) error {
 			perm := s.permErr
 			s.mu.Unlock()
 			if perm != nil {
+				s.abandonPending()
 				return s.checkErrs(source)
 			}
 		}
+	}
+}
+
+// abandonPending fails every publish still waiting for its
+// acknowledgement (each source's run records its failures, and retries):
+// the JetStream context has no acknowledgement timeout per publish (a
+// timer per message cost the publishing path a few percent of its CPU), so
+// a lost acknowledgement would otherwise stay pending, and every later
+// wait would run into its limit. Publishes of other sources pending at the
+// same time fail too, and are retried (de-duplicated by Msg-Id, or found
+// in the stream).
+func (s *Sink) abandonPending() {
+	if s.js.PublishAsyncPending() > 0 {
+		s.js.CleanupPublisher()
 	}
 }
 

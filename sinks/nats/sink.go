@@ -295,7 +295,9 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	s.nc = nc
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(1024),
-		jetstream.WithPublishAsyncTimeout(30*time.Second),
+		// No acknowledgement timeout per publish (a timer each): a run's
+		// wait for its acknowledgements has a limit, and then fails what
+		// is still pending (abandonPending).
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *natsgo.Msg, err error) {
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) && apiErr.ErrorCode == 10201 {
