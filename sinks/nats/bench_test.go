@@ -80,8 +80,9 @@ func benchTxns(n, rows int) []*binlog.Txn {
 //     subjects under its own prefix), and both streams are checked to hold
 //     every message at the end of a round.
 //   - The loop's messages are built before the clock starts, and its
-//     JetStream context has no acknowledgement timeout (the sink's has one
-//     of 30s, a timer per publish): the reference does nothing but publish.
+//     JetStream context has no acknowledgement timeout (nor has the
+//     sink's: its run's wait has a limit instead): the reference does
+//     nothing but publish.
 //
 // Both share the process with the embedded server, so the CPU ratio counts
 // the server's work for each side too (and the garbage collector's, which
