@@ -48,16 +48,23 @@ func (s GTIDSet) AppendText(dst []byte) []byte {
 		}
 	}
 	if len(s.maria) > 0 {
-		var stack [8]uint32
+		// The domains with their state, from one pass over the map.
+		type domainOf struct {
+			d   uint32
+			dom *mariaDomain
+		}
+		var stack [8]domainOf
 		doms := stack[:0]
 		for d, dom := range s.maria {
 			if len(dom.iv) > 0 {
-				doms = append(doms, d)
+				doms = append(doms, domainOf{d, dom})
 			}
 		}
-		slices.Sort(doms)
-		for _, d := range doms {
-			dom := s.maria[d]
+		if len(doms) > 1 {
+			slices.SortFunc(doms, func(a, b domainOf) int { return cmp.Compare(a.d, b.d) })
+		}
+		for _, x := range doms {
+			d, dom := x.d, x.dom
 			iv := dom.iv
 			var base uint64
 			if iv[0].Lo == 1 {

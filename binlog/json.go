@@ -39,6 +39,9 @@ type JSONEncoder struct {
 	last   *Table
 	lastJS *tableJSON
 	buf    []byte // WriteJSON's
+	// ts is the last commit time AppendTxnHeader formatted, as tsText.
+	ts     time.Time
+	tsText []byte
 }
 
 // tableJSON is a table's names as AppendChangeJSON writes them.
@@ -194,13 +197,34 @@ func appendStringList(dst []byte, field string, list []string) []byte {
 // AppendTxnHeader appends the opening brace and the transaction's own
 // fields (gtid, server_id, timestamp, file, pos, xid), for callers that
 // write the changes themselves.
-func AppendTxnHeader(dst []byte, t *Txn) []byte {
-	dst = append(dst, `{"gtid":`...)
-	dst = appendString(dst, t.GTID.String())
+func AppendTxnHeader(dst []byte, t *Txn) []byte { return appendTxnHeader(dst, t, nil) }
+
+// AppendTxnHeader is AppendTxnHeader, the commit time formatted once for
+// consecutive transactions that share it (binlog times are whole seconds).
+func (e *JSONEncoder) AppendTxnHeader(dst []byte, t *Txn) []byte { return appendTxnHeader(dst, t, e) }
+
+func appendTxnHeader(dst []byte, t *Txn, e *JSONEncoder) []byte {
+	dst = append(dst, `{"gtid":"`...)
+	// A GTID's text is digits, dashes, a UUID and a tag: written as it is,
+	// unless it has a byte a JSON string escapes.
+	start := len(dst)
+	dst = t.GTID.AppendText(dst)
+	if !plainJSONText(dst[start:]) {
+		dst = appendString(dst[:start-1], t.GTID.String())
+	} else {
+		dst = append(dst, '"')
+	}
 	dst = append(dst, `,"server_id":`...)
 	dst = strconv.AppendUint(dst, uint64(t.ServerID), 10)
 	dst = append(dst, `,"timestamp":"`...)
-	dst = t.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
+	if e != nil {
+		if e.tsText == nil || !t.Timestamp.Equal(e.ts) {
+			e.ts, e.tsText = t.Timestamp, t.Timestamp.UTC().AppendFormat(e.tsText[:0], time.RFC3339Nano)
+		}
+		dst = append(dst, e.tsText...)
+	} else {
+		dst = t.Timestamp.UTC().AppendFormat(dst, time.RFC3339Nano)
+	}
 	dst = append(dst, `","file":`...)
 	dst = appendString(dst, t.Pos.File)
 	dst = append(dst, `,"pos":`...)
@@ -216,6 +240,10 @@ func AppendTxnHeader(dst []byte, t *Txn) []byte {
 func AppendChangeJSON(dst []byte, c *Change) []byte {
 	return appendChangeRest(appendChangeHead(dst, c.Table, c.Op), c, nil)
 }
+
+// AppendChange appends one change object exactly as AppendChangeJSON
+// does, with its table's names made once.
+func (e *JSONEncoder) AppendChange(dst []byte, c *Change) []byte { return e.appendChange(dst, c) }
 
 func (e *JSONEncoder) appendChange(dst []byte, c *Change) []byte {
 	if c.Op < Insert || c.Op > Delete {
@@ -425,6 +453,16 @@ func plain8(x uint64) bool {
 	hasQuote := (q - lsb) & ^q & msb
 	hasBackslash := (b - lsb) & ^b & msb
 	return hasLess|hasQuote|hasBackslash|(x&msb) == 0
+}
+
+// plainJSONText reports whether b needs no escaping in a JSON string.
+func plainJSONText(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // appendString appends s as a JSON string, replacing invalid UTF-8 as

@@ -285,6 +285,23 @@ func (t *Txn) Changes() iter.Seq2[*Change, error] {
 	return t.changes.all()
 }
 
+// MemChanges returns the changes when they are all in memory, in binlog
+// order, for callers that would rather not iterate through a function:
+// not for a filtered or transformed view, a transaction decoded with
+// DecodeOptions.RenderJSON, or one spilled to disk (ok false: use
+// Changes). The slice is the transaction's own: it must not be changed.
+func (t *Txn) MemChanges() (changes []*Change, ok bool) {
+	switch {
+	case t.parent != nil, t.rendered != nil && t.rendered.n > 0:
+		return nil, false
+	case t.changes == nil:
+		return nil, true
+	case t.changes.file != nil:
+		return nil, false
+	}
+	return t.changes.mem, true
+}
+
 func (t *Txn) view(yield func(*Change, error) bool) {
 	for c, err := range t.parent.Changes() {
 		if err != nil {

@@ -17,11 +17,12 @@ import (
 // acknowledgements ends with a publish still pending, and none failed, is
 // not counted as published. The sink's transaction subject is outside its
 // stream and a core NATS subscriber takes the messages and never answers,
-// so no acknowledgement, and no "no responders" failure, comes back (the
-// client's own acknowledgement timeout, 30s, is longer than the test).
+// so no acknowledgement, and no "no responders" failure, comes back.
 //
 //   - deadline: the wait's limit (60s, here shortened) expires; the run
-//     must be published again, not returned as done;
+//     must be published again, not returned as done, and the expired
+//     publish must not stay pending (the client has no acknowledgement
+//     timeout of its own);
 //   - cancel: ctx ends during the wait (a pipeline stopping); ApplyBatch
 //     must return 0 transactions done, or the replicator records the run
 //     as applied.
@@ -76,6 +77,13 @@ func TestUnacknowledgedRunNotCounted(t *testing.T) {
 				case <-got:
 				case r := <-done:
 					t.Fatalf("ApplyBatch returned (%d, %v) with its publish never acknowledged", r.n, r.err)
+				}
+			}
+			// Once a wait expired, what it waited for is failed, not left
+			// pending: only the retry's publish is.
+			if c.receipts > 1 {
+				if n := sink.PendingAcks(); n != 1 {
+					t.Errorf("%d publishes pending after the retry's, want 1 (the expired wait's abandoned)", n)
 				}
 			}
 			cancel()

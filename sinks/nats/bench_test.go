@@ -80,8 +80,9 @@ func benchTxns(n, rows int) []*binlog.Txn {
 //     subjects under its own prefix), and both streams are checked to hold
 //     every message at the end of a round.
 //   - The loop's messages are built before the clock starts, and its
-//     JetStream context has no acknowledgement timeout (the sink's has one
-//     of 30s, a timer per publish): the reference does nothing but publish.
+//     JetStream context has no acknowledgement timeout (nor has the
+//     sink's: its run's wait has a limit instead): the reference does
+//     nothing but publish.
 //
 // Both share the process with the embedded server, so the CPU ratio counts
 // the server's work for each side too (and the garbage collector's, which
@@ -92,6 +93,9 @@ func benchTxns(n, rows int) []*binlog.Txn {
 // goroutines while it publishes; not the loop's slices): a profile per
 // slice, merged with `go tool pprof -proto` at the end. Profiling slows the
 // sink's slices, so the ratios printed then are not the benchmark's.
+// BENCH_NATS_CPUPROFILE_LOOP=FILE does the same for the loop's slices; with
+// both, `go tool pprof -diff_base LOOP SINK` shows what the sink spends
+// beyond the loop, function by function (both publish the same messages).
 func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 	for _, c := range []struct {
 		mode       string
@@ -113,10 +117,11 @@ func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 				first := benchStream("B", c.mode, 0)
 				publishSink(b, n.URL(), c.mode, first, data)
 				msgs := readAllRaw(b, n.URL(), first)
-				prof := newBenchProfile(b, os.Getenv("BENCH_NATS_CPUPROFILE"))
+				prof := newBenchProfile(b, os.Getenv("BENCH_NATS_CPUPROFILE"), "sink")
+				refProf := newBenchProfile(b, os.Getenv("BENCH_NATS_CPUPROFILE_LOOP"), "loop")
 				var sluiceRates, refRates, ratios, cpuRatios []float64
 				for round := 1; round <= benchRounds; round++ {
-					r := publishInterleaved(b, ctx, n.URL(), c.mode, round, data, first, msgs, prof)
+					r := publishInterleaved(b, ctx, n.URL(), c.mode, round, data, first, msgs, prof, refProf)
 					sr, rr := float64(len(msgs))/r.sluice.Seconds(), float64(len(msgs))/r.ref.Seconds()
 					cr := r.sluiceCPU.Seconds() / r.refCPU.Seconds()
 					sluiceRates, refRates, ratios, cpuRatios = append(sluiceRates, sr), append(refRates, rr), append(ratios, sr/rr), append(cpuRatios, cr)
@@ -125,6 +130,7 @@ func BenchmarkPublishVsPlainJetStream(b *testing.B) {
 						r.sluiceCPU.Seconds(), r.refCPU.Seconds(), cr)
 				}
 				prof.finish(b)
+				refProf.finish(b)
 				ms, mr, mq, mc := median(sluiceRates), median(refRates), median(ratios), median(cpuRatios)
 				b.ReportMetric(ms, "sluice-msg/s")
 				b.ReportMetric(mr, "ref-msg/s")
@@ -226,7 +232,7 @@ type benchTotals struct {
 // of their own, in slices of benchSlice transactions taken in turn (the
 // order alternating), so that a burst of other load on the machine slows
 // both alike. It returns each one's totals.
-func publishInterleaved(b *testing.B, ctx context.Context, url, mode string, round int, data []*binlog.Txn, first string, msgs []*natsgo.Msg, prof *benchProfile) benchTotals {
+func publishInterleaved(b *testing.B, ctx context.Context, url, mode string, round int, data []*binlog.Txn, first string, msgs []*natsgo.Msg, prof, refProf *benchProfile) benchTotals {
 	sinkName, refName := benchStream("B", mode, round), benchStream("P", mode, round)
 	sink := openBenchSink(b, url, mode, sinkName)
 	defer sink.Close()
@@ -282,9 +288,11 @@ func publishInterleaved(b *testing.B, ctx context.Context, url, mode string, rou
 			prof.stop()
 		}
 		refPart := func() {
+			refProf.start(b)
 			c := cpuTime()
 			t.ref += publishPlain(b, js, ref[k*len(msgs)/len(data):hi*len(msgs)/len(data)])
 			t.refCPU += cpuTime() - c
+			refProf.stop()
 		}
 		if (k/benchSlice+round)%2 == 0 {
 			sinkPart()
@@ -344,15 +352,16 @@ func cpuTime() time.Duration {
 // profiles nothing.
 type benchProfile struct {
 	out, dir string
+	side     string // whose slices: sink or loop
 	parts    []string
 	f        *os.File
 }
 
-func newBenchProfile(b *testing.B, out string) *benchProfile {
+func newBenchProfile(b *testing.B, out, side string) *benchProfile {
 	if out == "" {
 		return nil
 	}
-	return &benchProfile{out: out, dir: b.TempDir()}
+	return &benchProfile{out: out, dir: b.TempDir(), side: side}
 }
 
 func (p *benchProfile) start(b *testing.B) {
@@ -387,7 +396,7 @@ func (p *benchProfile) finish(b *testing.B) {
 	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
 		b.Fatalf("merging %d CPU profiles: %v: %s", len(p.parts), err, out)
 	}
-	fmt.Printf("CPU profile of the sink's slices in %d rounds: %s\n", benchRounds, p.out)
+	fmt.Printf("CPU profile of the %s's slices in %d rounds: %s\n", p.side, benchRounds, p.out)
 }
 
 func readAllRaw(b *testing.B, url, stream string) []*natsgo.Msg {

@@ -17,3 +17,7 @@ func SetAsyncWaitLimit(d time.Duration) (restore func()) {
 	asyncWaitLimit = d
 	return func() { asyncWaitLimit = old }
 }
+
+// PendingAcks is how many of the sink's publishes wait for their
+// acknowledgement.
+func (s *Sink) PendingAcks() int { return s.js.PublishAsyncPending() }

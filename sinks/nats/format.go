@@ -1,7 +1,6 @@
 package nats
 
 import (
-	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -52,6 +51,17 @@ type meta struct {
 	// snapshot marks the rows of an initial snapshot (read events): "true",
 	// or "last" on a table's last row; "" for changes from the binlog.
 	snapshot string
+	// json is the source's change encoder (its tables' names made once);
+	// nil: binlog.AppendChangeJSON.
+	json *binlog.JSONEncoder
+}
+
+// appendChange appends a change object as binlog.AppendChangeJSON does.
+func (m meta) appendChange(dst []byte, c *binlog.Change) []byte {
+	if m.json != nil {
+		return m.json.AppendChange(dst, c)
+	}
+	return binlog.AppendChangeJSON(dst, c)
 }
 
 // Formats are the names format takes.
@@ -111,7 +121,12 @@ type sluiceEncoder struct{}
 func (sluiceEncoder) maxRun() int { return 1 }
 
 func (sluiceEncoder) txnStart(dst []byte, t *binlog.Txn, m meta) []byte {
-	return append(appendSnapshotFlag(binlog.AppendTxnHeader(dst, t), m), `,"changes":[`...)
+	if m.json != nil {
+		dst = m.json.AppendTxnHeader(dst, t)
+	} else {
+		dst = binlog.AppendTxnHeader(dst, t)
+	}
+	return append(appendSnapshotFlag(dst, m), `,"changes":[`...)
 }
 
 // appendSnapshotFlag writes sluice's "snapshot":true on a snapshot's rows.
@@ -122,12 +137,12 @@ func appendSnapshotFlag(dst []byte, m meta) []byte {
 	return append(dst, `,"snapshot":true`...)
 }
 
-func (sluiceEncoder) txnUnit(dst []byte, _ *binlog.Txn, u unit, _ meta) []byte {
+func (sluiceEncoder) txnUnit(dst []byte, _ *binlog.Txn, u unit, m meta) []byte {
 	for i, c := range u.changes {
 		if u.row+i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = binlog.AppendChangeJSON(dst, c)
+		dst = m.appendChange(dst, c)
 	}
 	return dst
 }
@@ -136,9 +151,13 @@ func (sluiceEncoder) txnEnd(dst []byte, _ *binlog.Txn, _ meta) []byte { return a
 
 func (sluiceEncoder) unit(dst []byte, t *binlog.Txn, u unit, m meta) []byte {
 	dst = appendSnapshotFlag(binlog.AppendTxnHeader(dst, t), m)
-	dst = fmt.Appendf(dst, `,"seq":%d,"count":%d,`, u.row+1, m.count)
-	ch := binlog.AppendChangeJSON(nil, u.changes[0])
-	return append(dst, ch[1:]...)
+	dst = strconv.AppendInt(append(dst, `,"seq":`...), int64(u.row+1), 10)
+	dst = strconv.AppendInt(append(dst, `,"count":`...), int64(m.count), 10)
+	dst = append(dst, ',')
+	// The change object's fields, without its opening brace.
+	start := len(dst)
+	dst = m.appendChange(dst, u.changes[0])
+	return append(dst[:start], dst[start+1:]...)
 }
 
 func (sluiceEncoder) ddl(dst []byte, t *binlog.Txn, _ meta) []byte {
@@ -154,11 +173,18 @@ type runs struct {
 	cur      unit
 	curSubj  string
 	rows     int
-	perTable map[string]int
+	perTable map[string]int // nil: units' tableRow not counted (their encoder has no use for it)
 	// The last change's table and its qualified name, computed once per
-	// table rather than per change.
+	// table rather than per change (and kept from one transaction to the
+	// next: a table's names never change).
 	lastTable *binlog.Table
 	lastName  string
+	// reuse: a unit's changes are used before add or flush is called
+	// again, so units take turns with two slices instead of a new one
+	// each.
+	reuse bool
+	bufs  [2][]*binlog.Change
+	turn  int
 }
 
 func newRuns(max int, subject func(*binlog.Change) string) *runs {
@@ -169,7 +195,6 @@ func newRuns(max int, subject func(*binlog.Change) string) *runs {
 func (r *runs) reset() {
 	r.cur, r.curSubj, r.rows = unit{}, "", 0
 	clear(r.perTable)
-	r.lastTable, r.lastName = nil, ""
 }
 
 // add takes the next change; it returns a complete unit when c starts a
@@ -194,12 +219,27 @@ func (r *runs) add(c *binlog.Change) (unit, string, bool) {
 		}
 	}
 	if len(r.cur.changes) == 0 {
-		r.cur = unit{row: r.rows, tableRow: r.perTable[name], changes: make([]*binlog.Change, 0, min(r.max, 4))}
+		var cs []*binlog.Change
+		if r.reuse {
+			r.turn ^= 1
+			cs = r.bufs[r.turn][:0]
+		} else {
+			cs = make([]*binlog.Change, 0, min(r.max, 4))
+		}
+		r.cur = unit{row: r.rows, changes: cs}
+		if r.perTable != nil {
+			r.cur.tableRow = r.perTable[name]
+		}
 		r.curSubj = subj
 	}
 	r.lastTable, r.lastName = c.Table, name
 	r.cur.changes = append(r.cur.changes, c)
-	r.perTable[name]++
+	if r.reuse {
+		r.bufs[r.turn] = r.cur.changes
+	}
+	if r.perTable != nil {
+		r.perTable[name]++
+	}
 	r.rows++
 	return done, doneSubj, flushed
 }

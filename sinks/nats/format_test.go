@@ -133,13 +133,14 @@ func TestFormatsGolden(t *testing.T) {
 	for _, gc := range goldenCases {
 		t.Run(gc.name, func(t *testing.T) {
 			s := &Sink{cfg: gc.cfg, enc: newEncoder(gc.cfg), runs: map[string]*sourceRun{}}
+			run := s.run("primary")
 			s.cfg.Mode = "row"
 			m := meta{pipeline: "orders", source: "primary", now: time.Date(2024, 3, 1, 10, 20, 33, 0, time.UTC), count: txn.Len()}
 			var out bytes.Buffer
 			out.WriteString("// reference: " + gc.refs + "\n")
 			// Mode transaction: one body.
 			s.cfg.Mode = "transaction"
-			sp, err := s.body(txn, logical{op: "transaction"}, m)
+			sp, err := s.body(run, txn, logical{op: "transaction"}, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +152,7 @@ func TestFormatsGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, lm := range msgs {
-				sp, err := s.body(txn, lm, m)
+				sp, err := s.body(run, txn, lm, m)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -27,7 +27,9 @@ const maxAtomicBatch = 1000
 // stallWait is how long a publish waits while 1,024 acknowledgements are
 // pending (a transaction or snapshot chunk of more rows in mode row):
 // backpressure, not a failure (the client's default, 200ms, fails it).
-var stallWait = jetstream.WithStallWait(30 * time.Second)
+// (A slice of options made once: a variadic argument would be a new
+// slice per publish.)
+var stallWait = []jetstream.PublishOpt{jetstream.WithStallWait(30 * time.Second)}
 
 // Apply publishes one transaction. See ApplyBatch.
 func (s *Sink) Apply(ctx context.Context, source string, t *binlog.Txn) error {
@@ -202,7 +204,8 @@ func Retryable(err error) bool {
 		errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) ||
 		errors.Is(err, natsgo.ErrConnectionClosed) || errors.Is(err, natsgo.ErrTimeout) || errors.Is(err, natsgo.ErrNoResponders) ||
 		errors.Is(err, natsgo.ErrDisconnected) || errors.Is(err, natsgo.ErrConnectionReconnecting) || errors.Is(err, context.DeadlineExceeded) ||
-		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrStaleConnection) ||
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout) || errors.Is(err, jetstream.ErrJetStreamPublisherClosed) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, natsgo.ErrStaleConnection) ||
 		strings.Contains(err.Error(), "timeout") || strings.Contains(err.Error(), "connection")
 }
 
@@ -237,6 +240,9 @@ func (s *Sink) publishRun(ctx context.Context, source string, txns []*binlog.Txn
 	firstFailed := func(upTo int) int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if len(run.failed) == 0 {
+			return upTo
+		}
 		for i, t := range txns[:upTo] {
 			if run.failed[t.ID()] {
 				return i
@@ -283,7 +289,9 @@ var asyncWaitLimit = 60 * time.Second
 
 // waitAsync waits until no publish is pending: each acknowledged, or
 // failed (a failure is recorded in the source's run). An error means some
-// may still be pending.
+// may still be pending, except after its time limit or a permissions
+// violation: then what is pending will not be acknowledged, and is failed
+// (abandonPending).
 func (s *Sink) waitAsync(ctx context.Context, source string) error {
 	deadline := time.After(asyncWaitLimit)
 	tick := time.NewTicker(100 * time.Millisecond)
@@ -295,7 +303,9 @@ func (s *Sink) waitAsync(ctx context.Context, source string) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-deadline:
-			return fmt.Errorf("%w: %d publishes not acknowledged after %s", natsgo.ErrTimeout, s.js.PublishAsyncPending(), asyncWaitLimit)
+			err := fmt.Errorf("%w: %d publishes not acknowledged after %s", natsgo.ErrTimeout, s.js.PublishAsyncPending(), asyncWaitLimit)
+			s.abandonPending()
+			return err
 		case <-tick.C:
 			// A permissions violation never gets an acknowledgement: stop
 			// waiting as soon as the server reports it.
@@ -303,9 +313,24 @@ func (s *Sink) waitAsync(ctx context.Context, source string) error {
 			perm := s.permErr
 			s.mu.Unlock()
 			if perm != nil {
+				s.abandonPending()
 				return s.checkErrs(source)
 			}
 		}
+	}
+}
+
+// abandonPending fails every publish still waiting for its
+// acknowledgement (each source's run records its failures, and retries):
+// the JetStream context has no acknowledgement timeout per publish (a
+// timer per message cost the publishing path a few percent of its CPU), so
+// a lost acknowledgement would otherwise stay pending, and every later
+// wait would run into its limit. Publishes of other sources pending at the
+// same time fail too, and are retried (de-duplicated by Msg-Id, or found
+// in the stream).
+func (s *Sink) abandonPending() {
+	if s.js.PublishAsyncPending() > 0 {
+		s.js.CleanupPublisher()
 	}
 }
 
@@ -361,7 +386,10 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 	s.mu.Lock()
 	run := s.run(source)
 	s.mu.Unlock()
-	id := run.txnID(t)
+	// The transaction's own header values (its id, position and
+	// checkpoint, and its first message's Msg-Id) are cut from one string.
+	vals := run.txnValues(s.cfg.Pipeline, source, t)
+	id := vals.id
 	skip := 0
 	if snap == nil {
 		s.mu.Lock()
@@ -372,7 +400,7 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 		s.mu.Unlock()
 	}
 
-	msgs, rows, err := s.planAs(t, source, snap != nil)
+	msgs, rows, err := s.planAs(run, t, source, snap != nil)
 	if err != nil {
 		return err
 	}
@@ -384,18 +412,20 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 		run.wrote = t
 		s.mu.Unlock()
 	}
-	m := meta{pipeline: s.cfg.Pipeline, source: source, now: s.cfg.Now(), count: rows}
+	m := meta{pipeline: s.cfg.Pipeline, source: source, count: rows, json: &run.json}
+	if _, own := s.enc.(sluiceEncoder); !own {
+		m.now = s.cfg.Now() // Canal's and Debezium's build time (sluice's format has none)
+	}
 	if snap != nil {
 		m.snapshot = snap.flag
 	}
 	// Header values shared by the transaction's messages, computed once.
-	gtid, pos, commitTS := "", t.Pos.String(), run.commitTS(t.Timestamp)
+	gtid, pos, commitTS := "", vals.pos, run.commitTS(t.Timestamp)
 	if !t.GTID.IsZero() {
 		gtid = id
 	}
 	rowCount := strconv.Itoa(rows)
-	run.text = t.Executed.AppendText(run.text[:0])
-	after := string(run.text)
+	after := vals.after
 	// The checkpoint before t, carried by all but its last message.
 	before := ""
 	beforeSet := func() string {
@@ -408,26 +438,25 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 		}
 		return before
 	}
-	run.text = append(append(append(append(append(run.text[:0], s.cfg.Pipeline...), '|'), source...), '|'), id...)
-	idPrefix := string(append(run.text, '|'))
+	idPrefix, firstID := vals.idPrefix, vals.firstID
 	if snap != nil {
-		idPrefix = snap.idPrefix
+		idPrefix, firstID = snap.idPrefix, snap.idPrefix+"1"
 	}
 	fence := s.fenceSeq()
-	common := func(h natsgo.Header, v *hdrVals) {
+	common := func(v *hdrVals) {
 		if fence != "" {
-			v.set(h, hdrExpectSubjSeq, fence)
-			v.set(h, hdrExpectSubjSubj, s.leaseSubject)
+			v.set(hdrExpectSubjSeq, fence)
+			v.set(hdrExpectSubjSubj, s.leaseSubject)
 		}
-		v.set(h, HdrPipeline, s.cfg.Pipeline)
-		v.set(h, HdrSource, source)
+		v.set(HdrPipeline, s.cfg.Pipeline)
+		v.set(HdrSource, source)
 		if gtid != "" {
-			v.set(h, HdrGTID, gtid)
+			v.set(HdrGTID, gtid)
 		}
-		v.set(h, HdrPos, pos)
-		v.set(h, HdrCommitTS, commitTS)
+		v.set(HdrPos, pos)
+		v.set(HdrCommitTS, commitTS)
 		if snap != nil {
-			v.set(h, HdrSnapshot, snap.header)
+			v.set(HdrSnapshot, snap.header)
 		}
 	}
 
@@ -446,7 +475,7 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 		return err
 	}
 	for i, lm := range msgs {
-		body, err := s.body(t, lm, m)
+		body, err := s.body(run, t, lm, m)
 		if err != nil {
 			return err
 		}
@@ -460,51 +489,55 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 				return nil // in the stream already
 			}
 			msg, v := run.newMsg(lm.subject, b)
-			h := msg.Header
-			common(h, v)
-			v.set(h, HdrMsg, strconv.Itoa(i+1)+"/"+strconv.Itoa(len(msgs)))
-			v.set(h, hdrPart, strconv.Itoa(phys))
+			common(v)
+			v.set(HdrMsg, place(i+1, len(msgs)))
+			v.set(hdrPart, strconv.Itoa(phys))
 			if n > 1 {
-				v.set(h, HdrChunk, strconv.Itoa(k+1)+"/"+strconv.Itoa(n))
+				v.set(HdrChunk, place(k+1, n))
 			}
-			v.set(h, HdrOp, lm.op)
-			v.set(h, HdrTxnCount, rowCount)
+			v.set(HdrOp, lm.op)
+			v.set(HdrTxnCount, rowCount)
 			if c := lm.change; c != nil {
-				v.set(h, HdrSchema, c.Table.Schema)
-				v.set(h, HdrTable, c.Table.Name)
-				v.set(h, HdrTxnSeq, strconv.Itoa(lm.row+1))
+				v.set(HdrSchema, c.Table.Schema)
+				v.set(HdrTable, c.Table.Name)
+				v.set(HdrTxnSeq, strconv.Itoa(lm.row+1))
 			}
 			if lm.op == "transaction" {
-				v.set(h, HdrBody, "transaction")
+				v.set(HdrBody, "transaction")
 			}
 			if key != nil {
-				v.set(h, HdrKey, string(key))
+				v.set(HdrKey, string(key))
 			}
 			switch {
 			case snap != nil && snap.resume:
-				v.set(h, HdrCheckpoint, after)
-				v.set(h, HdrResumePos, pos)
+				v.set(HdrCheckpoint, after)
+				v.set(HdrResumePos, pos)
 			case snap != nil: // not a place to resume from
 			case i == len(msgs)-1 && k == n-1:
-				v.set(h, HdrCheckpoint, after)
-				v.set(h, HdrResumePos, pos)
+				v.set(HdrCheckpoint, after)
+				v.set(HdrResumePos, pos)
 			default:
-				v.set(h, HdrCheckpoint, beforeSet())
-				v.set(h, HdrResumePos, t.StartPos.String())
+				v.set(HdrCheckpoint, beforeSet())
+				v.set(HdrResumePos, t.StartPos.String())
 			}
-			msgID := idPrefix + strconv.Itoa(i+1)
+			msgID := firstID
+			if i > 0 {
+				msgID = idPrefix + strconv.Itoa(i+1)
+			}
 			if n > 1 {
 				msgID += "." + strconv.Itoa(k+1)
 			}
 			if lm.outbox != nil {
 				msgID = lm.outbox.id // the application's own id: de-duplicated across restarts of the relay
-				v.set(h, HdrOutbox, lm.outbox.table)
+				v.set(HdrOutbox, lm.outbox.table)
 				for k, val := range lm.outbox.headers {
-					v.set(h, k, val)
+					v.set(k, val)
 				}
 			}
-			v.set(h, hdrMsgID, msgID)
+			v.set(hdrMsgID, msgID)
+			v.done()
 			if useBatch {
+				v.extra = true // the batch's headers are set on it
 				batch = append(batch, msg)
 				if len(batch) == maxAtomicBatch {
 					return flushBatch()
@@ -514,7 +547,7 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 			if err := s.sameConn(source); err != nil {
 				return err
 			}
-			if _, err := s.js.PublishMsgAsync(msg, stallWait); err != nil {
+			if _, err := s.js.PublishMsgAsync(msg, stallWait...); err != nil {
 				return s.explainPublish(source, lm.subject, err)
 			}
 			return nil
@@ -526,13 +559,48 @@ func (s *Sink) publishTxnAs(ctx context.Context, source string, t *binlog.Txn, s
 	return flushBatch()
 }
 
-// txnID is t.ID(), formatted without fmt.
-func (r *sourceRun) txnID(t *binlog.Txn) string {
-	if t.GTID.IsZero() {
-		return t.ID()
+// txnVals are a transaction's own header values.
+type txnVals struct {
+	id       string // t.ID(): its GTID, or without one its end position
+	pos      string // its end position (Sluice-Pos, Sluice-Resume-Pos)
+	after    string // the executed GTID set after it (Sluice-Checkpoint)
+	idPrefix string // its messages' Nats-Msg-Id before their number
+	firstID  string // its first message's Nats-Msg-Id
+}
+
+// txnValues makes t's header values, as one string cut into its parts:
+// one allocation rather than one each.
+func (r *sourceRun) txnValues(pipeline, source string, t *binlog.Txn) txnVals {
+	b := r.text[:0]
+	b = strconv.AppendUint(append(append(b, t.Pos.File...), ':'), t.Pos.Pos, 10)
+	posEnd := len(b)
+	idStart, idEnd := 0, posEnd
+	if !t.GTID.IsZero() {
+		idStart = len(b)
+		b = t.GTID.AppendText(b)
+		idEnd = len(b)
 	}
-	r.text = t.GTID.AppendText(r.text[:0])
-	return string(r.text)
+	afterStart := len(b)
+	b = t.Executed.AppendText(b)
+	prefixStart := len(b)
+	b = append(append(append(append(b, pipeline...), '|'), source...), '|')
+	b = append(b, b[idStart:idEnd]...)
+	b = append(b, '|')
+	prefixEnd := len(b)
+	b = append(b, '1')
+	r.text = b
+	all := string(b)
+	return txnVals{id: all[idStart:idEnd], pos: all[:posEnd], after: all[afterStart:prefixStart],
+		idPrefix: all[prefixStart:prefixEnd], firstID: all[prefixStart:]}
+}
+
+// place is "i/n", a message's or chunk's place among n, made without
+// concatenating for a transaction's one message.
+func place(i, n int) string {
+	if i == 1 && n == 1 {
+		return "1/1"
+	}
+	return strconv.Itoa(i) + "/" + strconv.Itoa(n)
 }
 
 // commitTS is ts as the Sluice-Commit-Ts header, formatted once per
@@ -545,9 +613,31 @@ func (r *sourceRun) commitTS(ts time.Time) string {
 	return r.lastTSText
 }
 
-// hdrVals gives a message's one-value headers their values from one
-// allocation.
-type hdrVals struct{ vals []string }
+// hdrSlots is how many header values a pooled message holds in place.
+const hdrSlots = 24
+
+// hdrVals sets a pooled message's headers. A message is built with the
+// same keys in the same order as the one it was before (the same kind of
+// message, from the same source): then each value is written into its
+// slot, which the header map already points to, and the map is neither
+// cleared nor assigned to (its hashing and clearing cost more than the
+// body's encoding). A key out of that order makes the map again from the
+// keys set so far, as assignments in that order would.
+type hdrVals struct {
+	h natsgo.Header
+	// keys are the keys set, in order: the layout of h.
+	keys []string
+	// vals are their values, the first hdrSlots of them; h's one-value
+	// slices for those keys point into it.
+	vals [hdrSlots]string
+	n    int // keys set so far for the message being built
+	// distinct is len(h) once built; slow: h holds a key beyond
+	// hdrSlots; extra: headers were set on the message outside hdrVals
+	// (an atomic batch's). Either, or another length, and the next build
+	// starts from an empty map.
+	distinct    int
+	slow, extra bool
+}
 
 // pooledMsg is a message with its header values, reused once JetStream
 // has acknowledged it: a message's header map and body cost more to
@@ -558,21 +648,36 @@ type pooledMsg struct {
 }
 
 // newMsg returns a message for the current run of publishes, with a copy
-// of data as its body and empty headers.
+// of data as its body; its headers are set with the hdrVals returned, and
+// done.
 func (r *sourceRun) newMsg(subject string, data []byte) (*natsgo.Msg, *hdrVals) {
 	var p *pooledMsg
 	if n := len(r.free); n > 0 {
 		p = r.free[n-1]
 		r.free = r.free[:n-1]
-		clear(p.msg.Header)
-		*p.msg = natsgo.Msg{Subject: subject, Header: p.msg.Header, Data: append(p.msg.Data[:0], data...)}
-		p.hv.vals = p.hv.vals[:0]
+		// Only the fields a message built here sets (publishing copies
+		// the message, leaving it as it was).
+		m := p.msg
+		m.Subject, m.Reply, m.Data = subject, "", append(m.Data[:0], data...)
+		p.hv.reuse()
 	} else {
-		p = &pooledMsg{msg: &natsgo.Msg{Subject: subject, Header: make(natsgo.Header, 20), Data: append([]byte(nil), data...)},
-			hv: hdrVals{vals: make([]string, 0, 20)}}
+		// No size hint: a map grown to its keys is iterated faster (twice
+		// per publish, by nats.go) than one made for more.
+		h := natsgo.Header{}
+		p = &pooledMsg{msg: &natsgo.Msg{Subject: subject, Header: h, Data: append([]byte(nil), data...)}, hv: hdrVals{h: h}}
 	}
 	r.msgs = append(r.msgs, p)
 	return p.msg, &p.hv
+}
+
+// reuse starts building the next message's headers.
+func (v *hdrVals) reuse() {
+	if v.slow || v.extra || len(v.h) != v.distinct {
+		clear(v.h)
+		v.keys = v.keys[:0]
+		v.slow, v.extra = false, false
+	}
+	v.n = 0
 }
 
 // endRun recycles the run's messages when JetStream acknowledged them all
@@ -598,10 +703,49 @@ func (r *sourceRun) endRun(ok bool) {
 	r.msgs = nil
 }
 
-func (v *hdrVals) set(h natsgo.Header, key, val string) {
-	v.vals = append(v.vals, val)
-	n := len(v.vals)
-	h[key] = v.vals[n-1 : n : n]
+// set sets the next header.
+func (v *hdrVals) set(key, val string) {
+	i := v.n
+	v.n++
+	if v.slow {
+		v.h[key] = []string{val}
+		return
+	}
+	if i < len(v.keys) && v.keys[i] == key {
+		v.vals[i] = val // h[key] is vals[i:i+1] already
+		return
+	}
+	if i < len(v.keys) {
+		// Another layout from here on.
+		v.keys = v.keys[:i]
+		v.remake()
+	}
+	if i >= hdrSlots {
+		v.slow = true
+		v.h[key] = []string{val}
+		return
+	}
+	v.keys = append(v.keys, key)
+	v.vals[i] = val
+	v.h[key] = v.vals[i : i+1 : i+1]
+}
+
+// remake makes h hold exactly the keys set, in order.
+func (v *hdrVals) remake() {
+	clear(v.h)
+	for i, k := range v.keys {
+		v.h[k] = v.vals[i : i+1 : i+1]
+	}
+}
+
+// done ends a message's headers: keys the message before had beyond
+// those set now are removed.
+func (v *hdrVals) done() {
+	if !v.slow && v.n < len(v.keys) {
+		v.keys = v.keys[:v.n]
+		v.remake()
+	}
+	v.distinct = len(v.h)
 }
 
 // publishAtomic commits msgs as one atomic batch: every message but the
@@ -632,7 +776,7 @@ func (s *Sink) publishAtomic(ctx context.Context, source, txn string, upTo int, 
 		// The commit's acknowledgement comes back asynchronously, like any
 		// other publish: batches of consecutive transactions are pipelined.
 		msg.Header.Set(hdrBatchEnd, "1")
-		if _, err := s.js.PublishMsgAsync(msg, stallWait); err != nil {
+		if _, err := s.js.PublishMsgAsync(msg, stallWait...); err != nil {
 			return s.explainPublish(source, msg.Subject, err)
 		}
 	}
@@ -663,11 +807,15 @@ func (s *Sink) explainPublish(source, subject string, err error) error {
 
 // plan lists a transaction's messages and counts its rows.
 func (s *Sink) plan(t *binlog.Txn, source string) ([]logical, int, error) {
-	return s.planAs(t, source, false)
+	s.mu.Lock()
+	run := s.run(source)
+	s.mu.Unlock()
+	return s.planAs(run, t, source, false)
 }
 
-// planAs is plan; a snapshot's rows get no Debezium transaction metadata.
-func (s *Sink) planAs(t *binlog.Txn, source string, snapshot bool) ([]logical, int, error) {
+// planAs is plan, for the source's run; a snapshot's rows get no Debezium
+// transaction metadata.
+func (s *Sink) planAs(run *sourceRun, t *binlog.Txn, source string, snapshot bool) ([]logical, int, error) {
 	if t.DDL != nil && t.Len() == 0 {
 		db, table := ddlTable(t)
 		subj := s.subject(s.cfg.DDLSubject, db, table, "ddl", "", source)
@@ -678,15 +826,19 @@ func (s *Sink) planAs(t *binlog.Txn, source string, snapshot bool) ([]logical, i
 		if t.Len() == 0 {
 			return nil, 0, nil
 		}
-		s.mu.Lock()
-		run := s.run(source)
-		s.mu.Unlock()
 		if run.txnSubject == "" {
 			run.txnSubject = s.subject(s.cfg.TransactionSubject, "", "", "transaction", "", source)
 		}
 		run.plan1[0] = logical{subject: run.txnSubject, op: "transaction"}
 		return run.plan1[:], t.Len(), nil
 	}
+	return s.planRows(t, source, snapshot)
+}
+
+// planRows is planAs for mode row and for outboxes: a message per row
+// (or run of rows, or outbox row), and Debezium's extra messages. Apart
+// from planAs, whose one-message plan then allocates nothing.
+func (s *Sink) planRows(t *binlog.Txn, source string, snapshot bool) ([]logical, int, error) {
 	var msgs []logical
 	rows := 0
 	dbz, isDbz := s.debezium()
@@ -790,20 +942,10 @@ func (s *Sink) key(t *binlog.Txn, lm logical) []byte {
 	return nil
 }
 
-// body encodes one logical message.
-func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
-	s.mu.Lock()
-	run := s.run(m.source)
-	s.mu.Unlock()
+// body encodes one logical message into the source's spool.
+func (s *Sink) body(run *sourceRun, t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	sp := run.spool
 	sp.reset()
-	// Encoded into the source's own buffer, kept between transactions.
-	buf := run.enc[:0]
-	defer func() {
-		if cap(buf) <= 4<<20 {
-			run.enc = buf[:0]
-		}
-	}()
 	switch lm.op {
 	case "outbox":
 		return sp, sp.write(lm.outbox.payload)
@@ -818,8 +960,11 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 		dbz, _ := s.debezium()
 		return sp, sp.write(dbz.key(t, lm.change))
 	}
+	// Encoded into the source's own buffer, kept between transactions.
+	buf := run.enc[:0]
 	if lm.change != nil {
 		buf = s.enc.unit(buf, t, lm.unit, m)
+		run.keepEnc(buf)
 		return sp, sp.write(buf)
 	}
 	// The whole transaction, unit by unit.
@@ -827,41 +972,82 @@ func (s *Sink) body(t *binlog.Txn, lm logical, m meta) (*spool, error) {
 	r := run.bodyRuns
 	if r == nil || r.max != s.enc.maxRun() {
 		r = newRuns(s.enc.maxRun(), nil)
+		r.reuse = true // each unit is encoded before the next is made
+		if _, own := s.enc.(sluiceEncoder); own {
+			r.perTable = nil // sluice's format has no per-table order
+		}
 		run.bodyRuns = r
 	}
 	r.reset()
-	add := func(u unit) error {
-		buf = s.enc.txnUnit(buf, t, u, m)
-		if len(buf) > 1<<20 {
-			if err := sp.write(buf); err != nil {
-				return err
-			}
-			buf = buf[:0]
-		}
-		return nil
-	}
-	for c, err := range t.Changes() {
-		if err != nil {
-			return nil, err
-		}
-		if s.outbox != nil {
-			if _, ok := s.outbox.route(c); ok {
-				continue
-			}
-		}
-		if u, _, ok := r.add(c); ok {
-			if err := add(u); err != nil {
+	var err error
+	if cs, ok := t.MemChanges(); ok {
+		for _, c := range cs {
+			if buf, err = s.bodyChange(sp, r, buf, t, c, m); err != nil {
 				return nil, err
 			}
 		}
+	} else if buf, err = s.bodyChanges(sp, r, buf, t, m); err != nil {
+		return nil, err
 	}
 	if u, _, ok := r.flush(); ok {
-		if err := add(u); err != nil {
+		if buf, err = s.bodyUnit(sp, buf, t, u, m); err != nil {
 			return nil, err
 		}
 	}
 	buf = s.enc.txnEnd(buf, t, m)
+	run.keepEnc(buf)
 	return sp, sp.write(buf)
+}
+
+// bodyChanges adds the changes of a transaction not held in memory to its
+// body (a function of its own: the iteration's closure would move body's
+// variables to the heap).
+func (s *Sink) bodyChanges(sp *spool, r *runs, buf []byte, t *binlog.Txn, m meta) ([]byte, error) {
+	var err error
+	for c, cerr := range t.Changes() {
+		if cerr != nil {
+			return buf, cerr
+		}
+		if buf, err = s.bodyChange(sp, r, buf, t, c, m); err != nil {
+			return buf, err
+		}
+	}
+	return buf, nil
+}
+
+// bodyChange adds a change to a transaction's body: it encodes the unit
+// the change completes, if any.
+func (s *Sink) bodyChange(sp *spool, r *runs, buf []byte, t *binlog.Txn, c *binlog.Change, m meta) ([]byte, error) {
+	if s.outbox != nil {
+		if _, ok := s.outbox.route(c); ok {
+			return buf, nil
+		}
+	}
+	if u, _, ok := r.add(c); ok {
+		return s.bodyUnit(sp, buf, t, u, m)
+	}
+	return buf, nil
+}
+
+// bodyUnit encodes a unit of a transaction's body, moving what is
+// encoded to the spool once it passes 1 MiB.
+func (s *Sink) bodyUnit(sp *spool, buf []byte, t *binlog.Txn, u unit, m meta) ([]byte, error) {
+	buf = s.enc.txnUnit(buf, t, u, m)
+	if len(buf) > 1<<20 {
+		if err := sp.write(buf); err != nil {
+			return buf, err
+		}
+		buf = buf[:0]
+	}
+	return buf, nil
+}
+
+// keepEnc keeps the encoder's buffer for the next body, unless it grew
+// past 4 MiB.
+func (r *sourceRun) keepEnc(buf []byte) {
+	if cap(buf) <= 4<<20 {
+		r.enc = buf[:0]
+	}
 }
 
 func (s *Sink) changeSubject(c *binlog.Change, source string) string {

@@ -165,13 +165,14 @@ type sourceRun struct {
 	// checkedConn is the reconnect count at which the stream was last
 	// checked for this source's acknowledged messages.
 	checkedConn uint64
-	spool       *spool     // the message body being built
-	enc         []byte     // the encoder's buffer, reused
-	txnSubject  string     // the source's transaction subject (mode transaction), once filled in
-	text        []byte     // scratch for header values
-	plan1       [1]logical // plan's result in mode transaction, reused
-	bodyRuns    *runs      // body's unit splitter, reused
-	lastTS      time.Time  // the last commit time formatted (commitTS)
+	spool       *spool             // the message body being built
+	enc         []byte             // the encoder's buffer, reused
+	json        binlog.JSONEncoder // the sluice format's change encoder
+	txnSubject  string             // the source's transaction subject (mode transaction), once filled in
+	text        []byte             // scratch for header values
+	plan1       [1]logical         // plan's result in mode transaction, reused
+	bodyRuns    *runs              // body's unit splitter, reused
+	lastTS      time.Time          // the last commit time formatted (commitTS)
 	lastTSText  string
 	// msgs are the current run's messages; free, messages of earlier runs
 	// that JetStream acknowledged, to be reused (newMsg).
@@ -294,7 +295,9 @@ func Open(ctx context.Context, cfg Config) (*Sink, error) {
 	s.nc = nc
 	js, err := jetstream.New(nc,
 		jetstream.WithPublishAsyncMaxPending(1024),
-		jetstream.WithPublishAsyncTimeout(30*time.Second),
+		// No acknowledgement timeout per publish (a timer each): a run's
+		// wait for its acknowledgements has a limit, and then fails what
+		// is still pending (abandonPending).
 		jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *natsgo.Msg, err error) {
 			var apiErr *jetstream.APIError
 			if errors.As(err, &apiErr) && apiErr.ErrorCode == 10201 {
