@@ -194,11 +194,16 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	// MariaDB reports the position of each consistent snapshot; MySQL
 	// needs the global read lock for it (lock.go).
 	global := !srv.mariadb || cfg.GlobalLock
+	gtids := &gtidCache{}
 	open := func() (*reader, error) {
 		if global {
 			return newGlobalReader(ctx, cfg.Source, srv)
 		}
-		return newReader(ctx, cfg.Source)
+		r, err := newReader(ctx, cfg.Source)
+		if r != nil {
+			r.gtids = gtids
+		}
+		return r, err
 	}
 	tables, estimates, sequences, others, err := listTables(ctx, cfg.Source, cfg.Filter)
 	if err != nil {
@@ -302,7 +307,7 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 				return Result{}, err
 			}
 		}
-		if err := copyAll(ctx, cfg, jobs, held, prog, log); err != nil {
+		if err := copyAll(ctx, cfg, jobs, held, open, prog, log); err != nil {
 			return Result{}, err
 		}
 	}
@@ -403,7 +408,7 @@ func prepareTarget(ctx context.Context, cfg Config, j *tableJob, p *checkpoint.T
 // global-lock path, opened at one position (openLocked), one per reader
 // goroutine, which copyAll closes; otherwise each reader goroutine opens
 // its connection and a snapshot per table.
-func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, held []*reader, prog *progress, log *slog.Logger) error {
+func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, held []*reader, open func() (*reader, error), prog *progress, log *slog.Logger) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	reportCtx, stopReport := context.WithCancel(ctx)
@@ -452,7 +457,7 @@ func copyAll(ctx context.Context, cfg Config, jobs []*tableJob, held []*reader, 
 				r = held[i]
 			} else {
 				var err error
-				if r, err = newReader(ctx, cfg.Source); err != nil {
+				if r, err = open(); err != nil {
 					cancel(err)
 					return
 				}

@@ -47,3 +47,23 @@ func TestSnapshotWideRows(t *testing.T) {
 		t.Fatalf("checksums differ:\nsource %s\ntarget %s", a, b)
 	}
 }
+
+// TestSnapshotGTIDPosOnce copies 4 tables of an idle source, so that
+// their snapshots share one binlog position: the source runs
+// BINLOG_GTID_POS, which reads the binlog file up to the position, once
+// (its general log counts the calls), not once per table.
+func TestSnapshotGTIDPosOnce(t *testing.T) {
+	servers := testenv.StartMariaDBs(t, 2)
+	src, dst := servers[0], servers[1]
+	benchTables(t, src, "idle", 4000)
+	src.Exec(t, "SET GLOBAL log_output = 'TABLE'", "TRUNCATE mysql.general_log", "SET GLOBAL general_log = 1")
+	runSnapshot(t, src, dst, "idle", "idle", 4, 4)
+	src.Exec(t, "SET GLOBAL general_log = 0")
+	tables := []string{"idle.sbtest1", "idle.sbtest2", "idle.sbtest3", "idle.sbtest4"}
+	if a, b := src.Checksums(t, tables...), dst.Checksums(t, tables...); a != b {
+		t.Fatalf("checksums differ:\nsource %s\ntarget %s", a, b)
+	}
+	if n := src.QueryString(t, "SELECT COUNT(*) FROM mysql.general_log WHERE command_type = 'Query' AND argument LIKE 'SELECT BINLOG_GTID_POS%'"); n != "1" {
+		t.Fatalf("the source ran BINLOG_GTID_POS %s times for 4 tables at one position, want 1", n)
+	}
+}
