@@ -45,12 +45,16 @@ func snapshotSchema(db string, rows int) []string {
 		"CREATE TABLE " + db + ".nokey (kind VARCHAR(10), n INT, r DOUBLE)",
 		"INSERT INTO " + db + fmt.Sprintf(".nokey SELECT 'dup', seq %% 10, 0.1 FROM %s.seq_1_to_%d", db, rows/2),
 		"CREATE TABLE " + db + ".empty (id INT PRIMARY KEY)",
+		// Names and ENUM members outside ASCII, text in the table's
+		// latin1 (the snapshot writes rows on binary sessions).
+		"CREATE TABLE " + db + ".`ñandú` (`clé` INT PRIMARY KEY, `état` ENUM('été','hiver') NOT NULL, `côté` VARCHAR(20), `naïve` TEXT CHARACTER SET utf8mb4) CHARACTER SET latin1",
+		"INSERT INTO " + db + fmt.Sprintf(".`ñandú` SELECT seq, 1 + seq %% 2, IF(seq %% 3, CONCAT('plain', seq), CONCAT('dé', seq)), CONCAT('ñ', seq, '😀') FROM %s.seq_1_to_%d", db, rows/10),
 	}
 }
 
 func snapshotTables(db string) []string {
 	var out []string
-	for _, t := range []string{"wide", "ukey", "nokey", "empty"} {
+	for _, t := range []string{"wide", "ukey", "nokey", "empty", "`ñandú`"} {
 		out = append(out, db+"."+t)
 	}
 	return append(out, testenv.LoadTables(db)...)

@@ -67,11 +67,14 @@ func AppendValue(dst []byte, v binlog.Value) []byte { return AppendLiteral(dst, 
 //
 //   - text is converted back to the column's character set and written as
 //     _charset X'…' unless it is printable ASCII (or printable UTF-8 for a
-//     UTF-8 column); RawText is always _charset X'…';
+//     UTF-8 column); RawText is always _charset X'…'; plain printable
+//     ASCII, for an ASCII-compatible column only, is the one literal the
+//     session's character set is left to read (the same bytes in any
+//     ASCII-compatible one, binary included);
 //   - ENUM and SET by index and bitmask, which no collation can confuse;
 //   - FLOAT and DOUBLE as double literals (with an exponent), exact;
 //   - binary strings and GEOMETRY as X'…'; UUID and INET values in their
-//     text form.
+//     text form, as _utf8mb4'…'.
 func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 	switch x := v.(type) {
 	case nil:
@@ -100,12 +103,14 @@ func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 		return strconv.AppendUint(dst, x.Bits, 10)
 	case binlog.UUID:
 		// The text form: what every MariaDB version reads the same way,
-		// whatever order it stores a UUID's bytes in.
-		return appendQuoted(dst, x.String())
+		// whatever order it stores a UUID's bytes in. With a character
+		// set: a binary string (as a plain one is on a session whose
+		// character set is binary) is read as the binary form.
+		return appendCharsetQuoted(dst, x.String())
 	case binlog.Inet4:
-		return appendQuoted(dst, x.String())
+		return appendCharsetQuoted(dst, x.String())
 	case binlog.Inet6:
-		return appendQuoted(dst, x.String())
+		return appendCharsetQuoted(dst, x.String())
 	case []byte:
 		return appendHex(dst, x)
 	case []float32:
@@ -223,6 +228,11 @@ func load64(s string) uint64 {
 }
 
 // appendQuoted appends s between single quotes, each quote in it doubled.
+// appendCharsetQuoted appends s, printable ASCII, as _utf8mb4'…'.
+func appendCharsetQuoted(dst []byte, s string) []byte {
+	return appendQuoted(append(dst, "_utf8mb4"...), s)
+}
+
 func appendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '\'')
 	for {

@@ -46,3 +46,14 @@ func (s *Sink) YieldsForTest(source string) int64 { return s.applierFor(source).
 // SetMinItemForTest sets the fewest transactions an item of source's runs
 // holds when a run is cut (minItemTxns).
 func (s *Sink) SetMinItemForTest(source string, n int) { s.applierFor(source).minItem = n }
+
+// RowsSessionForTest reports the character set and sql_log_bin of the
+// sessions the initial snapshot's rows are written on.
+func (s *Sink) RowsSessionForTest(ctx context.Context) (charset string, logBin int, err error) {
+	db, err := s.rowsDB(ctx)
+	if err != nil {
+		return "", 0, err
+	}
+	err = db.QueryRowContext(ctx, "SELECT @@SESSION.character_set_client, @@SESSION.sql_log_bin").Scan(&charset, &logBin)
+	return charset, logBin, err
+}

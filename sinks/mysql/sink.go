@@ -98,9 +98,11 @@ type Sink struct {
 	seeding sync.Map
 
 	// snapDB: the initial snapshot's connections when it skips the binlog
-	// (Config.SnapshotSkipBinlog), opened at its first write.
-	snapMu sync.Mutex
-	snapDB *sql.DB
+	// (Config.SnapshotSkipBinlog), opened at its first write; rowsPool:
+	// the connections its rows are written with (rowsDB).
+	snapMu   sync.Mutex
+	snapDB   *sql.DB
+	rowsPool *sql.DB
 
 	// snapshotColumns: sluice.snapshot has the resume columns (snapshot.go).
 	snapshotColumns atomic.Bool
@@ -215,6 +217,10 @@ func (s *Sink) Close() error {
 	s.appliers = map[string]*applier{}
 	s.mu.Unlock()
 	s.snapMu.Lock()
+	if s.rowsPool != nil && s.rowsPool != s.db && s.rowsPool != s.snapDB {
+		s.rowsPool.Close()
+	}
+	s.rowsPool = nil
 	if s.snapDB != nil {
 		s.snapDB.Close()
 		s.snapDB = nil

@@ -2,11 +2,14 @@ package mysql_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
 	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
+	mysqlsink "github.com/sluice-cdc/sluice/sinks/mysql"
 )
 
 // TestSnapshotProgressResume: a sluice.snapshot made before chunk-level
@@ -80,4 +83,30 @@ func progressOf(t *testing.T, s interface {
 	}
 	t.Fatalf("no progress for %s in %+v", name, have)
 	return checkpoint.TableSnapshot{}
+}
+
+// The initial snapshot's rows are written on sessions whose character set
+// is binary (the target then neither converts nor scans their text as
+// multi-byte), which write the binlog unless snapshot_binlog: skip; the
+// streamed transactions' sessions stay utf8mb4 and logged.
+func TestSnapshotRowsSession(t *testing.T) {
+	dst := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	for _, tc := range []struct {
+		skip   bool
+		logBin int
+	}{{false, 1}, {true, 0}} {
+		d, _ := mysqlconn.ParseDSN(dst.DSN())
+		s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", SnapshotSkipBinlog: tc.skip, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		charset, logBin, err := s.RowsSessionForTest(context.Background())
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if charset != "binary" || logBin != tc.logBin {
+			t.Errorf("skip %v: rows written on a session of character set %s, sql_log_bin %d; want binary, %d", tc.skip, charset, logBin, tc.logBin)
+		}
+	}
 }
