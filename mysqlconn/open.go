@@ -23,6 +23,9 @@ func Open(ctx context.Context, d DSN, tweak func(*drv.Config)) (*sql.DB, error) 
 	if tweak != nil {
 		tweak(cfg)
 	}
+	if cfg.DialFunc == nil {
+		cfg.DialFunc = dialBuffered
+	}
 	conn, err := drv.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d, err)

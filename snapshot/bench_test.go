@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -95,9 +96,19 @@ func runSnapshotTo(t testing.TB, src, dst *testenv.MariaDB, db string, cfg mysql
 			}
 		}
 	}()
+	// The source opened as sluice opens it (mysqlconn.Open).
+	dsn, err := mysqlconn.ParseDSN(src.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	source, err := mysqlconn.Open(context.Background(), dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer source.Close()
 	runtime.GC()
 	start := time.Now()
-	_, err := snapshot.Run(context.Background(), snapshot.Config{Source: src.DB(t), SourceName: "primary", Filter: filter, Target: sink,
+	_, err = snapshot.Run(context.Background(), snapshot.Config{Source: source, SourceName: "primary", Filter: filter, Target: sink,
 		Readers: readers, Writers: writers, Logger: testenv.Logger()})
 	took := time.Since(start)
 	close(stop)
@@ -176,6 +187,11 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 	}
 	rows := envInt("SNAPSHOT_BENCH_ROWS", 1000000)
 	rounds := envInt("SNAPSHOT_BENCH_ROUNDS", 3)
+	// The collector as `sluice snapshot` and `sluice run` set it
+	// (cmd/sluice's tuneGC), unless GOGC says otherwise.
+	if os.Getenv("GOGC") == "" {
+		defer debug.SetGCPercent(debug.SetGCPercent(200))
+	}
 	// The same servers for the three tools.
 	src, dst := startSized(b), startSized(b)
 	benchTables(b, src, "bench", rows)

@@ -37,6 +37,7 @@ func runRun(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	tuneGC(200)
 	log, err := logs.logger(stderr, cfg)
 	if err != nil {
 		return err

@@ -53,6 +53,7 @@ func runSnapshotCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	if *readers < 1 || *writers < 1 {
 		return usagef("--readers and --writers must be at least 1")
 	}
+	tuneGC(200)
 	cfg, err := loadConfig(fs, *path)
 	if err != nil {
 		return err

@@ -5,11 +5,13 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -246,4 +248,94 @@ func bigTxn(ctx context.Context, db *sql.DB, id1, id2 int) error {
 func (l *bigLoad) stop() {
 	l.cancel()
 	l.wg.Wait()
+}
+
+// TestSnapshotDoneWhen is issue 12's "done when", as a user would try it:
+// a source with 1,000,000 rows under a live write load (transfers, and
+// updates, deletes, inserts and key moves in the big tables), its early
+// binlogs purged; one `sluice run` with snapshot: initial copies it and
+// goes on streaming (a row written after the copy arrives while it runs),
+// with a peak RSS under 300 MiB, and once the load stops the target is
+// equal (CHECKSUM TABLE and sluice verify).
+func TestSnapshotDoneWhen(t *testing.T) {
+	opts := testenv.MariaDBOptions{Args: []string{"--innodb-log-file-size=256M", "--innodb-buffer-pool-size=256M"}}
+	src, dst := testenv.StartMariaDB(t, opts), testenv.StartMariaDB(t, opts)
+	src.Exec(t, testenv.LoadSchema("bank", 50)...)
+	sizes := map[string]int{"big1": 600000, "big2": 400000}
+	for tb, n := range sizes {
+		src.Exec(t, "CREATE TABLE bank."+tb+" (id INT PRIMARY KEY, a VARCHAR(40), b DOUBLE, c DATETIME(6))",
+			fmt.Sprintf("INSERT INTO bank.%s SELECT seq, CONCAT('row ', seq), seq / 7, '2024-01-01' + INTERVAL seq SECOND FROM bank.seq_1_to_%d", tb, n))
+	}
+	src.Exec(t, "FLUSH BINARY LOGS")
+	files := src.BinlogFiles(t)
+	src.PurgeBinlogsTo(t, files[len(files)-1])
+	load := testenv.StartLoad(t, src, "bank", 3)
+	big := startBigLoad(t, src, sizes)
+	cfgPath := writeConfig(t, fmt.Sprintf(`
+http: {listen: "off"}
+pipelines:
+  - name: bank
+    sources:
+      - {name: primary, dsn: "%s", include: ["bank.*"]}
+    sink: {type: mysql, dsn: "%s"}
+    snapshot: initial
+`, src.DSN(), dst.DSN()))
+	src.Exec(t, "CREATE TABLE bank.marks (id INT PRIMARY KEY)")
+	d := startDaemon(t, cfgPath)
+	var peak int
+	// wait polls until done, sampling the process's peak RSS.
+	wait := func(what string, done func() bool) {
+		for deadline := time.Now().Add(4 * time.Minute); !done(); time.Sleep(200 * time.Millisecond) {
+			peak = max(peak, peakRSS(t, d))
+			if d.cmd.ProcessState != nil {
+				t.Fatalf("sluice run exited while waiting for %s:\n%s", what, logTail(t, cfgPath, 20))
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s within 4 minutes:\n%s", what, logTail(t, cfgPath, 20))
+			}
+		}
+	}
+	wait("copy of the big tables", func() bool {
+		return dst.QueryString(t, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'sluice' AND TABLE_NAME = 'snapshot'") == "1" &&
+			dst.QueryString(t, "SELECT COUNT(*) FROM sluice.snapshot WHERE table_name IN ('big1', 'big2') AND done = 1") == "2"
+	})
+	// Streaming goes on after the copy: a row written now arrives.
+	src.Exec(t, "INSERT INTO bank.marks VALUES (1)")
+	wait("streamed row", func() bool { return dst.QueryString(t, "SELECT COUNT(*) FROM bank.marks WHERE id = 1") == "1" })
+	big.stop()
+	load.Stop()
+	src.Exec(t, "INSERT INTO bank.marks VALUES (2)")
+	wait("catch-up after the load", func() bool { return dst.QueryString(t, "SELECT COUNT(*) FROM bank.marks WHERE id = 2") == "1" })
+	peak = max(peak, peakRSS(t, d))
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.wait(time.Minute); code != 0 {
+		t.Fatalf("sluice run exited %d on SIGTERM:\n%s", code, logTail(t, cfgPath, 20))
+	}
+	if peak <= 0 || peak >= 300<<10 {
+		t.Fatalf("sluice run's peak RSS %d KiB, want under 300 MiB", peak)
+	}
+	tables := append(testenv.LoadTables("bank"), "bank.big1", "bank.big2", "bank.marks")
+	if a, b := src.Checksums(t, tables...), dst.Checksums(t, tables...); a != b {
+		t.Fatalf("checksums differ:\nsource %s\ntarget %s", a, b)
+	}
+	if out, code := sluice(t, "verify", "-c", cfgPath, "-q"); code != 0 {
+		t.Fatalf("sluice verify exited %d:\n%s", code, out)
+	}
+	t.Logf("peak RSS %d MiB; load: %d transfers, %d writes to the big tables", peak>>10, load.Transfers.Load(), big.writes.Load())
+}
+
+// peakRSS is the process's peak resident set so far (VmHWM), in KiB.
+func peakRSS(t *testing.T, d *daemon) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
+	if err != nil {
+		return 0 // exited
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	t.Fatal("no VmHWM in /proc/PID/status")
+	return 0
 }
