@@ -47,13 +47,14 @@ func (s *Sink) YieldsForTest(source string) int64 { return s.applierFor(source).
 // holds when a run is cut (minItemTxns).
 func (s *Sink) SetMinItemForTest(source string, n int) { s.applierFor(source).minItem = n }
 
-// RowsSessionForTest reports the character set and sql_log_bin of the
-// sessions the initial snapshot's rows are written on.
-func (s *Sink) RowsSessionForTest(ctx context.Context) (charset string, logBin int, err error) {
+// RowsSessionForTest reports the character set, sql_log_bin and
+// binlog_annotate_row_events of the sessions the initial snapshot's rows
+// are written on.
+func (s *Sink) RowsSessionForTest(ctx context.Context) (charset string, logBin, annotate int, err error) {
 	db, err := s.rowsDB(ctx)
 	if err != nil {
-		return "", 0, err
+		return "", 0, 0, err
 	}
-	err = db.QueryRowContext(ctx, "SELECT @@SESSION.character_set_client, @@SESSION.sql_log_bin").Scan(&charset, &logBin)
-	return charset, logBin, err
+	err = db.QueryRowContext(ctx, "SELECT @@SESSION.character_set_client, @@SESSION.sql_log_bin, @@SESSION.binlog_annotate_row_events").Scan(&charset, &logBin, &annotate)
+	return charset, logBin, annotate, err
 }

@@ -87,26 +87,40 @@ func progressOf(t *testing.T, s interface {
 
 // The initial snapshot's rows are written on sessions whose character set
 // is binary (the target then neither converts nor scans their text as
-// multi-byte), which write the binlog unless snapshot_binlog: skip; the
-// streamed transactions' sessions stay utf8mb4 and logged.
+// multi-byte), which write the binlog unless snapshot_binlog: skip, without
+// the INSERTs' text when the user may say so (BINLOG ADMIN), and with it
+// otherwise; the streamed transactions' sessions stay utf8mb4 and logged.
 func TestSnapshotRowsSession(t *testing.T) {
 	dst := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	dst.Exec(t, "CREATE USER 'plain'@'%' IDENTIFIED BY 'pw'", "GRANT ALL ON *.* TO 'plain'@'%'", "REVOKE SUPER, BINLOG ADMIN ON *.* FROM 'plain'@'%'")
 	for _, tc := range []struct {
-		skip   bool
-		logBin int
-	}{{false, 1}, {true, 0}} {
-		d, _ := mysqlconn.ParseDSN(dst.DSN())
-		s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", SnapshotSkipBinlog: tc.skip, Logger: slog.New(slog.DiscardHandler)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		charset, logBin, err := s.RowsSessionForTest(context.Background())
-		s.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if charset != "binary" || logBin != tc.logBin {
-			t.Errorf("skip %v: rows written on a session of character set %s, sql_log_bin %d; want binary, %d", tc.skip, charset, logBin, tc.logBin)
-		}
+		name             string
+		dsn              string
+		skip             bool
+		logBin, annotate int
+	}{
+		{"logged", dst.DSN(), false, 1, 0},
+		{"skip", dst.DSN(), true, 0, 1},
+		{"logged, no BINLOG ADMIN", dst.UserDSN("plain", "pw"), false, 1, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := mysqlconn.ParseDSN(tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s, err := mysqlsink.Open(context.Background(), mysqlsink.Config{DSN: d, Pipeline: "t", SnapshotSkipBinlog: tc.skip, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			charset, logBin, annotate, err := s.RowsSessionForTest(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if charset != "binary" || logBin != tc.logBin || annotate != tc.annotate {
+				t.Errorf("rows written on a session of character set %s, sql_log_bin %d, binlog_annotate_row_events %d; want binary, %d, %d",
+					charset, logBin, annotate, tc.logBin, tc.annotate)
+			}
+		})
 	}
 }
