@@ -35,28 +35,14 @@ import (
 func TestSnapshotKillResume(t *testing.T) {
 	servers := testenv.StartMariaDBs(t, 2)
 	src, dst := servers[0], servers[1]
-	src.Exec(t, testenv.LoadSchema("bank", 50)...)
 	sizes := map[string]int{"big1": 300000, "big2": 200000} // big1 is copied first: the largest goes first
-	for tb, n := range sizes {
-		src.Exec(t, "CREATE TABLE bank."+tb+" (id INT PRIMARY KEY, a VARCHAR(40), b DOUBLE, c DATETIME(6))",
-			fmt.Sprintf("INSERT INTO bank.%s SELECT seq, CONCAT('row ', seq), seq / 7, '2024-01-01' + INTERVAL seq SECOND FROM bank.seq_1_to_%d", tb, n))
-	}
-	src.Exec(t, "FLUSH BINARY LOGS")
-	files := src.BinlogFiles(t)
-	src.PurgeBinlogsTo(t, files[len(files)-1])
+	bigBank(t, src, sizes)
 	load := testenv.StartLoad(t, src, "bank", 3)
 	big := startBigLoad(t, src, sizes)
 	// Every query the source runs, to count the chunks each run reads.
 	src.Exec(t, "SET GLOBAL log_output = 'TABLE'", "SET GLOBAL general_log = 1")
 
-	cfgPath := writeConfig(t, fmt.Sprintf(`
-http: {listen: "off"}
-pipelines:
-  - name: bank
-    sources:
-      - {name: primary, dsn: "%s", include: ["bank.*"]}
-    sink: {type: mysql, dsn: "%s"}
-`, src.DSN(), dst.DSN()))
+	cfgPath := bankConfig(t, src, dst, "")
 
 	d := startCommand(t, "snapshot", cfgPath, "--readers", "1", "--writers", "2")
 	deadline := time.Now().Add(2 * time.Minute)
@@ -167,6 +153,32 @@ pipelines:
 	t.Logf("load: %d transfers, %d writes to the big tables", load.Transfers.Load(), big.writes.Load())
 }
 
+// bankConfig writes a pipeline file replicating bank from src to dst,
+// the pipeline's entry ending with extra.
+func bankConfig(t *testing.T, src, dst *testenv.MariaDB, extra string) string {
+	return writeConfig(t, fmt.Sprintf(`
+http: {listen: "off"}
+pipelines:
+  - name: bank
+    sources:
+      - {name: primary, dsn: "%s", include: ["bank.*"]}
+    sink: {type: mysql, dsn: "%s"}
+`, src.DSN(), dst.DSN())+extra)
+}
+
+// bigBank fills src with the bank schema and big tables of sizes rows,
+// then purges the binlogs that hold their creation and first rows.
+func bigBank(t *testing.T, src *testenv.MariaDB, sizes map[string]int) {
+	src.Exec(t, testenv.LoadSchema("bank", 50)...)
+	for tb, n := range sizes {
+		src.Exec(t, "CREATE TABLE bank."+tb+" (id INT PRIMARY KEY, a VARCHAR(40), b DOUBLE, c DATETIME(6))",
+			fmt.Sprintf("INSERT INTO bank.%s SELECT seq, CONCAT('row ', seq), seq / 7, '2024-01-01' + INTERVAL seq SECOND FROM bank.seq_1_to_%d", tb, n))
+	}
+	src.Exec(t, "FLUSH BINARY LOGS")
+	files := src.BinlogFiles(t)
+	src.PurgeBinlogsTo(t, files[len(files)-1])
+}
+
 var afterRE = regexp.MustCompile("\\(`id`>([0-9]+)\\)")
 
 // afterKey is the key in a chunk condition "(`id`>N)".
@@ -260,26 +272,11 @@ func (l *bigLoad) stop() {
 func TestSnapshotDoneWhen(t *testing.T) {
 	opts := testenv.MariaDBOptions{Args: []string{"--innodb-log-file-size=256M", "--innodb-buffer-pool-size=256M"}}
 	src, dst := testenv.StartMariaDB(t, opts), testenv.StartMariaDB(t, opts)
-	src.Exec(t, testenv.LoadSchema("bank", 50)...)
 	sizes := map[string]int{"big1": 600000, "big2": 400000}
-	for tb, n := range sizes {
-		src.Exec(t, "CREATE TABLE bank."+tb+" (id INT PRIMARY KEY, a VARCHAR(40), b DOUBLE, c DATETIME(6))",
-			fmt.Sprintf("INSERT INTO bank.%s SELECT seq, CONCAT('row ', seq), seq / 7, '2024-01-01' + INTERVAL seq SECOND FROM bank.seq_1_to_%d", tb, n))
-	}
-	src.Exec(t, "FLUSH BINARY LOGS")
-	files := src.BinlogFiles(t)
-	src.PurgeBinlogsTo(t, files[len(files)-1])
+	bigBank(t, src, sizes)
 	load := testenv.StartLoad(t, src, "bank", 3)
 	big := startBigLoad(t, src, sizes)
-	cfgPath := writeConfig(t, fmt.Sprintf(`
-http: {listen: "off"}
-pipelines:
-  - name: bank
-    sources:
-      - {name: primary, dsn: "%s", include: ["bank.*"]}
-    sink: {type: mysql, dsn: "%s"}
-    snapshot: initial
-`, src.DSN(), dst.DSN()))
+	cfgPath := bankConfig(t, src, dst, "    snapshot: initial\n")
 	src.Exec(t, "CREATE TABLE bank.marks (id INT PRIMARY KEY)")
 	d := startDaemon(t, cfgPath)
 	var peak int
