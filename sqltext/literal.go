@@ -53,7 +53,7 @@ func AppendString(dst []byte, s string) []byte {
 	case plainASCII:
 		return appendQuoted(dst, s)
 	case plainUTF8:
-		return appendQuoted(append(dst, "_utf8mb4"...), s)
+		return appendUTF8Quoted(dst, s)
 	}
 	return appendHexText(dst, "utf8mb4", []byte(s))
 }
@@ -106,11 +106,11 @@ func AppendLiteral(dst []byte, col *binlog.Column, v binlog.Value) []byte {
 		// whatever order it stores a UUID's bytes in. With a character
 		// set: a binary string (as a plain one is on a session whose
 		// character set is binary) is read as the binary form.
-		return appendCharsetQuoted(dst, x.String())
+		return appendUTF8Quoted(dst, x.String())
 	case binlog.Inet4:
-		return appendCharsetQuoted(dst, x.String())
+		return appendUTF8Quoted(dst, x.String())
 	case binlog.Inet6:
-		return appendCharsetQuoted(dst, x.String())
+		return appendUTF8Quoted(dst, x.String())
 	case []byte:
 		return appendHex(dst, x)
 	case []float32:
@@ -143,7 +143,7 @@ func appendText(dst []byte, col *binlog.Column, s string) []byte {
 	switch {
 	case cs == "" || cs == "utf8mb4" || cs == "utf8mb3" || cs == "utf8" || cs == "binary":
 		if p != notPlain {
-			return appendQuoted(append(dst, "_utf8mb4"...), s)
+			return appendUTF8Quoted(dst, s)
 		}
 		return appendHexText(dst, "utf8mb4", []byte(s))
 	}
@@ -227,12 +227,13 @@ func load64(s string) uint64 {
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
-// appendQuoted appends s between single quotes, each quote in it doubled.
-// appendCharsetQuoted appends s, printable ASCII, as _utf8mb4'…'.
-func appendCharsetQuoted(dst []byte, s string) []byte {
+// appendUTF8Quoted appends s, printable UTF-8 text, as _utf8mb4'…': a
+// literal no session's character set reads otherwise.
+func appendUTF8Quoted(dst []byte, s string) []byte {
 	return appendQuoted(append(dst, "_utf8mb4"...), s)
 }
 
+// appendQuoted appends s between single quotes, each quote in it doubled.
 func appendQuoted(dst []byte, s string) []byte {
 	dst = append(dst, '\'')
 	for {

@@ -331,7 +331,7 @@ func (s *Sink) snapshotApplier(ctx context.Context, source string) (*applier, fu
 	if err != nil {
 		return nil, nil, err
 	}
-	return applierOn(ctx, s, db, source)
+	return s.applierOn(ctx, db, source)
 }
 
 // rowsApplier is snapshotApplier on the pool of the snapshot's rows
@@ -341,10 +341,11 @@ func (s *Sink) rowsApplier(ctx context.Context, source string) (*applier, func()
 	if err != nil {
 		return nil, nil, err
 	}
-	return applierOn(ctx, s, db, source)
+	return s.applierOn(ctx, db, source)
 }
 
-func applierOn(ctx context.Context, s *Sink, db *sql.DB, source string) (*applier, func(), error) {
+// applierOn is a connection of db dressed as a snapshot's applier.
+func (s *Sink) applierOn(ctx context.Context, db *sql.DB, source string) (*applier, func(), error) {
 	c, err := db.Conn(ctx)
 	if err != nil {
 		return nil, nil, err
