@@ -38,6 +38,9 @@ func snapshotSchema(db string, rows int) []string {
 			JSON_OBJECT('n', seq, 's', CONCAT('v', seq)), POINT(seq, -seq), UUID(), CONCAT('2001:db8::', HEX(seq %% 65535)), CONCAT('10.0.', seq %% 256, '.1')
 			FROM %s.seq_1_to_%d`, db, rows),
 		"UPDATE " + db + ".wide SET ts = NULL, e = NULL, g = NULL WHERE a = 3",
+		// wide's columns whose values go to a MariaDB target as prepared
+		// statements' parameters (sqltext.Param), not literals.
+		"CREATE TABLE " + db + ".scalars (id INT AUTO_INCREMENT PRIMARY KEY) SELECT i8, u8, i64, u64, m, d, f, dbl, f2, bt, yr, dt, dtm, tm, ts, e, s, l1, cp, gb, bin, vb, bl, tx FROM " + db + ".wide ORDER BY a, b",
 		// A unique NOT NULL key and no primary key.
 		"CREATE TABLE " + db + ".ukey (code VARCHAR(12) NOT NULL, n INT, UNIQUE KEY (code))",
 		"INSERT INTO " + db + fmt.Sprintf(".ukey SELECT CONCAT('c', seq), seq FROM %s.seq_1_to_%d", db, rows/2),
@@ -54,7 +57,7 @@ func snapshotSchema(db string, rows int) []string {
 
 func snapshotTables(db string) []string {
 	var out []string
-	for _, t := range []string{"wide", "ukey", "nokey", "empty", "`ñandú`"} {
+	for _, t := range []string{"wide", "scalars", "ukey", "nokey", "empty", "`ñandú`"} {
 		out = append(out, db+"."+t)
 	}
 	return append(out, testenv.LoadTables(db)...)

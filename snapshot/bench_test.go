@@ -174,11 +174,15 @@ func median(d []time.Duration) time.Duration {
 
 // BenchmarkSnapshotVsDump copies the same tables between the same two
 // servers with sluice's snapshot (4 readers, 4 writers), mariadb-dump |
-// mariadb, and mydumper + myloader with 4 threads, in alternating rounds,
-// and prints each one's median rows/s and sluice's ratios (make
-// bench-snapshot). myloader writes nothing to the target's binlog unless
-// asked (--enable-binlog), sluice does unless asked (snapshot_binlog:
-// skip): each is run both ways, and compared like for like.
+// mariadb, and mydumper + myloader with 4 threads, in rounds, and prints
+// each one's median rows/s and sluice's ratios (make bench-snapshot).
+// myloader writes nothing to the target's binlog unless asked
+// (--enable-binlog), sluice does unless asked (snapshot_binlog: skip):
+// each is run both ways, and compared like for like.
+//
+// A first round, not counted, warms both servers (a fresh target's first
+// load also grows its undo and data files); after it, each round starts
+// with the next tool, so that no tool always runs in one slot.
 func BenchmarkSnapshotVsDump(b *testing.B) {
 	for _, tool := range []string{"mariadb-dump", "mariadb", "mydumper", "myloader"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -196,55 +200,58 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 	src, dst := startSized(b), startSized(b)
 	benchTables(b, src, "bench", rows)
 	conn := func(m *testenv.MariaDB) string { return fmt.Sprintf("-h 127.0.0.1 -P %d -u root", m.Port) }
-	var sluice, sluiceSkip, dump, mydumper, mydumperBinlog []time.Duration
 	var peak uint64
-	for i := range b.N * rounds {
-		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
-		var heap uint64
-		took, cs := measure(b, src, dst, func() time.Duration {
+	sluiceRun := func(cfg mysqlsink.Config) func(string) time.Duration {
+		return func(string) time.Duration {
 			c0 := selfCPU()
-			_, heap = runSnapshot(b, src, dst, "bench", fmt.Sprintf("bench-%d", i), envInt("SNAPSHOT_BENCH_READERS", 4), envInt("SNAPSHOT_BENCH_WRITERS", 4))
+			_, heap := runSnapshotTo(b, src, dst, "bench", cfg, envInt("SNAPSHOT_BENCH_READERS", 4), envInt("SNAPSHOT_BENCH_WRITERS", 4))
+			peak = max(peak, heap)
 			return selfCPU() - c0
-		})
-		sluice = append(sluice, took)
-		peak = max(peak, heap)
-
-		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
-		took, cn := measure(b, src, dst, func() time.Duration {
-			c0 := selfCPU()
-			_, heap = runSnapshotTo(b, src, dst, "bench", mysqlsink.Config{Pipeline: fmt.Sprintf("bench-skip-%d", i), SnapshotSkipBinlog: true},
-				envInt("SNAPSHOT_BENCH_READERS", 4), envInt("SNAPSHOT_BENCH_WRITERS", 4))
-			return selfCPU() - c0
-		})
-		sluiceSkip = append(sluiceSkip, took)
-		peak = max(peak, heap)
-
-		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
-		took, cd := measure(b, src, dst, func() time.Duration {
+		}
+	}
+	mydumper := func(loaderArgs string) func(string) time.Duration {
+		return func(dir string) time.Duration {
+			return run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir) + run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o", loaderArgs)
+		}
+	}
+	type contender struct {
+		name  string
+		copy  func(dir string) time.Duration // returns the tool's own CPU time
+		times []time.Duration
+	}
+	tools := []*contender{
+		{name: "sluice"},
+		{name: "with snapshot_binlog: skip"},
+		{name: "mariadb-dump|mariadb", copy: func(string) time.Duration {
 			return run(b, "mariadb-dump", conn(src), "--single-transaction --databases bench |", "mariadb", conn(dst))
-		})
-		dump = append(dump, took)
-
-		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
-		dir := filepath.Join(b.TempDir(), strconv.Itoa(i))
-		took, cm := measure(b, src, dst, func() time.Duration {
-			return run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir) + run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o")
-		})
-		mydumper = append(mydumper, took)
-
+		}},
 		// myloader writes nothing to the target's binlog unless asked
 		// (--enable-binlog); sluice and mariadb do, as a replica's
 		// replicas need it.
-		dst.Exec(b, "DROP DATABASE IF EXISTS bench")
-		dir += "b"
-		took, cb := measure(b, src, dst, func() time.Duration {
-			return run(b, "mydumper", conn(src), "-B bench -t 4 -o", dir) + run(b, "myloader", conn(dst), "-d", dir, "-t 4 -o --enable-binlog")
-		})
-		mydumperBinlog = append(mydumperBinlog, took)
-		b.Logf("round %d: sluice %s (%s), with snapshot_binlog: skip %s (%s), mariadb-dump|mariadb %s (%s), mydumper+myloader %s (%s), with --enable-binlog %s (%s)", i+1,
-			sluice[len(sluice)-1].Round(time.Millisecond), cs, sluiceSkip[len(sluiceSkip)-1].Round(time.Millisecond), cn, dump[len(dump)-1].Round(time.Millisecond), cd,
-			mydumper[len(mydumper)-1].Round(time.Millisecond), cm, mydumperBinlog[len(mydumperBinlog)-1].Round(time.Millisecond), cb)
+		{name: "mydumper+myloader", copy: mydumper("")},
+		{name: "with --enable-binlog", copy: mydumper("--enable-binlog")},
 	}
+	for i := -1; i < b.N*rounds; i++ {
+		tools[0].copy = sluiceRun(mysqlsink.Config{Pipeline: fmt.Sprintf("bench-%d", i)})
+		tools[1].copy = sluiceRun(mysqlsink.Config{Pipeline: fmt.Sprintf("bench-skip-%d", i), SnapshotSkipBinlog: true})
+		var line []string
+		for k := range tools {
+			c := tools[(max(i, 0)+k)%len(tools)]
+			dst.Exec(b, "DROP DATABASE IF EXISTS bench")
+			dir := filepath.Join(b.TempDir(), strconv.Itoa(k))
+			took, cpu := measure(b, src, dst, func() time.Duration { return c.copy(dir) })
+			if i >= 0 {
+				c.times = append(c.times, took)
+			}
+			line = append(line, fmt.Sprintf("%s %s (%s)", c.name, took.Round(time.Millisecond), cpu))
+		}
+		if i < 0 {
+			b.Logf("warm-up round, not counted: %s", strings.Join(line, ", "))
+		} else {
+			b.Logf("round %d: %s", i+1, strings.Join(line, ", "))
+		}
+	}
+	sluice, sluiceSkip, dump, mydumperTimes, mydumperBinlog := tools[0].times, tools[1].times, tools[2].times, tools[3].times, tools[4].times
 	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
 		b.Logf("load average: %s", strings.TrimSpace(string(load)))
 	}
@@ -252,7 +259,7 @@ func BenchmarkSnapshotVsDump(b *testing.B) {
 		b.Fatalf("checksums differ: %s / %s", a, c)
 	}
 	rate := func(d time.Duration) float64 { return float64(rows) / d.Seconds() }
-	s, sn, d, m, mb := median(sluice), median(sluiceSkip), median(dump), median(mydumper), median(mydumperBinlog)
+	s, sn, d, m, mb := median(sluice), median(sluiceSkip), median(dump), median(mydumperTimes), median(mydumperBinlog)
 	b.Logf("%d rows, %d rounds, %d cores: sluice %.0f rows/s, with snapshot_binlog: skip %.0f rows/s, mariadb-dump|mariadb %.0f rows/s, mydumper+myloader (4 threads) %.0f rows/s, with --enable-binlog %.0f rows/s",
 		rows, rounds, runtime.NumCPU(), rate(s), rate(sn), rate(d), rate(m), rate(mb))
 	b.Logf("like for like: sluice vs mariadb-dump|mariadb (both write the target's binlog): %.2f; vs mydumper+myloader --enable-binlog: %.2f; "+

@@ -97,3 +97,127 @@ func TestLiteralsOnServer(t *testing.T) {
 	}
 	m.QueryString(t, "SELECT COUNT(*) FROM l.t0") // the DROP in the nasty value never ran
 }
+
+// TestParamsOnServer stores each value twice on a binary session with the
+// MySQL sink's sql_mode, once as AppendLiteral's literal and once as
+// Param's prepared-statement parameter, and checks the column holds the
+// same value both ways; and that Param leaves to the literal what it
+// cannot send as such.
+func TestParamsOnServer(t *testing.T) {
+	m := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	m.Exec(t, "CREATE DATABASE p")
+	col := func(typ byte, cs string) *binlog.Column {
+		return &binlog.Column{Name: "c", Type: typ, Charset: cs}
+	}
+	text := func(cs string) *binlog.Column { return col(mysql.MYSQL_TYPE_VARCHAR, cs) }
+	nasty := `a\'; DROP TABLE p.t; -- ` + "\x00\n\r\x1a\"`😀"
+	big := strings.Repeat("ü'\\", 40000)
+	values := []struct {
+		ddl string
+		col *binlog.Column
+		v   binlog.Value
+	}{
+		{"INT", col(mysql.MYSQL_TYPE_LONG, ""), int64(-2147483648)},
+		{"TINYINT", col(mysql.MYSQL_TYPE_TINY, ""), int64(-5)},
+		{"BIGINT UNSIGNED", col(mysql.MYSQL_TYPE_LONGLONG, ""), uint64(18446744073709551615)},
+		{"INT", col(mysql.MYSQL_TYPE_LONG, ""), nil},
+		{"DECIMAL(30,10)", col(mysql.MYSQL_TYPE_NEWDECIMAL, ""), binlog.Decimal("-12345678901234567890.0123456789")},
+		{"DECIMAL(5,2)", col(mysql.MYSQL_TYPE_NEWDECIMAL, ""), binlog.Decimal("0.00")},
+		{"FLOAT", col(mysql.MYSQL_TYPE_FLOAT, ""), float32(0.1)},
+		{"FLOAT", col(mysql.MYSQL_TYPE_FLOAT, ""), float32(3.4028235e38)},
+		{"FLOAT(7,3)", col(mysql.MYSQL_TYPE_FLOAT, ""), float32(1234.568)},
+		{"DOUBLE", col(mysql.MYSQL_TYPE_DOUBLE, ""), 0.1},
+		{"DOUBLE", col(mysql.MYSQL_TYPE_DOUBLE, ""), 1.7976931348623157e308},
+		{"DOUBLE", col(mysql.MYSQL_TYPE_DOUBLE, ""), 4.9e-324},
+		{"BIT(17)", col(mysql.MYSQL_TYPE_BIT, ""), uint64(131071)},
+		{"YEAR", col(mysql.MYSQL_TYPE_YEAR, ""), int64(1901)},
+		{"DATE", col(mysql.MYSQL_TYPE_DATE, ""), "2024-02-29"},
+		{"DATE", col(mysql.MYSQL_TYPE_DATE, ""), "0000-00-00"},
+		{"DATE", col(mysql.MYSQL_TYPE_DATE, ""), "2023-02-31"},
+		{"DATETIME(6)", col(mysql.MYSQL_TYPE_DATETIME2, ""), "2024-01-01 00:00:00.000001"},
+		{"TIME(3)", col(mysql.MYSQL_TYPE_TIME2, ""), "-838:59:59.000"},
+		{"TIMESTAMP(4) NULL", col(mysql.MYSQL_TYPE_TIMESTAMP2, ""), "2038-01-19 03:14:07.9999"},
+		{"ENUM('x','y','z')", col(mysql.MYSQL_TYPE_ENUM, ""), binlog.Enum{Index: 2}},
+		{"ENUM('x','y','z')", col(mysql.MYSQL_TYPE_ENUM, ""), binlog.Enum{Index: 0}},
+		{"SET('p','q','r')", col(mysql.MYSQL_TYPE_SET, ""), binlog.Set{Bits: 5}},
+		{"VARCHAR(50) CHARACTER SET latin1", text("latin1"), "café\u0081\u20ac'"},
+		{"CHAR(6) CHARACTER SET latin1", text("latin1"), "ab  "},
+		{"VARCHAR(50) CHARACTER SET cp1251", text("cp1251"), "Жж"},
+		{"VARCHAR(50) CHARACTER SET gbk", text("gbk"), "中文"},
+		{"VARCHAR(50) CHARACTER SET sjis", text("sjis"), "ソ表"},
+		{"VARCHAR(50) CHARACTER SET utf8mb4", text("utf8mb4"), nasty},
+		{"VARCHAR(50) CHARACTER SET utf8mb3", text("utf8mb3"), "é中"},
+		{"VARCHAR(50) CHARACTER SET ascii", text("ascii"), "plain"},
+		{"MEDIUMTEXT CHARACTER SET utf8mb4", col(mysql.MYSQL_TYPE_BLOB, "utf8mb4"), big},
+		{"BINARY(6)", &binlog.Column{Name: "c", Type: mysql.MYSQL_TYPE_STRING, Binary: true, Charset: "binary", Length: 6}, []byte{0, 1, 0xff, 0, 0, 0}},
+		{"VARBINARY(40)", &binlog.Column{Name: "c", Type: mysql.MYSQL_TYPE_VARCHAR, Binary: true, Charset: "binary"}, []byte{}},
+		{"VARBINARY(40)", &binlog.Column{Name: "c", Type: mysql.MYSQL_TYPE_VARCHAR, Binary: true, Charset: "binary"}, []byte("\x00'\\\xff")},
+		{"BLOB", &binlog.Column{Name: "c", Type: mysql.MYSQL_TYPE_BLOB, Binary: true, Charset: "binary"}, []byte(big)},
+	}
+	db, err := sql.Open("mysql", m.DriverDSN(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SET NAMES binary, time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'"); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range values {
+		p, _, ok := sqltext.Param(v.col, v.v)
+		if !ok {
+			t.Errorf("%s %#v: Param leaves it to the literal", v.ddl, v.v)
+			continue
+		}
+		tb := fmt.Sprintf("p.t%d", i)
+		if _, err := conn.ExecContext(ctx, fmt.Sprintf("CREATE TABLE %s (id INT PRIMARY KEY, c %s)", tb, v.ddl)); err != nil {
+			t.Fatal(err)
+		}
+		lit := string(sqltext.AppendLiteral([]byte("INSERT INTO "+tb+" VALUES (1, "), v.col, v.v)) + ")"
+		if _, err := conn.ExecContext(ctx, lit); err != nil {
+			t.Fatalf("%s: %v", lit, err)
+		}
+		stmt, err := conn.PrepareContext(ctx, "INSERT INTO "+tb+" VALUES (2, ?)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stmt.ExecContext(ctx, p); err != nil {
+			t.Fatalf("%s %#v as a parameter: %v", v.ddl, v.v, err)
+		}
+		stmt.Close()
+		var same bool
+		var a, b sql.NullString
+		q := "SELECT a.c <=> b.c AND HEX(CAST(a.c AS BINARY)) <=> HEX(CAST(b.c AS BINARY)), HEX(CAST(a.c AS BINARY)), HEX(CAST(b.c AS BINARY)) FROM " + tb + " a, " + tb + " b WHERE a.id = 1 AND b.id = 2"
+		if err := conn.QueryRowContext(ctx, q).Scan(&same, &a, &b); err != nil {
+			t.Fatal(err)
+		}
+		if !same || (v.v == nil) != !a.Valid {
+			t.Errorf("%s %#v: the literal stored %v, the parameter %v", v.ddl, v.v, a, b)
+		}
+	}
+	// What Param leaves to the literal.
+	for _, v := range []struct {
+		col *binlog.Column
+		v   binlog.Value
+	}{
+		{text("utf16"), "a"},
+		{text("ucs2"), "a"},
+		{text("utf8mb3"), "😀"},
+		{text("utf8mb4"), "\xff"},
+		{text("latin1"), "中"},
+		{&binlog.Column{Name: "c", Type: mysql.MYSQL_TYPE_BLOB, JSON: true, Charset: "utf8mb4"}, binlog.JSON(`{}`)},
+		{col(mysql.MYSQL_TYPE_GEOMETRY, "binary"), []byte{1, 2}},
+		{col(mysql.MYSQL_TYPE_STRING, ""), binlog.UUID{}},
+		{text("ascii"), binlog.RawText{Bytes: []byte{0xff}, Charset: "ascii"}},
+		{col(mysql.MYSQL_TYPE_VECTOR, "binary"), []float32{1}},
+	} {
+		if _, _, ok := sqltext.Param(v.col, v.v); ok {
+			t.Errorf("Param(%s %#v) is a parameter, want the literal", v.col.Charset, v.v)
+		}
+	}
+}

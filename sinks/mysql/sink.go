@@ -103,6 +103,9 @@ type Sink struct {
 	snapMu   sync.Mutex
 	snapDB   *sql.DB
 	rowsPool *sql.DB
+	// rowsBinary: rowsPool's sessions are binary (MariaDB), where a
+	// chunk's rows go as prepared INSERTs (insertPrepared).
+	rowsBinary atomic.Bool
 
 	// snapshotColumns: sluice.snapshot has the resume columns (snapshot.go).
 	snapshotColumns atomic.Bool

@@ -238,6 +238,7 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 	buf := (*bp)[:0]
 	defer func() { *bp = buf[:0] }()
 	var expect []int64
+	table := rows[0].Table
 	send := func() error {
 		affected, err := a.exec(ctx, string(buf))
 		if err != nil {
@@ -252,7 +253,7 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 					return err
 				}
 			} else if want >= 0 && affected[i] != want {
-				return fmt.Errorf("%s: the target table wrote %d of %d rows: it has rows the snapshot did not write", rows[0].Table.QualifiedName(), affected[i], want)
+				return fmt.Errorf("%s: the target table wrote %d of %d rows: it has rows the snapshot did not write", table.QualifiedName(), affected[i], want)
 			}
 		}
 		buf, expect = buf[:0], expect[:0]
@@ -260,6 +261,15 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 	}
 	buf = append(buf, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;START TRANSACTION"...)
 	expect = append(expect, -1, -1)
+	ts.Rows = uint64(len(rows))
+	if s.rowsBinary.Load() {
+		n, err := s.insertPrepared(ctx, a, rows, send)
+		if err != nil {
+			a.rollback(ctx)
+			return err
+		}
+		rows = rows[n:]
+	}
 	for start := 0; start < len(rows); {
 		end := min(start+maxInsertRows, len(rows))
 		if len(buf) > 0 {
@@ -282,7 +292,6 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 			}
 		}
 	}
-	ts.Rows = uint64(len(rows))
 	if turn != nil {
 		if len(buf) > 0 {
 			if err := send(); err != nil {
@@ -413,6 +422,7 @@ func (s *Sink) rowsDB(ctx context.Context) (*sql.DB, error) {
 		if err == nil && !s.cfg.SnapshotSkipBinlog {
 			db, err = s.unannotated(ctx, db)
 		}
+		s.rowsBinary.Store(err == nil)
 	} else {
 		db, err = s.snapshotDBLocked(ctx)
 	}
