@@ -27,18 +27,17 @@ import (
 // literal: JSON, UUID, INET, VECTOR and GEOMETRY values, RawText, text in
 // a character set of 2- or 4-byte units (ucs2, utf16, utf32, whose copy
 // of a binary string pads it), and text its column cannot hold.
+//
+// A value sent as it is comes back as v itself, not boxed again: a
+// snapshot sends millions.
 func Param(col *binlog.Column, v binlog.Value) (p any, size int, ok bool) {
 	switch x := v.(type) {
 	case nil:
 		return nil, 0, true
-	case int64:
-		return x, 8, true
-	case uint64:
-		return x, 8, true
+	case int64, uint64, float64:
+		return v, 8, true
 	case float32:
 		return float64(x), 8, true
-	case float64:
-		return x, 8, true
 	case binlog.Decimal:
 		return string(x), len(x), true
 	case binlog.Enum:
@@ -49,7 +48,10 @@ func Param(col *binlog.Column, v binlog.Value) (p any, size int, ok bool) {
 		if col == nil {
 			return nil, 0, false
 		}
-		b, ok := storedText(col, x)
+		b, same, ok := storedText(col, x)
+		if same {
+			return v, len(x), ok
+		}
 		return b, len(x), ok
 	case []byte:
 		if col == nil || col.Type == mysql.MYSQL_TYPE_GEOMETRY {
@@ -58,42 +60,39 @@ func Param(col *binlog.Column, v binlog.Value) (p any, size int, ok bool) {
 		if len(x) == 0 {
 			return "", 0, true // an empty []byte may be nil, which is NULL
 		}
-		return x, len(x), true
+		return v, len(x), true
 	}
 	return nil, 0, false
 }
 
 // storedText is the parameter for text s of column col: the bytes the
-// column stores for it, as a string or []byte.
-func storedText(col *binlog.Column, s string) (any, bool) {
+// column stores for it, as a []byte, or same when they are s's.
+func storedText(col *binlog.Column, s string) (b []byte, same, ok bool) {
 	cs := strings.ToLower(col.Charset)
 	if binlog.ASCIICompatible(cs) && isASCII(s) {
-		return s, true // the same bytes in every ASCII-compatible set
+		return nil, true, true // the same bytes in every ASCII-compatible set
 	}
 	switch cs {
 	case "utf8mb4":
-		return s, utf8.ValidString(s)
+		return nil, true, utf8.ValidString(s)
 	case "utf8mb3", "utf8":
 		for _, r := range s {
 			if r == utf8.RuneError || r > 0xFFFF {
-				return nil, false // invalid, or not in utf8mb3
+				return nil, false, false // invalid, or not in utf8mb3
 			}
 		}
-		return s, true
+		return nil, true, true
 	case "", "binary":
-		return nil, false
+		return nil, false, false
 	}
 	if !binlog.ASCIICompatible(cs) {
-		return nil, false
+		return nil, false, false
 	}
-	b, ok := binlog.EncodeText(s, cs)
-	if !ok {
-		return nil, false
-	}
+	b, ok = binlog.EncodeText(s, cs)
 	if len(b) == 0 {
-		return "", true
+		return nil, true, ok // "", not a nil []byte (NULL)
 	}
-	return b, true
+	return b, false, ok
 }
 
 func isASCII(s string) bool {
