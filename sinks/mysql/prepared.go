@@ -97,12 +97,14 @@ func (s *Sink) insertPrepared(ctx context.Context, a *applier, rows []*binlog.Ch
 		if size > s.maxBatch {
 			break
 		}
+		var unprepared error
 		err := a.conn.Raw(func(dc any) error {
 			if stmt == nil {
 				q := sqltext.AppendInsertMarks(nil, t, cols, per)
 				st, err := dc.(driver.ConnPrepareContext).PrepareContext(ctx, string(q))
 				if err != nil {
-					return err
+					unprepared = err
+					return nil
 				}
 				stmt = st
 			}
@@ -121,6 +123,12 @@ func (s *Sink) insertPrepared(ctx context.Context, a *applier, rows []*binlog.Ch
 		})
 		if err != nil {
 			return done, err
+		}
+		if unprepared != nil {
+			// The literals say what is wrong, if anything is (the server
+			// may be out of prepared statements: max_prepared_stmt_count).
+			s.log.Debug("snapshot rows as literals: prepare failed", "table", t.QualifiedName(), "error", unprepared)
+			return done, nil
 		}
 		done += per
 	}

@@ -2,8 +2,12 @@ package mysql_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strconv"
 	"testing"
+
+	"github.com/go-mysql-org/go-mysql/mysql"
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/checkpoint"
@@ -120,6 +124,68 @@ func TestSnapshotRowsSession(t *testing.T) {
 			if charset != "binary" || logBin != tc.logBin || annotate != tc.annotate {
 				t.Errorf("rows written on a session of character set %s, sql_log_bin %d, binlog_annotate_row_events %d; want binary, %d, %d",
 					charset, logBin, annotate, tc.logBin, tc.annotate)
+			}
+		})
+	}
+}
+
+// TestSnapshotRowsPrepared: on a MariaDB target a chunk's rows go as
+// prepared INSERTs of 500 rows, the tail as literals, and all as literals
+// when the server has no prepared statement to spare; the rows are the
+// same either way.
+func TestSnapshotRowsPrepared(t *testing.T) {
+	dst := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
+	ctx := context.Background()
+	tbl := &binlog.Table{Schema: "app", Name: "p", PK: []int{0}, Columns: []binlog.Column{
+		{Name: "id", Type: mysql.MYSQL_TYPE_LONG}, {Name: "v", Type: mysql.MYSQL_TYPE_VARCHAR, Charset: "latin1"}}}
+	status := func(name string) int {
+		n, err := strconv.Atoi(rows(t, dst, "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME = '"+name+"'"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tc := range []struct {
+		name     string
+		maxStmts int
+		executes int
+	}{
+		{"prepared", 16382, 2},
+		{"out of prepared statements", 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dst.Exec(t, "DROP DATABASE IF EXISTS app", "DROP DATABASE IF EXISTS sluice", "CREATE DATABASE app",
+				"CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET latin1)")
+			s := openSink(t, dst, "", "")
+			ts := checkpoint.TableSnapshot{Schema: "app", Table: "p", Definition: "d"}
+			if err := s.BeginSnapshotTable(ctx, "src", ts, tbl, false); err != nil {
+				t.Fatal(err)
+			}
+			// Only the chunk's statements are prepared from here on (the
+			// sink's other queries with arguments are prepared too).
+			dst.Exec(t, fmt.Sprintf("SET GLOBAL max_prepared_stmt_count = %d", tc.maxStmts))
+			defer dst.Exec(t, "SET GLOBAL max_prepared_stmt_count = DEFAULT")
+			var chunk []*binlog.Change
+			for i := range 1203 {
+				chunk = append(chunk, &binlog.Change{Table: tbl, Op: binlog.Insert, After: []binlog.Value{int64(i), fmt.Sprintf("café %d", i)}})
+			}
+			chunk[7].After[1] = nil
+			before := status("COM_STMT_EXECUTE")
+			ts.After = []byte("(`id`>1202)")
+			if err := s.WriteSnapshotRows(ctx, "src", ts, chunk, func(context.Context) error { return nil }); err != nil {
+				t.Fatal(err)
+			}
+			dst.Exec(t, "SET GLOBAL max_prepared_stmt_count = DEFAULT")
+			if got := status("COM_STMT_EXECUTE") - before; got != tc.executes {
+				t.Errorf("%d prepared statements executed, want %d", got, tc.executes)
+			}
+			sum := "SELECT CONCAT(COUNT(*), ' ', COUNT(v), ' ', BIT_XOR(CRC32(CONCAT_WS(',', id, HEX(v))))) FROM "
+			want := rows(t, dst, sum+"(SELECT seq AS id, IF(seq = 7, NULL, CONVERT(CONCAT('café ', seq) USING latin1)) AS v FROM app.seq_0_to_1202) w")
+			if got := rows(t, dst, sum+"app.p"); got != want {
+				t.Errorf("target rows: count, non-NULL, checksum %s, want %s", got, want)
+			}
+			if p := progressOf(t, s, "app.p"); p.Rows != 1203 || p.Chunks != 1 {
+				t.Errorf("progress %+v", p)
 			}
 		})
 	}
