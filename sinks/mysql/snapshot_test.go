@@ -148,10 +148,12 @@ func TestSnapshotRowsPrepared(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		maxStmts int
+		raw      int // a row whose text is RawText, which goes as a literal
 		executes int
 	}{
-		{"prepared", 16382, 2},
-		{"out of prepared statements", 0, 0},
+		{"prepared", 16382, -1, 2},
+		{"a literal in the second statement", 16382, 600, 1},
+		{"out of prepared statements", 0, -1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst.Exec(t, "DROP DATABASE IF EXISTS app", "DROP DATABASE IF EXISTS sluice", "CREATE DATABASE app",
@@ -170,6 +172,9 @@ func TestSnapshotRowsPrepared(t *testing.T) {
 				chunk = append(chunk, &binlog.Change{Table: tbl, Op: binlog.Insert, After: []binlog.Value{int64(i), fmt.Sprintf("café %d", i)}})
 			}
 			chunk[7].After[1] = nil
+			if tc.raw >= 0 {
+				chunk[tc.raw].After[1] = binlog.RawText{Bytes: []byte(fmt.Sprintf("caf\xe9 %d", tc.raw)), Charset: "latin1"}
+			}
 			before := status("COM_STMT_EXECUTE")
 			ts.After = []byte("(`id`>1202)")
 			if err := s.WriteSnapshotRows(ctx, "src", ts, chunk, func(context.Context) error { return nil }); err != nil {
