@@ -226,7 +226,9 @@ func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpo
 // the chunk's end), as one target transaction fenced by the lease. Before
 // the progress is written it waits for turn (the table's earlier chunks
 // committed), so that chunks commit in order. A duplicate key is an error:
-// the target table had rows the snapshot did not write.
+// the target table had rows the snapshot did not write. The rows go as
+// prepared INSERTs on a MariaDB target (insertPrepared), as literal ones
+// otherwise and for what those leave.
 func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change, turn func(context.Context) error) error {
 	a, done, err := s.rowsApplier(ctx, source)
 	if err != nil {
@@ -238,7 +240,10 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 	buf := (*bp)[:0]
 	defer func() { *bp = buf[:0] }()
 	var expect []int64
-	table := rows[0].Table
+	var table *binlog.Table // for messages
+	if len(rows) > 0 {
+		table = rows[0].Table
+	}
 	send := func() error {
 		affected, err := a.exec(ctx, string(buf))
 		if err != nil {
@@ -262,7 +267,7 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 	buf = append(buf, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ;START TRANSACTION"...)
 	expect = append(expect, -1, -1)
 	ts.Rows = uint64(len(rows))
-	if s.rowsBinary.Load() {
+	if s.rowsBinary.Load() && len(rows) > 0 {
 		n, err := s.insertPrepared(ctx, a, rows, send)
 		if err != nil {
 			a.rollback(ctx)
