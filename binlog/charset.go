@@ -2,7 +2,6 @@ package binlog
 
 import (
 	"bytes"
-	"encoding/binary"
 	"strings"
 	"unicode/utf8"
 
@@ -116,7 +115,7 @@ func textDecoderIn(cs string) func([]byte, *arena) Value {
 		bt := byteTables[cs]
 		ascii := !notASCII[cs]
 		return func(b []byte, a *arena) Value {
-			if ascii && isASCII(b) {
+			if ascii && IsASCII(b) {
 				return a.dataText(b)
 			}
 			out := make([]byte, 0, len(b)+len(b)/2)
@@ -133,7 +132,7 @@ func textDecoderIn(cs string) func([]byte, *arena) Value {
 		enc := multiByte[cs]
 		ascii := !notASCII[cs]
 		return func(b []byte, a *arena) Value {
-			if ascii && isASCII(b) {
+			if ascii && IsASCII(b) {
 				return a.dataText(b)
 			}
 			out, err := enc.NewDecoder().Bytes(b)
@@ -152,7 +151,7 @@ func textDecoderIn(cs string) func([]byte, *arena) Value {
 	// A character set sluice has no table for: ASCII text is text, the
 	// rest stays bytes.
 	return func(b []byte, a *arena) Value {
-		if isASCII(b) {
+		if IsASCII(b) {
 			return a.dataText(b)
 		}
 		return raw(b, a)
@@ -181,7 +180,7 @@ func EncodeText(s, cs string) (b []byte, ok bool) {
 	case multiByte[cs] != nil:
 		out, err := multiByte[cs].NewEncoder().Bytes([]byte(s))
 		return out, err == nil
-	case !notASCII[cs] && isASCII([]byte(s)):
+	case !notASCII[cs] && IsASCII(s):
 		return []byte(s), true
 	}
 	return nil, false
@@ -191,16 +190,19 @@ func EncodeText(s, cs string) (b []byte, ok bool) {
 // bytes, so that an ASCII literal means the same in it as in utf8mb4.
 func ASCIICompatible(cs string) bool { return !notASCII[strings.ToLower(cs)] }
 
-func isASCII(b []byte) bool {
-	// 8 bytes at a time: a snapshot reads millions of values.
+// IsASCII reports whether b, text or bytes, is all ASCII. It checks 8
+// bytes at a time: a snapshot checks millions of values.
+func IsASCII[T ~string | ~[]byte](b T) bool {
 	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+		w := uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 |
+			uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56
+		if w&0x8080808080808080 != 0 {
 			return false
 		}
 		b = b[8:]
 	}
-	for _, c := range b {
-		if c >= 0x80 {
+	for i := 0; i < len(b); i++ {
+		if b[i] >= 0x80 {
 			return false
 		}
 	}

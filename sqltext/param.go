@@ -69,7 +69,7 @@ func Param(col *binlog.Column, v binlog.Value) (p any, size int, ok bool) {
 // column stores for it, as a []byte, or same when they are s's.
 func storedText(col *binlog.Column, s string) (b []byte, same, ok bool) {
 	cs := strings.ToLower(col.Charset)
-	if binlog.ASCIICompatible(cs) && isASCII(s) {
+	if binlog.ASCIICompatible(cs) && binlog.IsASCII(s) {
 		return nil, true, true // the same bytes in every ASCII-compatible set
 	}
 	switch cs {
@@ -95,15 +95,6 @@ func storedText(col *binlog.Column, s string) (b []byte, same, ok bool) {
 	return b, false, ok
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
 // InsertColumns lists the columns an INSERT of rows whose after image is
 // like img writes (AppendInsert's): not generated, present in the image.
 func InsertColumns(t *binlog.Table, img []binlog.Value) []int {
@@ -119,16 +110,7 @@ func InsertColumns(t *binlog.Table, img []binlog.Value) []int {
 // AppendInsertMarks appends an INSERT of n rows into t's columns cols
 // whose values are parameter markers, for a prepared statement.
 func AppendInsertMarks(dst []byte, t *binlog.Table, cols []int, n int) []byte {
-	dst = append(dst, "INSERT INTO "...)
-	dst = appendTable(dst, t)
-	dst = append(dst, " ("...)
-	for k, i := range cols {
-		if k > 0 {
-			dst = append(dst, ',')
-		}
-		dst = AppendIdent(dst, t.Columns[i].Name)
-	}
-	dst = append(dst, ") VALUES "...)
+	dst = appendInsertHead(dst, "INSERT", t, cols)
 	for r := range n {
 		if r > 0 {
 			dst = append(dst, ',')

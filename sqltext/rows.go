@@ -118,48 +118,45 @@ func appendTable(dst []byte, t *binlog.Table) []byte {
 // key (0 rows) apart.
 func AppendInsert(dst []byte, verb string, rows []*binlog.Change) []byte {
 	t := rows[0].Table
-	first := rows[0].After
 	ignore := verb == "INSERT" && hasEmptyGeometry(rows)
 	if ignore {
 		verb = "INSERT IGNORE"
 	}
-	dst = append(dst, verb...)
-	dst = append(dst, " INTO "...)
-	dst = appendTable(dst, t)
-	dst = append(dst, " ("...)
-	n := 0
-	for i := range t.Columns {
-		if writable(t, first, i) {
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = AppendIdent(dst, t.Columns[i].Name)
-			n++
-		}
-	}
-	dst = append(dst, ") VALUES "...)
+	cols := InsertColumns(t, rows[0].After)
+	dst = appendInsertHead(dst, verb, t, cols)
 	for r, c := range rows {
 		if r > 0 {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, '(')
-		n := 0
-		for i := range t.Columns {
-			if writable(t, first, i) {
-				if n > 0 {
-					dst = append(dst, ',')
-				}
-				if ignore && emptyGeometry(&t.Columns[i], c.After[i]) {
-					dst = append(dst, "NULL"...)
-				} else {
-					dst = AppendLiteral(dst, &t.Columns[i], c.After[i])
-				}
-				n++
+		for k, i := range cols {
+			if k > 0 {
+				dst = append(dst, ',')
+			}
+			if ignore && emptyGeometry(&t.Columns[i], c.After[i]) {
+				dst = append(dst, "NULL"...)
+			} else {
+				dst = AppendLiteral(dst, &t.Columns[i], c.After[i])
 			}
 		}
 		dst = append(dst, ')')
 	}
 	return dst
+}
+
+// appendInsertHead appends "verb INTO t (cols) VALUES ".
+func appendInsertHead(dst []byte, verb string, t *binlog.Table, cols []int) []byte {
+	dst = append(dst, verb...)
+	dst = append(dst, " INTO "...)
+	dst = appendTable(dst, t)
+	dst = append(dst, " ("...)
+	for k, i := range cols {
+		if k > 0 {
+			dst = append(dst, ',')
+		}
+		dst = AppendIdent(dst, t.Columns[i].Name)
+	}
+	return append(dst, ") VALUES "...)
 }
 
 // emptyGeometry reports whether v is the empty value of c, a GEOMETRY NOT
