@@ -3,7 +3,6 @@ package mysql
 import (
 	"context"
 	"database/sql/driver"
-	"fmt"
 	"sync"
 
 	"github.com/sluice-cdc/sluice/binlog"
@@ -107,7 +106,7 @@ func (s *Sink) insertPrepared(ctx context.Context, a *applier, rows []*binlog.Ch
 				return err
 			}
 			if n != int64(per) {
-				return fmt.Errorf("%s: the target table wrote %d of %d rows: it has rows the snapshot did not write", t.QualifiedName(), n, per)
+				return unwritten(t, n, int64(per))
 			}
 			return nil
 		})

@@ -258,7 +258,7 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 					return err
 				}
 			} else if want >= 0 && affected[i] != want {
-				return fmt.Errorf("%s: the target table wrote %d of %d rows: it has rows the snapshot did not write", table.QualifiedName(), affected[i], want)
+				return unwritten(table, affected[i], want)
 			}
 		}
 		buf, expect = buf[:0], expect[:0]
@@ -335,6 +335,13 @@ func (s *Sink) FinishSnapshotTable(ctx context.Context, source string, ts checkp
 	defer done()
 	ts.Rows, ts.Done = 0, true
 	return a.commitSnapshot(ctx, a.appendProgress(nil, ts, false))
+}
+
+// unwritten is the error for a snapshot INSERT of want rows into t that
+// wrote only wrote: the target table has rows the snapshot did not write
+// (a duplicate key).
+func unwritten(t *binlog.Table, wrote, want int64) error {
+	return fmt.Errorf("%s: the target table wrote %d of %d rows: it has rows the snapshot did not write", t.QualifiedName(), wrote, want)
 }
 
 // snapshotApplier is a connection of the snapshot's pool (snapshotDB)
