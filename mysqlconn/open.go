@@ -16,6 +16,12 @@ import (
 // handshake within the DSN's connect timeout. tweak, if not nil, adjusts the
 // driver configuration (session variables, flags).
 func Open(ctx context.Context, d DSN, tweak func(*drv.Config)) (*sql.DB, error) {
+	return open(ctx, d, tweak, nil)
+}
+
+// open is Open, whose connections run the bulk command when bulk is set
+// (OpenBulk).
+func open(ctx context.Context, d DSN, tweak func(*drv.Config), bulk *Bulk) (*sql.DB, error) {
 	cfg, err := d.DriverConfig()
 	if err != nil {
 		return nil, err
@@ -23,14 +29,24 @@ func Open(ctx context.Context, d DSN, tweak func(*drv.Config)) (*sql.DB, error) 
 	if tweak != nil {
 		tweak(cfg)
 	}
-	if cfg.DialFunc == nil {
+	if cfg.DialFunc != nil || !bulkable(cfg) {
+		bulk = nil
+	}
+	switch {
+	case bulk != nil:
+		cfg.DialFunc = dialBulk(cfg)
+	case cfg.DialFunc == nil:
 		cfg.DialFunc = dialBuffered
 	}
 	conn, err := drv.NewConnector(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", d, err)
 	}
-	db := sql.OpenDB(timeoutConnector{conn, d.ConnectTimeout()})
+	var connector driver.Connector = timeoutConnector{conn, d.ConnectTimeout()}
+	if bulk != nil {
+		connector = bulkConnector{connector, bulk}
+	}
+	db := sql.OpenDB(connector)
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		if ctx.Err() != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-cdc/sluice/binlog"
 	"github.com/sluice-cdc/sluice/internal/testenv"
+	"github.com/sluice-cdc/sluice/mysqlconn"
 	"github.com/sluice-cdc/sluice/sqltext"
 )
 
@@ -154,19 +155,52 @@ func TestParamsOnServer(t *testing.T) {
 		{"VARBINARY(40)", &binlog.Column{Name: "c", Type: mysql.MYSQL_TYPE_VARCHAR, Binary: true, Charset: "binary"}, []byte("\x00'\\\xff")},
 		{"BLOB", &binlog.Column{Name: "c", Type: mysql.MYSQL_TYPE_BLOB, Binary: true, Charset: "binary"}, []byte(big)},
 	}
-	db, err := sql.Open("mysql", m.DriverDSN(""))
+	// A pool whose connections also run MariaDB's bulk command, as the
+	// sink's rows pool.
+	ctx := context.Background()
+	dsn, err := mysqlconn.ParseDSN(m.DSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, bulk, err := mysqlconn.OpenBulk(ctx, dsn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	ctx := context.Background()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
+	var bc *mysqlconn.BulkConn
+	_ = conn.Raw(func(dc any) error { bc = bulk.Conn(dc); return nil })
+	if bc == nil {
+		t.Fatal("the connection does not run the bulk command")
+	}
 	if _, err := conn.ExecContext(ctx, "SET NAMES binary, time_zone = '+00:00', sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES'"); err != nil {
 		t.Fatal(err)
+	}
+	// insertBulk stores p in row id of table tb with the bulk command.
+	var cmd mysqlconn.BulkCommand
+	insertBulk := func(tb string, id int64, p any) error {
+		return conn.Raw(func(any) error {
+			stmt, _, err := bc.Prepare(ctx, "INSERT INTO "+tb+" VALUES (?, ?)")
+			if err != nil {
+				return err
+			}
+			defer bc.CloseStmt(ctx, stmt)
+			typ, ok := mysqlconn.BulkType(p)
+			if !ok {
+				typ = mysqlconn.TypeString
+			}
+			cmd.Start(stmt, []uint16{mysqlconn.TypeLongLong, typ})
+			cmd.Add([]any{id, p})
+			n, err := bc.Execute(ctx, &cmd)
+			if err == nil && n != 1 {
+				err = fmt.Errorf("%d rows inserted", n)
+			}
+			return err
+		})
 	}
 	for i, v := range values {
 		p, _, ok := sqltext.Param(v.col, v.v)
@@ -190,14 +224,19 @@ func TestParamsOnServer(t *testing.T) {
 			t.Fatalf("%s %#v as a parameter: %v", v.ddl, v.v, err)
 		}
 		stmt.Close()
-		var same bool
-		var a, b sql.NullString
-		q := "SELECT a.c <=> b.c AND HEX(CAST(a.c AS BINARY)) <=> HEX(CAST(b.c AS BINARY)), HEX(CAST(a.c AS BINARY)), HEX(CAST(b.c AS BINARY)) FROM " + tb + " a, " + tb + " b WHERE a.id = 1 AND b.id = 2"
-		if err := conn.QueryRowContext(ctx, q).Scan(&same, &a, &b); err != nil {
-			t.Fatal(err)
+		if err := insertBulk(tb, 3, p); err != nil {
+			t.Fatalf("%s %#v in a bulk command: %v", v.ddl, v.v, err)
 		}
-		if !same || (v.v == nil) != !a.Valid {
-			t.Errorf("%s %#v: the literal stored %v, the parameter %v", v.ddl, v.v, a, b)
+		for id, how := range map[int]string{2: "the parameter", 3: "the bulk command"} {
+			var same bool
+			var a, b sql.NullString
+			q := fmt.Sprintf("SELECT a.c <=> b.c AND HEX(CAST(a.c AS BINARY)) <=> HEX(CAST(b.c AS BINARY)), HEX(CAST(a.c AS BINARY)), HEX(CAST(b.c AS BINARY)) FROM %s a, %s b WHERE a.id = 1 AND b.id = %d", tb, tb, id)
+			if err := conn.QueryRowContext(ctx, q).Scan(&same, &a, &b); err != nil {
+				t.Fatal(err)
+			}
+			if !same || (v.v == nil) != !a.Valid {
+				t.Errorf("%s %#v: the literal stored %v, %s %v", v.ddl, v.v, a, how, b)
+			}
 		}
 	}
 	// What Param leaves to the literal.

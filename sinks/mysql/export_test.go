@@ -58,3 +58,14 @@ func (s *Sink) RowsSessionForTest(ctx context.Context) (charset string, logBin, 
 	err = db.QueryRowContext(ctx, "SELECT @@SESSION.character_set_client, @@SESSION.sql_log_bin, @@SESSION.binlog_annotate_row_events").Scan(&charset, &logBin, &annotate)
 	return charset, logBin, annotate, err
 }
+
+// WithoutBulkForTest opens the rows pool and forgets which of its
+// connections run the bulk command: its chunks then go as prepared
+// multi-row INSERTs, as on an encrypted connection.
+func (s *Sink) WithoutBulkForTest(ctx context.Context) error {
+	_, err := s.rowsDB(ctx)
+	s.snapMu.Lock()
+	s.rowsBulk = nil
+	s.snapMu.Unlock()
+	return err
+}

@@ -46,15 +46,14 @@ func (p *stmtParams) release() {
 }
 
 // insertPrepared inserts rows, in the transaction begin opens (when it
-// inserts any), as prepared INSERTs of the same number of rows each (one
-// statement, prepared once for the chunk, executed in the binary
-// protocol), and returns how many it inserted. The rows after them are
-// left to the literal INSERTs: the tail shorter than a statement, and
-// from the first statement with a value sqltext.Param leaves to the
-// literal writer, or whose rows reach s.maxBatch bytes, or that the server
-// cannot prepare (it may be out of prepared statements:
-// max_prepared_stmt_count; the literals then say what else is wrong, if
-// anything is).
+// inserts any), as prepared INSERTs executed in the binary protocol, and
+// returns how many it inserted: statements of the same number of rows
+// each (one statement, prepared once for the chunk), then one statement
+// of the rows left, prepared for them. The rows from the first statement
+// with a value sqltext.Param leaves to the literal writer, or whose rows
+// reach s.maxBatch bytes, or that the server cannot prepare (it may be out
+// of prepared statements: max_prepared_stmt_count; the literals then say
+// what else is wrong, if anything is), are left to the literal INSERTs.
 //
 // Only on the rows pool's binary sessions (rowsBinary), where parameters
 // store what literals store. The server then neither lexes nor parses each
@@ -70,43 +69,50 @@ func (s *Sink) insertPrepared(ctx context.Context, a *applier, rows []*binlog.Ch
 	p := paramPool.Get().(*stmtParams)
 	defer p.release()
 	var stmt driver.Stmt
-	defer func() {
+	prepared := 0 // the rows stmt inserts
+	closeStmt := func() {
 		if stmt != nil && a.conn != nil {
 			_ = a.conn.Raw(func(any) error { return stmt.Close() })
 		}
-	}()
+		stmt = nil
+	}
+	defer closeStmt()
 	done := 0
-	for len(rows)-done >= per {
-		size, ok := p.convert(rows[done:done+per], cols)
+	for done < len(rows) {
+		n := min(per, len(rows)-done)
+		size, ok := p.convert(rows[done:done+n], cols)
 		if !ok || size > s.maxBatch {
 			break
 		}
-		if stmt == nil {
+		if done == 0 {
 			if err := begin(); err != nil {
 				return 0, err
 			}
 		}
+		if n != prepared {
+			closeStmt()
+		}
 		var unprepared error
 		err := a.conn.Raw(func(dc any) error {
 			if stmt == nil {
-				q := sqltext.AppendInsertMarks(nil, t, cols, per)
+				q := sqltext.AppendInsertMarks(nil, t, cols, n)
 				st, err := dc.(driver.ConnPrepareContext).PrepareContext(ctx, string(q))
 				if err != nil {
 					unprepared = err
 					return nil
 				}
-				stmt = st
+				stmt, prepared = st, n
 			}
 			res, err := stmt.(driver.StmtExecContext).ExecContext(ctx, p.args)
 			if err != nil {
 				return err
 			}
-			n, err := res.RowsAffected()
+			got, err := res.RowsAffected()
 			if err != nil {
 				return err
 			}
-			if n != int64(per) {
-				return unwritten(t, n, int64(per))
+			if got != int64(n) {
+				return unwritten(t, got, int64(n))
 			}
 			return nil
 		})
@@ -117,7 +123,7 @@ func (s *Sink) insertPrepared(ctx context.Context, a *applier, rows []*binlog.Ch
 			s.log.Debug("snapshot rows as literals: prepare failed", "table", t.QualifiedName(), "error", unprepared)
 			break
 		}
-		done += per
+		done += n
 	}
 	return done, nil
 }

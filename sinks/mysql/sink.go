@@ -104,8 +104,10 @@ type Sink struct {
 	snapDB   *sql.DB
 	rowsPool *sql.DB
 	// rowsBinary: rowsPool's sessions are binary (MariaDB), where a
-	// chunk's rows go as prepared INSERTs (insertPrepared).
+	// chunk's rows go as parameters (insertBinary); rowsBulk: which of
+	// its connections run the bulk command.
 	rowsBinary atomic.Bool
+	rowsBulk   *mysqlconn.Bulk
 
 	// snapshotColumns: sluice.snapshot has the resume columns (snapshot.go).
 	snapshotColumns atomic.Bool

@@ -268,7 +268,7 @@ func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoi
 	expect = append(expect, -1, -1)
 	ts.Rows = uint64(len(rows))
 	if s.rowsBinary.Load() && len(rows) > 0 {
-		n, err := s.insertPrepared(ctx, a, rows, send)
+		n, err := s.insertBinary(ctx, a, rows, send)
 		if err != nil {
 			a.rollback(ctx)
 			return err
@@ -395,7 +395,7 @@ func (s *Sink) snapshotDBLocked(ctx context.Context) (*sql.DB, error) {
 		return s.db, nil
 	}
 	if s.snapDB == nil {
-		db, err := s.openSnapshotPool(ctx, false, false)
+		db, _, err := s.openSnapshotPool(ctx, false, false)
 		if err != nil {
 			return nil, err
 		}
@@ -430,11 +430,13 @@ func (s *Sink) rowsDB(ctx context.Context) (*sql.DB, error) {
 	var db *sql.DB
 	var err error
 	if strings.Contains(version, "MariaDB") {
-		db, err = s.openSnapshotPool(ctx, true, false)
+		var bulk *mysqlconn.Bulk
+		db, bulk, err = s.openSnapshotPool(ctx, true, false)
 		if err == nil && !s.cfg.SnapshotSkipBinlog {
-			db, err = s.unannotated(ctx, db)
+			db, bulk, err = s.unannotated(ctx, db, bulk)
 		}
 		s.rowsBinary.Store(err == nil)
+		s.rowsBulk = bulk
 	} else {
 		db, err = s.snapshotDBLocked(ctx)
 	}
@@ -452,27 +454,35 @@ func (s *Sink) rowsDB(ctx context.Context) (*sql.DB, error) {
 // The text of a snapshot's 1 MiB INSERTs is of no use to a reader of the
 // target's binlog, and writing it (through the binlog cache's temporary
 // file, then the binlog) cost the target about a sixth of its CPU.
-func (s *Sink) unannotated(ctx context.Context, db *sql.DB) (*sql.DB, error) {
+func (s *Sink) unannotated(ctx context.Context, db *sql.DB, bulk *mysqlconn.Bulk) (*sql.DB, *mysqlconn.Bulk, error) {
 	_, err := db.ExecContext(ctx, "SET SESSION binlog_annotate_row_events = 0")
 	var me *drv.MySQLError
 	if errors.As(err, &me) && (me.Number == 1227 || me.Number == 1044) {
 		s.log.Info("the snapshot's rows are logged in the target's binlog with their INSERT statements (binlog_annotate_row_events): skipping them needs SUPER or BINLOG ADMIN", "error", me.Message)
-		return db, nil
+		return db, bulk, nil
 	}
 	db.Close()
 	if err != nil {
-		return nil, fmt.Errorf("snapshot session: %w", err)
+		return nil, nil, fmt.Errorf("snapshot session: %w", err)
 	}
 	return s.openSnapshotPool(ctx, true, true)
 }
 
 // openSnapshotPool opens a pool for snapshot writes: its sessions skip
 // the binlog with Config.SnapshotSkipBinlog, use the binary character set
-// when binary is set, and write rows events without their statement
-// (binlog_annotate_row_events = 0) when unannotated is.
-func (s *Sink) openSnapshotPool(ctx context.Context, binary, unannotated bool) (*sql.DB, error) {
+// when binary is set (a MariaDB target's rows pool, whose connections may
+// then run the bulk command: Bulk), and write rows events without their
+// statement (binlog_annotate_row_events = 0) when unannotated is.
+func (s *Sink) openSnapshotPool(ctx context.Context, binary, unannotated bool) (*sql.DB, *mysqlconn.Bulk, error) {
 	skip := s.cfg.SnapshotSkipBinlog
-	db, err := mysqlconn.Open(ctx, s.cfg.DSN, func(dc *drv.Config) {
+	open := func(ctx context.Context, d mysqlconn.DSN, tweak func(*drv.Config)) (*sql.DB, *mysqlconn.Bulk, error) {
+		db, err := mysqlconn.Open(ctx, d, tweak)
+		return db, nil, err
+	}
+	if binary {
+		open = mysqlconn.OpenBulk
+	}
+	db, bulk, err := open(ctx, s.cfg.DSN, func(dc *drv.Config) {
 		targetSession(dc)
 		if skip {
 			dc.Params["sql_log_bin"] = "0"
@@ -486,9 +496,9 @@ func (s *Sink) openSnapshotPool(ctx context.Context, binary, unannotated bool) (
 	})
 	if err != nil {
 		if skip {
-			return nil, fmt.Errorf("snapshot_binlog: skip: a session without the binlog (SET sql_log_bin = 0 needs SUPER or BINLOG ADMIN on MariaDB, SYSTEM_VARIABLES_ADMIN on MySQL 8; or leave snapshot_binlog at write): %w", err)
+			return nil, nil, fmt.Errorf("snapshot_binlog: skip: a session without the binlog (SET sql_log_bin = 0 needs SUPER or BINLOG ADMIN on MariaDB, SYSTEM_VARIABLES_ADMIN on MySQL 8; or leave snapshot_binlog at write): %w", err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	// Writers hold a connection each and give it back after every
 	// chunk: idle ones are kept, not closed and opened again.
@@ -497,15 +507,15 @@ func (s *Sink) openSnapshotPool(ctx context.Context, binary, unannotated bool) (
 	var charset string
 	if err := db.QueryRowContext(ctx, "SELECT @@SESSION.sql_log_bin, @@SESSION.character_set_client").Scan(&logBin, &charset); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("snapshot session: %w", err)
+		return nil, nil, fmt.Errorf("snapshot session: %w", err)
 	}
 	switch {
 	case skip && logBin != 0:
 		db.Close()
-		return nil, errors.New("snapshot_binlog: skip: the session still writes the binlog")
+		return nil, nil, errors.New("snapshot_binlog: skip: the session still writes the binlog")
 	case binary && charset != "binary":
 		db.Close()
-		return nil, fmt.Errorf("snapshot session: character set %s, not binary", charset)
+		return nil, nil, fmt.Errorf("snapshot session: character set %s, not binary", charset)
 	}
 	if unannotated {
 		var annotate int
@@ -514,10 +524,10 @@ func (s *Sink) openSnapshotPool(ctx context.Context, binary, unannotated bool) (
 			if err == nil {
 				err = errors.New("binlog_annotate_row_events is still on")
 			}
-			return nil, fmt.Errorf("snapshot session: %w", err)
+			return nil, nil, fmt.Errorf("snapshot session: %w", err)
 		}
 	}
-	return db, nil
+	return db, bulk, nil
 }
 
 // commitSnapshot runs the progress statement in a transaction of its own.

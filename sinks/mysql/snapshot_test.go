@@ -147,18 +147,27 @@ func TestSnapshotRowsPrepared(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
+		prepared bool // without the bulk command: prepared multi-row INSERTs
 		maxStmts int
 		raw      int // a row whose text is RawText, which goes as a literal
 		executes int
 	}{
-		{"prepared", 16382, -1, 2},
-		{"a literal in the second statement", 16382, 600, 1},
-		{"out of prepared statements", 0, -1, 0},
+		{"bulk", false, 16382, -1, 1},                         // one command for the 1,203 rows
+		{"bulk, then a literal", false, 16382, 600, 1},        // rows 0-599 in one command
+		{"bulk, out of prepared statements", false, 0, -1, 0}, // all literals
+		{"prepared", true, 16382, -1, 3},                      // 500, 500, then the 203 left
+		{"prepared, a literal in the second statement", true, 16382, 600, 1},
+		{"prepared, out of prepared statements", true, 0, -1, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst.Exec(t, "DROP DATABASE IF EXISTS app", "DROP DATABASE IF EXISTS sluice", "CREATE DATABASE app",
 				"CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET latin1)")
 			s := openSink(t, dst, "", "")
+			if tc.prepared {
+				if err := s.WithoutBulkForTest(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
 			ts := checkpoint.TableSnapshot{Schema: "app", Table: "p", Definition: "d"}
 			if err := s.BeginSnapshotTable(ctx, "src", ts, tbl, false); err != nil {
 				t.Fatal(err)
