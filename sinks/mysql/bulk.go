@@ -26,11 +26,33 @@ func (s *Sink) insertBinary(ctx context.Context, a *applier, rows []*binlog.Chan
 			return nil
 		})
 	}
-	if bc == nil {
+	if bc == nil || s.bulkRefused.Load() {
 		return s.insertPrepared(ctx, a, rows, begin)
 	}
-	return s.insertBulk(ctx, a, bc, rows, begin)
+	n, err := s.insertBulk(ctx, a, bc, rows, begin)
+	var me *drv.MySQLError
+	if errors.As(err, &me) && (me.Number == erBulkNeedsRowFormat || me.Number == erUnsupportedPS) {
+		// Refused as a whole (binlog_format = STATEMENT): the transaction
+		// is open, and holds the rows before.
+		if !s.bulkRefused.Swap(true) {
+			s.log.Info("the target refuses MariaDB's bulk command for the snapshot's rows: they go as prepared INSERTs", "error", me.Message)
+		}
+		if n == len(rows) {
+			return n, nil
+		}
+		m, err := s.insertPrepared(ctx, a, rows[n:], func() error { return nil })
+		return n + m, err
+	}
+	return n, err
 }
+
+// Errors of a bulk command the server refuses: "Only row based
+// replication supported for bulk operations" (the session's
+// binlog_format is STATEMENT), and a statement it cannot run in bulk.
+const (
+	erBulkNeedsRowFormat = 4033
+	erUnsupportedPS      = 1295
+)
 
 // bulkRows is the memory of one chunk's bulk commands, reused from chunk
 // to chunk: the command (up to s.maxBatch bytes) and one row's parameters.
@@ -85,9 +107,9 @@ func (b *bulkRows) release() {
 // values change type). The server runs each as one statement; unlike a
 // prepared statement's execution, it does not write the statement's text
 // with its values for its binlog. The rows from the first one with a
-// value sqltext.Param leaves to the literal writer, and a chunk the
-// server cannot prepare (max_prepared_stmt_count), are left to the
-// literal INSERTs.
+// value sqltext.Param leaves to the literal writer or of s.maxBatch bytes
+// or more, and a chunk the server cannot prepare
+// (max_prepared_stmt_count), are left to the literal INSERTs.
 func (s *Sink) insertBulk(ctx context.Context, a *applier, bc *mysqlconn.BulkConn, rows []*binlog.Change, begin func() error) (int, error) {
 	t := rows[0].Table
 	cols := sqltext.InsertColumns(t, rows[0].After)
@@ -97,7 +119,7 @@ func (s *Sink) insertBulk(ctx context.Context, a *applier, bc *mysqlconn.BulkCon
 	b := bulkPool.Get().(*bulkRows)
 	defer b.release()
 	size, ok := b.params(rows[0], cols)
-	if !ok {
+	if !ok || size > s.maxBatch {
 		return 0, nil
 	}
 	if err := begin(); err != nil {
@@ -115,7 +137,7 @@ func (s *Sink) insertBulk(ctx context.Context, a *applier, bc *mysqlconn.BulkCon
 		if err != nil {
 			return err
 		}
-		defer bc.CloseStmt(ctx, id)
+		defer bc.CloseStmt(context.WithoutCancel(ctx), id)
 		flush := func() error {
 			n, err := bc.Execute(ctx, &b.cmd)
 			if err != nil {
@@ -139,7 +161,7 @@ func (s *Sink) insertBulk(ctx context.Context, a *applier, bc *mysqlconn.BulkCon
 			if i++; i == len(rows) {
 				break
 			}
-			if size, ok = b.params(rows[i], cols); !ok {
+			if size, ok = b.params(rows[i], cols); !ok || size > s.maxBatch {
 				break
 			}
 		}

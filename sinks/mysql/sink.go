@@ -108,6 +108,8 @@ type Sink struct {
 	// its connections run the bulk command.
 	rowsBinary atomic.Bool
 	rowsBulk   *mysqlconn.Bulk
+	// bulkRefused: the target refused the bulk command (insertBinary).
+	bulkRefused atomic.Bool
 
 	// snapshotColumns: sluice.snapshot has the resume columns (snapshot.go).
 	snapshotColumns atomic.Bool

@@ -134,6 +134,7 @@ func TestSnapshotRowsSession(t *testing.T) {
 // when the server has no prepared statement to spare; the rows are the
 // same either way.
 func TestSnapshotRowsPrepared(t *testing.T) {
+	const statementFormat = "bulk refused (binlog_format = STATEMENT)"
 	dst := testenv.StartMariaDB(t, testenv.MariaDBOptions{})
 	ctx := context.Background()
 	tbl := &binlog.Table{Schema: "app", Name: "p", PK: []int{0}, Columns: []binlog.Column{
@@ -158,10 +159,17 @@ func TestSnapshotRowsPrepared(t *testing.T) {
 		{"prepared", true, 16382, -1, 3},                      // 500, 500, then the 203 left
 		{"prepared, a literal in the second statement", true, 16382, 600, 1},
 		{"prepared, out of prepared statements", true, 0, -1, 0},
+		// binlog_format = STATEMENT: the server refuses the bulk command
+		// (counted), and the sink goes on with prepared statements.
+		{statementFormat, false, 16382, -1, 1 + 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dst.Exec(t, "DROP DATABASE IF EXISTS app", "DROP DATABASE IF EXISTS sluice", "CREATE DATABASE app",
 				"CREATE TABLE app.p (id INT PRIMARY KEY, v VARCHAR(20) CHARACTER SET latin1)")
+			if tc.name == statementFormat {
+				dst.Exec(t, "SET GLOBAL binlog_format = STATEMENT")
+				defer dst.Exec(t, "SET GLOBAL binlog_format = ROW")
+			}
 			s := openSink(t, dst, "", "")
 			if tc.prepared {
 				if err := s.WithoutBulkForTest(ctx); err != nil {
