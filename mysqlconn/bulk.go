@@ -227,15 +227,9 @@ func (c *BulkConn) Close() error {
 // id and number of parameters.
 func (c *BulkConn) Prepare(ctx context.Context, query string) (id uint32, params int, err error) {
 	err = c.command(ctx, func() error {
-		if err := c.writeCommand(append(append(c.pkt[:0], comStmtPrepare), query...)); err != nil {
-			return err
-		}
-		p, err := c.readPacket()
+		p, err := c.exchange(append(append(c.pkt[:0], comStmtPrepare), query...))
 		if err != nil {
 			return err
-		}
-		if p[0] != 0 {
-			return serverError(p)
 		}
 		if len(p) < 12 {
 			return errMalformed
@@ -267,15 +261,9 @@ func (c *BulkConn) Prepare(ctx context.Context, query string) (id uint32, params
 // rows it affected.
 func (c *BulkConn) Execute(ctx context.Context, cmd *BulkCommand) (affected uint64, err error) {
 	err = c.command(ctx, func() error {
-		if err := c.writeCommand(cmd.b); err != nil {
-			return err
-		}
-		p, err := c.readPacket()
+		p, err := c.exchange(cmd.b)
 		if err != nil {
 			return err
-		}
-		if p[0] != 0 {
-			return serverError(p)
 		}
 		n, _, ok := lenenc(p[1:])
 		if !ok {
@@ -315,6 +303,22 @@ func (c *BulkConn) command(ctx context.Context, f func() error) error {
 		err = errors.Join(err, driver.ErrBadConn)
 	}
 	return err
+}
+
+// exchange writes a command and reads the first packet of its answer,
+// which must be an OK one (0x00; an ERR packet is the server's error).
+func (c *BulkConn) exchange(payload []byte) ([]byte, error) {
+	if err := c.writeCommand(payload); err != nil {
+		return nil, err
+	}
+	p, err := c.readPacket()
+	if err != nil {
+		return nil, err
+	}
+	if p[0] != 0 {
+		return nil, serverError(p)
+	}
+	return p, nil
 }
 
 // writeCommand writes payload as a command's packets (from sequence 0).
