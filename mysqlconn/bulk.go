@@ -295,15 +295,23 @@ func (c *BulkConn) command(ctx context.Context, f func() error) error {
 	stop := context.AfterFunc(ctx, func() { _ = c.Conn.SetDeadline(time.Unix(1, 0)) })
 	err := f()
 	if !stop() {
-		err = errors.Join(context.Cause(ctx), driver.ErrBadConn)
+		err = context.Cause(ctx)
 	}
 	_ = c.Conn.SetDeadline(time.Time{})
 	var me *drv.MySQLError
-	if err != nil && !errors.As(err, &me) && !errors.Is(err, driver.ErrBadConn) {
-		err = errors.Join(err, driver.ErrBadConn)
+	if err != nil && !errors.As(err, &me) {
+		err = badConn{err}
 	}
 	return err
 }
+
+// badConn is an error after which the connection cannot be used again:
+// it is also driver.ErrBadConn, for which database/sql drops a connection
+// whose Raw returns it. Its message is its cause's.
+type badConn struct{ err error }
+
+func (e badConn) Error() string   { return e.err.Error() }
+func (e badConn) Unwrap() []error { return []error{e.err, driver.ErrBadConn} }
 
 // exchange writes a command and reads the first packet of its answer,
 // which must be an OK one (0x00; an ERR packet is the server's error).
