@@ -143,8 +143,7 @@ type BulkConn struct {
 	readTimeout       time.Duration
 	writeTimeout      time.Duration
 	forget            func()
-	seq               byte
-	pkt               []byte
+	seq               byte // the next packet's sequence number
 }
 
 // Read reads as the buffered connection does, noting first whether the
@@ -227,7 +226,7 @@ func (c *BulkConn) Close() error {
 // id and number of parameters.
 func (c *BulkConn) Prepare(ctx context.Context, query string) (id uint32, params int, err error) {
 	err = c.command(ctx, func() error {
-		p, err := c.exchange(append(append(c.pkt[:0], comStmtPrepare), query...))
+		p, err := c.exchange(append([]byte{comStmtPrepare}, query...))
 		if err != nil {
 			return err
 		}
@@ -279,7 +278,7 @@ func (c *BulkConn) Execute(ctx context.Context, cmd *BulkCommand) (affected uint
 // not answer).
 func (c *BulkConn) CloseStmt(ctx context.Context, id uint32) error {
 	return c.command(ctx, func() error {
-		return c.writeCommand(binary.LittleEndian.AppendUint32(append(c.pkt[:0], comStmtClose), id))
+		return c.writeCommand(binary.LittleEndian.AppendUint32([]byte{comStmtClose}, id))
 	})
 }
 
@@ -329,56 +328,43 @@ func (c *BulkConn) exchange(payload []byte) ([]byte, error) {
 	return p, nil
 }
 
-// writeCommand writes payload as a command's packets (from sequence 0).
+// writeCommand writes payload as a command's one packet (sequence 0).
+// Its callers' commands are far below a packet's limit: a bulk command is
+// at most the sink's batch (4 MiB) and one row under it.
 func (c *BulkConn) writeCommand(payload []byte) error {
-	c.seq = 0
+	if len(payload) >= maxPacket {
+		return fmt.Errorf("a command of %d bytes: more than one packet", len(payload))
+	}
 	if c.writeTimeout > 0 {
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.writeTimeout))
 	}
-	var h [4]byte
-	for {
-		n := min(len(payload), maxPacket)
-		h[0], h[1], h[2], h[3] = byte(n), byte(n>>8), byte(n>>16), c.seq
-		c.seq++
-		if _, err := (&net.Buffers{h[:], payload[:n]}).WriteTo(c.Conn); err != nil {
-			return err
-		}
-		payload = payload[n:]
-		if n < maxPacket {
-			return nil
-		}
-	}
+	n := len(payload)
+	h := [4]byte{byte(n), byte(n >> 8), byte(n >> 16), 0}
+	c.seq = 1
+	_, err := (&net.Buffers{h[:], payload}).WriteTo(c.Conn)
+	return err
 }
 
-// readPacket reads the next packet's payload (whole, when it spans
-// several).
+// readPacket reads the next packet's payload. The answers read here (OK,
+// ERR, a statement's definitions) are each one packet.
 func (c *BulkConn) readPacket() ([]byte, error) {
 	if c.readTimeout > 0 {
 		_ = c.Conn.SetReadDeadline(time.Now().Add(c.readTimeout))
 	}
-	var out []byte
-	for {
-		var h [4]byte
-		if _, err := io.ReadFull(c.r, h[:]); err != nil {
-			return nil, err
-		}
-		n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
-		if h[3] != c.seq {
-			return nil, fmt.Errorf("packet out of order: %d, expected %d", h[3], c.seq)
-		}
-		c.seq++
-		start := len(out)
-		out = append(out, make([]byte, n)...)
-		if _, err := io.ReadFull(c.r, out[start:]); err != nil {
-			return nil, err
-		}
-		if n < maxPacket {
-			if len(out) == 0 {
-				return nil, errMalformed
-			}
-			return out, nil
-		}
+	var h [4]byte
+	if _, err := io.ReadFull(c.r, h[:]); err != nil {
+		return nil, err
 	}
+	n := int(h[0]) | int(h[1])<<8 | int(h[2])<<16
+	if h[3] != c.seq || n == 0 || n == maxPacket {
+		return nil, errMalformed
+	}
+	c.seq++
+	p := make([]byte, n)
+	if _, err := io.ReadFull(c.r, p); err != nil {
+		return nil, err
+	}
+	return p, nil
 }
 
 // serverError is an ERR packet's error, as the driver reports it.
