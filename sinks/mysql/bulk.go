@@ -64,21 +64,10 @@ type bulkRows struct {
 
 var bulkPool = sync.Pool{New: func() any { return new(bulkRows) }}
 
-// params sets b.vals to r's parameters for columns cols and returns
-// their size, or false when a value is left to the literal writer
-// (sqltext.Param).
-func (b *bulkRows) params(r *binlog.Change, cols []int) (int, bool) {
-	b.vals = b.vals[:0]
-	size := 0
-	for _, i := range cols {
-		v, n, ok := sqltext.Param(&r.Table.Columns[i], r.After[i])
-		if !ok {
-			return 0, false
-		}
-		b.vals = append(b.vals, v)
-		size += n + 1
-	}
-	return size, true
+// params sets b.vals to r's parameters for columns cols (appendParams).
+func (b *bulkRows) params(r *binlog.Change, cols []int) (size int, ok bool) {
+	b.vals, size, ok = appendParams(b.vals[:0], r, cols)
+	return size, ok
 }
 
 // start begins a command for statement id whose parameters have the

@@ -14,26 +14,46 @@ const maxParams = 65535
 
 // stmtParams holds one statement's parameters, reused from statement to
 // statement: at most maxParams of them, whatever the chunk's size.
-type stmtParams struct{ args []driver.NamedValue }
+type stmtParams struct {
+	vals []any
+	args []driver.NamedValue
+}
 
 var paramPool = sync.Pool{New: func() any { return new(stmtParams) }}
+
+// appendParams appends the parameters of r's columns cols to dst and
+// returns their size in bytes, or false when a value is left to the
+// literal writer (sqltext.Param).
+func appendParams(dst []any, r *binlog.Change, cols []int) ([]any, int, bool) {
+	size := 0
+	for _, i := range cols {
+		v, n, ok := sqltext.Param(&r.Table.Columns[i], r.After[i])
+		if !ok {
+			return dst, 0, false
+		}
+		dst = append(dst, v)
+		size += n + 1
+	}
+	return dst, size, true
+}
 
 // convert makes rows (of one table, every after image with the columns
 // cols) one statement's parameters and returns their size in bytes, or
 // false when a value is left to the literal writer (sqltext.Param).
 func (p *stmtParams) convert(rows []*binlog.Change, cols []int) (int, bool) {
-	t := rows[0].Table
-	p.args = p.args[:0]
+	p.vals = p.vals[:0]
 	size := 0
 	for _, r := range rows {
-		for _, i := range cols {
-			v, n, ok := sqltext.Param(&t.Columns[i], r.After[i])
-			if !ok {
-				return 0, false
-			}
-			p.args = append(p.args, driver.NamedValue{Ordinal: len(p.args) + 1, Value: v})
-			size += n + 1
+		var n int
+		var ok bool
+		if p.vals, n, ok = appendParams(p.vals, r, cols); !ok {
+			return 0, false
 		}
+		size += n
+	}
+	p.args = p.args[:0]
+	for i, v := range p.vals {
+		p.args = append(p.args, driver.NamedValue{Ordinal: i + 1, Value: v})
 	}
 	return size, true
 }
@@ -41,6 +61,7 @@ func (p *stmtParams) convert(rows []*binlog.Change, cols []int) (int, bool) {
 // release forgets the values (they belong to the chunk) and returns p to
 // the pool.
 func (p *stmtParams) release() {
+	clear(p.vals)
 	clear(p.args)
 	paramPool.Put(p)
 }

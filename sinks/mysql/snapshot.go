@@ -227,8 +227,9 @@ func (s *Sink) BeginSnapshotTable(ctx context.Context, source string, ts checkpo
 // the progress is written it waits for turn (the table's earlier chunks
 // committed), so that chunks commit in order. A duplicate key is an error:
 // the target table had rows the snapshot did not write. The rows go as
-// prepared INSERTs on a MariaDB target (insertPrepared), as literal ones
-// otherwise and for what those leave.
+// parameters on a MariaDB target (insertBinary: the bulk command, or
+// prepared INSERTs), as literal INSERTs otherwise and for what those
+// leave.
 func (s *Sink) WriteSnapshotRows(ctx context.Context, source string, ts checkpoint.TableSnapshot, rows []*binlog.Change, turn func(context.Context) error) error {
 	a, done, err := s.rowsApplier(ctx, source)
 	if err != nil {
@@ -475,14 +476,7 @@ func (s *Sink) unannotated(ctx context.Context, db *sql.DB, bulk *mysqlconn.Bulk
 // statement (binlog_annotate_row_events = 0) when unannotated is.
 func (s *Sink) openSnapshotPool(ctx context.Context, binary, unannotated bool) (*sql.DB, *mysqlconn.Bulk, error) {
 	skip := s.cfg.SnapshotSkipBinlog
-	open := func(ctx context.Context, d mysqlconn.DSN, tweak func(*drv.Config)) (*sql.DB, *mysqlconn.Bulk, error) {
-		db, err := mysqlconn.Open(ctx, d, tweak)
-		return db, nil, err
-	}
-	if binary {
-		open = mysqlconn.OpenBulk
-	}
-	db, bulk, err := open(ctx, s.cfg.DSN, func(dc *drv.Config) {
+	tweak := func(dc *drv.Config) {
 		targetSession(dc)
 		if skip {
 			dc.Params["sql_log_bin"] = "0"
@@ -493,7 +487,15 @@ func (s *Sink) openSnapshotPool(ctx context.Context, binary, unannotated bool) (
 		if unannotated {
 			dc.Params["binlog_annotate_row_events"] = "0"
 		}
-	})
+	}
+	var db *sql.DB
+	var bulk *mysqlconn.Bulk
+	var err error
+	if binary {
+		db, bulk, err = mysqlconn.OpenBulk(ctx, s.cfg.DSN, tweak)
+	} else {
+		db, err = mysqlconn.Open(ctx, s.cfg.DSN, tweak)
+	}
 	if err != nil {
 		if skip {
 			return nil, nil, fmt.Errorf("snapshot_binlog: skip: a session without the binlog (SET sql_log_bin = 0 needs SUPER or BINLOG ADMIN on MariaDB, SYSTEM_VARIABLES_ADMIN on MySQL 8; or leave snapshot_binlog at write): %w", err)
